@@ -1,0 +1,1 @@
+"""Order pool, price ladders and the matching kernels."""

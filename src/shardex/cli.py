@@ -1,0 +1,30 @@
+"""The ``shardex`` command line: one root app, one sub-app per domain package."""
+
+from __future__ import annotations
+
+import typer
+
+from shardex.engine.cli import register as _register_engine
+from shardex.feeds.cli import app as _feeds_app
+from shardex.options.cli import app as _options_app
+
+app = typer.Typer(
+    name="shardex",
+    help="A parallel matching, risk and settlement engine for crypto derivatives.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Benchmarks; each prints commands/s (or options/s, messages/s) and --json for scripts.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+app.add_typer(_options_app, name="options")
+app.add_typer(_feeds_app, name="feeds")
+_register_engine(app, bench_app)
+
+
+def main() -> None:
+    """Entry point of the ``shardex`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

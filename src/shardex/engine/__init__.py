@@ -1,0 +1,1 @@
+"""The Exchange facade, shards, the staged pipeline and the state hash."""

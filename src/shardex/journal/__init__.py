@@ -1,0 +1,1 @@
+"""Write-ahead journal, snapshots and recovery."""

@@ -1,0 +1,1 @@
+"""Balances, positions, fees, funding, expiry and the parallel settlement executor."""

@@ -1,0 +1,1 @@
+"""Pre-trade checks, margin models and liquidation."""
