@@ -1,0 +1,274 @@
+"""shardex against the matching engines a Python user would otherwise pick.
+
+One run, one workload, every engine: the ``matching-engine`` package's own
+``order_flow(seed=42)`` flow, 1 M commands (``bench/gen_order_flow.py``),
+replayed through
+
+* shardex, one call per batch (``shardex bench matching --workload F --json``)
+  and one call per command (the same with ``--per-command``);
+* each peer in its own venv (``bench/setup_matching_peers.sh``), driven one
+  order at a time by ``bench/peers/run_<peer>.py``.
+
+Each engine runs ``--repeat`` times (a fresh book each time) and the median
+is reported, with trades, traded quantity, the ratio to shardex's batch mode,
+and parity with ``matching-engine`` (same trades and traded quantity with
+STP cancel-taker).  The machine is shared and noisy: compare ratios taken in
+the same run, not absolute numbers across runs.
+
+Usage::
+
+    python bench/bench_matching.py [--repeat 3] [--peers obook,liquibook]
+                                   [--workload F.csv] [--json results.json]
+
+Never part of CI: it needs the peers' venvs and minutes of CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+BENCH = Path(__file__).resolve().parent
+VENVS = BENCH / ".venvs"
+REFERENCE = "matching-engine"
+
+# peer name -> (venv folder, runner script)
+PEERS: dict[str, tuple[str, str]] = {
+    "matching-engine": ("matching-engine", "run_matching_engine.py"),
+    "limit-order-book": ("limit-order-book", "run_limit_order_book.py"),
+    "orderly-chaos": ("orderly-chaos", "run_orderly_chaos.py"),
+    "obook": ("obook", "run_obook.py"),
+    "liquibook": ("liquibook", "run_liquibook.py"),
+    "cython-orderbook": ("cython-orderbook", "run_cython_orderbook.py"),
+}
+
+console = Console(stderr=True)
+
+
+def machine() -> dict[str, object]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _last_json(text: str) -> dict | None:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                return None
+    return None
+
+
+def _reason(*texts: str) -> str:
+    """The last meaningful line of a failed command's output (rich boxes stripped)."""
+    for text in texts:
+        for line in reversed(text.strip().splitlines()):
+            line = line.strip(" \t│╭╮╰╯─")
+            if any(c.isalnum() for c in line):
+                return line[:160]
+    return "no output"
+
+
+def ensure_workload(path: Path, seed: int, count: int) -> None:
+    """Generate the workload with the peer's own generator if the file is missing."""
+    if path.exists():
+        return
+    py = VENVS / "matching-engine" / "bin" / "python"
+    if not py.exists():
+        sys.exit(
+            f"{path} does not exist and the matching-engine venv is missing: "
+            "run  bash bench/setup_matching_peers.sh  first"
+        )
+    console.print(f"generating {path} (order_flow seed={seed}, {count:,} commands) ...")
+    cmd = [str(py), str(BENCH / "gen_order_flow.py"), "--seed", str(seed), "--count", str(count), "--out", str(path)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def run_shardex(workload: Path, per_command: bool, repeat: int, timeout: float) -> dict:
+    """Run ``shardex bench matching`` ``repeat`` times; the median of its own timings."""
+    name = "shardex (per command)" if per_command else "shardex (batch)"
+    cmd = [sys.executable, "-m", "shardex.cli", "bench", "matching", "--workload", str(workload), "--json"]
+    if per_command:
+        cmd.append("--per-command")
+    runs = []
+    for _ in range(repeat):
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=BENCH.parent)
+        except subprocess.TimeoutExpired:
+            return {"engine": name, "available": False, "reason": f"timed out after {timeout:.0f} s"}
+        out = _last_json(p.stdout) if p.returncode == 0 else None
+        if out is None:
+            why = _reason(p.stderr, p.stdout)
+            return {"engine": name, "available": False, "reason": f"`shardex bench matching` failed: {why}"}
+        runs.append(out)
+    first = runs[0]
+    secs = [float(r["seconds"]) for r in runs]
+    median = statistics.median(secs)
+    return {
+        "engine": name,
+        "available": True,
+        "commands": int(first["commands"]),
+        "seconds": median,
+        "seconds_all": secs,
+        "commands_per_second": int(first["commands"]) / median if median > 0 else None,
+        "trades": first.get("trades"),
+        "traded_qty": first.get("traded_qty"),
+        "state_hash": first.get("state_hash"),
+        "notes": ["STP cancel-taker"] + (["one Python call per command"] if per_command else ["one call per batch"]),
+        "raw": runs,
+    }
+
+
+def run_peer(name: str, workload: Path, repeat: int, timeout: float) -> dict:
+    """Run one peer's runner in its venv; it times ``repeat`` fresh books itself."""
+    venv, script = PEERS[name]
+    py = VENVS / venv / "bin" / "python"
+    runner = BENCH / "peers" / script
+    if not py.exists():
+        return {"engine": name, "available": False, "reason": f"no venv at {py.parent.parent} (run bench/setup_matching_peers.sh)"}
+    if not runner.exists():
+        return {"engine": name, "available": False, "reason": f"no runner {runner.name}"}
+    try:
+        p = subprocess.run(
+            [str(py), str(runner), str(workload), "--repeat", str(repeat)],
+            capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"engine": name, "available": False, "reason": f"timed out after {timeout:.0f} s"}
+    out = _last_json(p.stdout) if p.returncode == 0 else None
+    if out is None:
+        return {"engine": name, "available": False, "reason": f"runner failed: {_reason(p.stderr, p.stdout)}"}
+    out["available"] = True
+    return out
+
+
+def parity(r: dict, ref: dict | None) -> str:
+    """Whether trades and traded quantity equal the reference's."""
+    if not r.get("available"):
+        return "-"
+    if r["engine"] == REFERENCE:
+        return "reference"
+    if ref is None or not ref.get("available"):
+        return "no reference"
+    qty_ok = r.get("traded_qty") == ref["traded_qty"]
+    if r.get("trades") is None:
+        dq = (r.get("traded_qty") or 0) - ref["traded_qty"]
+        return "qty equal (trades unknown)" if qty_ok else f"no: trades unknown, qty {dq:+,}"
+    if qty_ok and r["trades"] == ref["trades"]:
+        return "yes"
+    return f"no: trades {r['trades'] - ref['trades']:+,}, qty {r['traded_qty'] - ref['traded_qty']:+,}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--workload", type=Path, default=None, help="CSV (default: bench/out/order_flow_seed42_1000000.csv)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--count", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per engine; the median is reported")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of: " + ", ".join(PEERS))
+    ap.add_argument("--no-shardex", action="store_true", help="peers only")
+    ap.add_argument("--no-per-command", action="store_true", help="skip shardex's one-call-per-command mode")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per engine")
+    ap.add_argument("--json", type=Path, default=None, help="write every result to this file")
+    args = ap.parse_args(argv)
+
+    workload = args.workload or BENCH / "out" / f"order_flow_seed{args.seed}_{args.count}.csv"
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        ap.error(f"unknown peers {unknown}; known: {', '.join(PEERS)}")
+    ensure_workload(workload, args.seed, args.count)
+
+    results: list[dict] = []
+    t_start = time.perf_counter()
+    if not args.no_shardex:
+        modes = [False] if args.no_per_command else [False, True]
+        for per_command in modes:
+            console.print(f"running shardex ({'per command' if per_command else 'batch'}) x{args.repeat} ...")
+            results.append(run_shardex(workload, per_command, args.repeat, args.timeout))
+    for name in peers:
+        console.print(f"running {name} x{args.repeat} ...")
+        results.append(run_peer(name, workload, args.repeat, args.timeout))
+
+    ref = next((r for r in results if r["engine"] == REFERENCE and r.get("available")), None)
+    base = next((r for r in results if r["engine"] == "shardex (batch)" and r.get("available")), None)
+    for r in results:
+        r["parity"] = parity(r, ref)
+        if r.get("available") and base and r.get("commands_per_second"):
+            r["ratio_vs_shardex_batch"] = r["commands_per_second"] / base["commands_per_second"]
+
+    info = machine()
+    table = Table(
+        title=f"matching: {workload.name}, median of {args.repeat} ({info['cores']} cores, {info['date']})",
+    )
+    for col, just in (("engine", "left"), ("commands/s", "right"), ("trades", "right"),
+                      ("traded qty", "right"), ("vs shardex batch", "right"), ("parity with matching-engine", "left")):
+        table.add_column(col, justify=just)
+    for r in results:
+        if not r.get("available"):
+            table.add_row(r["engine"], "not available", "", "", "", r.get("reason", ""))
+            continue
+        ratio = r.get("ratio_vs_shardex_batch")
+        table.add_row(
+            r["engine"],
+            f"{r['commands_per_second']:,.0f}",
+            "-" if r.get("trades") is None else f"{r['trades']:,}",
+            "-" if r.get("traded_qty") is None else f"{r['traded_qty']:,}",
+            "-" if ratio is None else f"{ratio:.3g}x",
+            r["parity"],
+        )
+    out = Console(width=None if sys.stdout.isatty() else 160)
+    out.print(table)
+    for r in results:
+        for note in r.get("notes", []) if r.get("available") else []:
+            out.print(f"  [dim]{r['engine']}: {note}[/dim]")
+    if base:
+        for peer, target in (("matching-engine", 20.0), ("limit-order-book", 3.0)):
+            p = next((r for r in results if r["engine"] == peer and r.get("available")), None)
+            if p:
+                x = base["commands_per_second"] / p["commands_per_second"]
+                mark = "meets" if x >= target else "below"
+                out.print(f"shardex batch = {x:.1f}x {peer} (target >= {target:g}x: {mark})")
+        mark = "meets" if base["commands_per_second"] >= 7e6 else "below"
+        out.print(f"shardex batch: {base['commands_per_second'] / 1e6:.2f} M commands/s (target >= 7 M: {mark})")
+    out.print(f"[dim]total wall time {time.perf_counter() - t_start:.0f} s[/dim]")
+
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps({"machine": info, "workload": str(workload), "repeat": args.repeat, "results": results}, indent=2)
+        )
+        out.print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
