@@ -6,6 +6,7 @@ import typer
 
 from shardex.engine.cli import register as _register_engine
 from shardex.feeds.cli import app as _feeds_app
+from shardex.journal.cli import app as _journal_app
 from shardex.options.cli import app as _options_app
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ bench_app = typer.Typer(help="Benchmarks; each prints commands/s (or options/s, 
 app.add_typer(bench_app, name="bench")
 app.add_typer(_options_app, name="options")
 app.add_typer(_feeds_app, name="feeds")
+app.add_typer(_journal_app, name="journal")
 _register_engine(app, bench_app)
 
 

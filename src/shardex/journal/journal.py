@@ -81,6 +81,9 @@ class Journal:
     min_free_bytes
         Refuse to open when the file system has less free space than this
         (default: ``segment_bytes``), so a full disk is reported at start.
+    verify_on_open
+        Check the CRC32C of every record at open, not only of the last
+        segment's (``read`` checks each record it returns either way).
 
     Examples
     --------
@@ -105,6 +108,7 @@ class Journal:
         dtype: np.dtype = COMMAND_DTYPE,
         fsync: Callable[[int], None] = os.fdatasync,
         min_free_bytes: int | None = None,
+        verify_on_open: bool = False,
     ) -> None:
         self.path = Path(path)
         self.policy = FsyncPolicy.parse(fsync_policy)
@@ -132,7 +136,7 @@ class Journal:
         self._lock = DirLock(self.path, fmt.LOCK_NAME)
         self._lock.acquire()
         try:
-            self._load(start_seq)
+            self._load(start_seq, verify_on_open)
             self._durable_seq = self.next_seq - 1
         except BaseException:
             self._release()
@@ -160,7 +164,7 @@ class Journal:
                 "for one segment; free space or lower segment_bytes / min_free_bytes"
             )
 
-    def _load(self, start_seq: int) -> None:
+    def _load(self, start_seq: int, verify_all: bool) -> None:
         """Scan the segments, cut a torn tail, open the last segment for appending."""
         found = list_segments(self.path)
         for i, (base, seg_path) in enumerate(found):
@@ -177,7 +181,7 @@ class Journal:
             # Only the last segment can hold a torn write, and only there does
             # open need every CRC; older segments were fsynced before the roll
             # and are checked record by record when read.
-            index, torn = scan_segment(seg_path, base, self.dtype, last=last, verify_crc=last)
+            index, torn = scan_segment(seg_path, base, self.dtype, last=last, verify_crc=last or verify_all)
             self._segments.append(index)
             if torn is not None:
                 self._cut_torn_tail(index, torn)
