@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shardex.errors import JournalError
 from shardex.journal import _format as fmt
 from shardex.journal.errors import JournalCorruptError, SnapshotError
@@ -84,7 +86,7 @@ def _layout(path: Path) -> tuple[Path, Path | None]:
     return journal_dir, None
 
 
-def verify_journal(path: str | Path, *, dtype=COMMAND_DTYPE) -> VerifyReport:
+def verify_journal(path: str | Path, *, dtype: np.dtype = COMMAND_DTYPE) -> VerifyReport:
     """Inspect the journal at ``path`` (CRC of every record) and the snapshots beside it.
 
     Raises ``JournalError`` only if ``path`` is not a directory; everything
