@@ -1,0 +1,632 @@
+"""Settlement kernels: validation and levels, the transaction body, the runners.
+
+Private module; ``shardex.ledger.executor`` is the API.  Every kernel is
+``@njit(cache=True, nogil=True)``, takes arrays and returns integer codes.
+
+State arrays (owned by ``Ledger``):
+
+* ``balances``  int64 ``[n_accounts, n_currencies]``, minor units
+* ``positions`` int64 ``[n_accounts, n_instruments, 3]`` (see ``margin``)
+* ``margin``    int64 ``[n_accounts, 3]``: equity, initial, maintenance
+* ``inst``      int64 ``[n_instruments, 4]``; ``marks`` int64 ``[n_instruments]``
+
+Hot accounts (fee pool, insurance fund) are never written by the runners:
+each transaction writes its hot-account deltas into its own audit slots, and
+``finalize`` adds them up in sequence order.  Integer addition makes any order
+give the same sums; the fixed order also yields each hot record's
+``balance_after`` exactly as a sequential run would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from shardex.ledger._sync import cpu_yield, fetch_add, load_acquire, store_release
+from shardex.ledger.margin import INST_CCY, INST_MULT, POS_COST, POS_QTY, POS_RPNL, linear_margin
+from shardex.ledger.txn import AUDIT_DTYPE, FEE_POOL, INSURANCE_FUND, MAX_AUDIT_PER_TXN, MAX_DECL
+from shardex.schema import Reason
+
+# Module-level ints are compile-time constants for numba.
+K_DEPOSIT = 1
+K_WITHDRAW = 2
+K_TRANSFER = 3
+K_TRADE = 4
+K_FEE = 5
+K_FUNDING = 6
+K_ADL = 7
+K_INSURANCE = 8
+
+C_DEPOSIT = 1
+C_WITHDRAWAL = 2
+C_TRANSFER = 3
+C_TRADE_PNL = 4
+C_TRADE_FEE = 5
+C_FEE = 6
+C_FUNDING = 7
+C_ADL_PNL = 8
+C_INSURANCE = 9
+
+R_OK = int(Reason.OK)
+R_INSUFFICIENT_BALANCE = int(Reason.INSUFFICIENT_BALANCE)
+R_UNKNOWN_ACCOUNT = int(Reason.UNKNOWN_ACCOUNT)
+R_UNKNOWN_CURRENCY = int(Reason.UNKNOWN_CURRENCY)
+R_UNKNOWN_INSTRUMENT = int(Reason.UNKNOWN_INSTRUMENT)
+# A declaration naming one account twice, or missing an account the
+# transaction writes.  Reason has no dedicated code yet (see docs/settlement.md).
+R_MALFORMED_DECL = int(Reason.INVALID_ACCOUNT)
+R_INVALID_COMMAND = int(Reason.INVALID_COMMAND)
+R_INVALID_PRICE = int(Reason.INVALID_PRICE)
+R_QTY_NOT_POSITIVE = int(Reason.QTY_NOT_POSITIVE)
+
+#: ``apply_txn`` status: the transaction ran (or was rejected with a code).
+ST_DONE = 0
+#: ``apply_txn`` status: an ADL wanted an account it had not declared; nothing written.
+ST_MISS = 1
+
+NSLOT = MAX_AUDIT_PER_TXN
+ADL_MAX_PICKS = MAX_DECL - 1
+# A waiting thread re-checks the abort flag every SPIN_CHECK spins and gives
+# its core away every SPIN_YIELD spins (more threads than cores must progress).
+SPIN_CHECK = 255
+SPIN_YIELD = 4096
+# Transactions a thread claims at once: amortizes the shared cursor's
+# cache-line transfer; small, so that a descheduled thread holds little.
+CLAIM_BLOCK = 8
+# ``ctl`` slots; 8 int64 apart so that the cursor and the flag do not share a line.
+CTL_CURSOR = 0
+CTL_ABORT = 8
+
+
+# -- small arithmetic helpers ---------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _div_trunc(x, d):
+    """``x / d`` rounded toward zero (``//`` floors); ``d > 0``."""
+    if x >= 0:
+        return x // d
+    return -((-x) // d)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _muldiv_trunc(x, k, n):
+    """``x * k / n`` toward zero without forming ``x * k``; ``0 <= k <= n``, ``n > 0``."""
+    ax = abs(x)
+    r = (ax // n) * k + ((ax % n) * k) // n
+    return r if x >= 0 else -r
+
+
+# -- audit slots ------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _rec(aud, nrec, t, seq, ref, account, ccy, delta, after, cause):
+    """Write one audit record into transaction ``t``'s own slots."""
+    s = t * NSLOT + nrec[t]
+    nrec[t] += 1
+    aud[s].seq = seq
+    aud[s].txn = t
+    aud[s].account = account
+    aud[s].delta = delta
+    aud[s].balance_after = after
+    aud[s].ref = ref
+    aud[s].currency = ccy
+    aud[s].cause = cause
+
+
+# -- positions and margin --------------------------------------------------------
+@njit(cache=True, nogil=True)
+def fill_position(positions, acct, i, dq, price):
+    """Add ``dq`` lots bought (> 0) or sold (< 0) at ``price`` ticks to a position.
+
+    Average-cost accounting on an integer cost basis: a reduction removes the
+    closed fraction of the cost (truncated); a flip closes the whole position
+    and opens the rest at ``price``.  Returns the realized PnL in tick-lots,
+    defined as ``-dq * price - (change of cost)``, so that ``balance - cost *
+    mult`` moves by exactly ``-dq * price * mult``: money is conserved to the
+    unit whatever the rounding.
+    """
+    q = positions[acct, i, POS_QTY]
+    c = positions[acct, i, POS_COST]
+    if q == 0 or (q > 0) == (dq > 0):
+        positions[acct, i, POS_QTY] = q + dq
+        positions[acct, i, POS_COST] = c + dq * price
+        return 0
+    aq = abs(q)
+    adq = abs(dq)
+    s = 1 if q > 0 else -1
+    closing = min(aq, adq)
+    removed = c if closing == aq else _muldiv_trunc(c, closing, aq)
+    realized = s * closing * price - removed
+    q -= s * closing
+    c -= removed
+    rest = adq - closing
+    if rest > 0:  # the fill flips the position: open the rest at the fill price
+        q -= s * rest
+        c -= s * rest * price
+    positions[acct, i, POS_QTY] = q
+    positions[acct, i, POS_COST] = c
+    positions[acct, i, POS_RPNL] += realized
+    return realized
+
+
+@njit(cache=True, nogil=True)
+def remargin(acct, balances, positions, margin, inst, marks, mccy):
+    """Recompute and store one account's equity, initial and maintenance margin."""
+    e, im, mm = linear_margin(positions[acct], balances[acct, mccy], marks, inst)
+    margin[acct, 0] = e
+    margin[acct, 1] = im
+    margin[acct, 2] = mm
+
+
+@njit(cache=True, nogil=True)
+def free_balance(acct, ccy, balances, positions, inst, marks, mccy):
+    """What ``acct`` may withdraw or transfer out of ``ccy``, minor units.
+
+    In the margin currency: the balance, but no more than equity minus
+    initial margin (unrealized profit is not withdrawable, losses and open
+    positions' margin are held back).  Other currencies: the balance.
+    """
+    bal = balances[acct, ccy]
+    if ccy != mccy:
+        return bal
+    e, im, _mm = linear_margin(positions[acct], bal, marks, inst)
+    return min(bal, e - im)
+
+
+@njit(cache=True, nogil=True)
+def adl_picks(a, i, need, positions, marks, picks):
+    """Choose the counterparties of an ADL of ``need`` lots of ``a`` in instrument ``i``.
+
+    Opposite positions ranked by unrealized PnL per unit of entry cost at the
+    mark, highest first, ties to the lower account id; taken until they cover
+    ``need`` lots or ``picks`` is full.  Writes account ids into ``picks``
+    (-1 for unused) and returns how many.  Read-only.  Complexity:
+    O(n_accounts * len(picks)).
+    """
+    for j in range(picks.size):
+        picks[j] = -1
+    qa = positions[a, i, POS_QTY]
+    if qa == 0:
+        return 0
+    mark = marks[i]
+    n = 0
+    left = need
+    while left > 0 and n < picks.size:
+        best = -1
+        best_key = 0.0
+        for c in range(positions.shape[0]):
+            qc = positions[c, i, POS_QTY]
+            if c == a or qc == 0 or (qc > 0) == (qa > 0):
+                continue
+            taken = False
+            for j in range(n):
+                if picks[j] == c:
+                    taken = True
+            if taken:
+                continue
+            cost = positions[c, i, POS_COST]
+            key = float(qc * mark - cost) / float(max(abs(cost), 1))
+            if best < 0 or key > best_key:
+                best = c
+                best_key = key
+        if best < 0:
+            break
+        picks[n] = best
+        n += 1
+        left -= min(left, abs(positions[best, i, POS_QTY]))
+    return n
+
+
+# -- the transaction body ---------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _declared(r, acct):
+    for j in range(MAX_DECL):
+        if r.decl[j] == acct:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec, verify):
+    """Run transaction ``t`` against the state; write its code and audit records.
+
+    ``verify``: the parallel runner sets it so that an ADL whose chosen
+    counterparties are not all declared returns ``ST_MISS`` before writing
+    anything.  Returns ``ST_DONE`` or ``ST_MISS``.  A rejected transaction
+    (code set) writes nothing.
+    """
+    r = txns[t]
+    k = r.kind
+    a = r.a
+    seq = r.seq
+    ref = r.ref
+    if k == K_DEPOSIT:
+        c = r.currency
+        balances[a, c] += r.amount
+        _rec(aud, nrec, t, seq, ref, a, c, r.amount, balances[a, c], C_DEPOSIT)
+        remargin(a, balances, positions, margin, inst, marks, mccy)
+    elif k == K_WITHDRAW or k == K_TRANSFER:
+        c = r.currency
+        v = r.amount
+        if v > free_balance(a, c, balances, positions, inst, marks, mccy):
+            codes[t] = R_INSUFFICIENT_BALANCE
+            return ST_DONE
+        balances[a, c] -= v
+        if k == K_WITHDRAW:
+            _rec(aud, nrec, t, seq, ref, a, c, -v, balances[a, c], C_WITHDRAWAL)
+        else:
+            b = r.b
+            _rec(aud, nrec, t, seq, ref, a, c, -v, balances[a, c], C_TRANSFER)
+            balances[b, c] += v
+            _rec(aud, nrec, t, seq, ref, b, c, v, balances[b, c], C_TRANSFER)
+            remargin(b, balances, positions, margin, inst, marks, mccy)
+        remargin(a, balances, positions, margin, inst, marks, mccy)
+    elif k == K_FEE or k == K_INSURANCE:
+        c = r.currency
+        v = r.amount
+        balances[a, c] -= v
+        if k == K_FEE:
+            _rec(aud, nrec, t, seq, ref, a, c, -v, balances[a, c], C_FEE)
+            _rec(aud, nrec, t, seq, ref, FEE_POOL, c, v, 0, C_FEE)
+        else:
+            _rec(aud, nrec, t, seq, ref, a, c, -v, balances[a, c], C_INSURANCE)
+            _rec(aud, nrec, t, seq, ref, INSURANCE_FUND, c, v, 0, C_INSURANCE)
+        remargin(a, balances, positions, margin, inst, marks, mccy)
+    elif k == K_FUNDING:
+        i = r.instrument
+        c = inst[i, INST_CCY]
+        pay = _div_trunc(positions[a, i, POS_QTY] * marks[i] * inst[i, INST_MULT] * r.amount, 1_000_000)
+        if pay != 0:
+            balances[a, c] -= pay
+            _rec(aud, nrec, t, seq, ref, a, c, -pay, balances[a, c], C_FUNDING)
+            _rec(aud, nrec, t, seq, ref, INSURANCE_FUND, c, pay, 0, C_FUNDING)
+            remargin(a, balances, positions, margin, inst, marks, mccy)
+    elif k == K_TRADE:
+        b = r.b
+        i = r.instrument
+        p = r.price
+        dq = r.qty
+        mult = inst[i, INST_MULT]
+        c = inst[i, INST_CCY]
+        rt = fill_position(positions, a, i, dq, p) * mult
+        rm = fill_position(positions, b, i, -dq, p) * mult
+        notional = p * abs(dq) * mult
+        # Fees truncate toward zero: a rebate never exceeds its rate.
+        ft = _div_trunc(notional * r.taker_fee_bps, 10_000)
+        fm = _div_trunc(notional * r.maker_fee_bps, 10_000)
+        if rt != 0:
+            balances[a, c] += rt
+            _rec(aud, nrec, t, seq, ref, a, c, rt, balances[a, c], C_TRADE_PNL)
+        if ft != 0:
+            balances[a, c] -= ft
+            _rec(aud, nrec, t, seq, ref, a, c, -ft, balances[a, c], C_TRADE_FEE)
+        if rm != 0:
+            balances[b, c] += rm
+            _rec(aud, nrec, t, seq, ref, b, c, rm, balances[b, c], C_TRADE_PNL)
+        if fm != 0:
+            balances[b, c] -= fm
+            _rec(aud, nrec, t, seq, ref, b, c, -fm, balances[b, c], C_TRADE_FEE)
+        if ft != 0:
+            _rec(aud, nrec, t, seq, ref, FEE_POOL, c, ft, 0, C_TRADE_FEE)
+        if fm != 0:
+            _rec(aud, nrec, t, seq, ref, FEE_POOL, c, fm, 0, C_TRADE_FEE)
+        remargin(a, balances, positions, margin, inst, marks, mccy)
+        remargin(b, balances, positions, margin, inst, marks, mccy)
+    elif k == K_ADL:
+        i = r.instrument
+        qa = positions[a, i, POS_QTY]
+        if qa == 0:
+            return ST_DONE
+        s = 1 if qa > 0 else -1
+        need = min(r.qty, abs(qa))
+        picks = np.empty(ADL_MAX_PICKS, np.int64)
+        n = adl_picks(a, i, need, positions, marks, picks)
+        if verify:
+            for j in range(n):
+                if not _declared(r, picks[j]):
+                    return ST_MISS
+        mult = inst[i, INST_MULT]
+        c = inst[i, INST_CCY]
+        p = r.price
+        left = need
+        for j in range(n):
+            cp = picks[j]
+            lots = min(left, abs(positions[cp, i, POS_QTY]))
+            left -= lots
+            ra = fill_position(positions, a, i, -s * lots, p) * mult
+            rc = fill_position(positions, cp, i, s * lots, p) * mult
+            if ra != 0:
+                balances[a, c] += ra
+                _rec(aud, nrec, t, seq, ref, a, c, ra, balances[a, c], C_ADL_PNL)
+            if rc != 0:
+                balances[cp, c] += rc
+                _rec(aud, nrec, t, seq, ref, cp, c, rc, balances[cp, c], C_ADL_PNL)
+            remargin(cp, balances, positions, margin, inst, marks, mccy)
+        remargin(a, balances, positions, margin, inst, marks, mccy)
+    return ST_DONE
+
+
+# -- validation and levels ------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _validate(r, n_acc, n_ccy, n_inst):
+    """Reason code of a transaction's static checks (``R_OK`` if it may run)."""
+    k = r.kind
+    if k < K_DEPOSIT or k > K_INSURANCE:
+        return R_INVALID_COMMAND
+    for j in range(MAX_DECL):
+        d = r.decl[j]
+        if d == -1:
+            continue
+        if d < -1 or d >= n_acc:
+            return R_UNKNOWN_ACCOUNT
+        for j2 in range(j):
+            if r.decl[j2] == d:
+                return R_MALFORMED_DECL
+    a = r.a
+    if a < 0 or a >= n_acc:
+        return R_UNKNOWN_ACCOUNT
+    if not _declared(r, a):
+        return R_MALFORMED_DECL
+    if k == K_TRANSFER or k == K_TRADE:
+        b = r.b
+        if b < 0 or b >= n_acc:
+            return R_UNKNOWN_ACCOUNT
+        if b == a or not _declared(r, b):
+            return R_MALFORMED_DECL
+    if k == K_TRADE or k == K_FUNDING or k == K_ADL:
+        if r.instrument < 0 or r.instrument >= n_inst:
+            return R_UNKNOWN_INSTRUMENT
+    else:
+        if r.currency < 0 or r.currency >= n_ccy:
+            return R_UNKNOWN_CURRENCY
+    if k == K_DEPOSIT or k == K_WITHDRAW or k == K_TRANSFER or k == K_FEE:
+        if r.amount <= 0:
+            return R_INVALID_COMMAND
+    if k == K_TRADE or k == K_ADL:
+        if r.price <= 0:
+            return R_INVALID_PRICE
+        if r.qty == 0 or (k == K_ADL and r.qty < 0):
+            return R_QTY_NOT_POSITIVE
+    return R_OK
+
+
+@njit(cache=True, nogil=True)
+def validate(txns, n_acc, n_ccy, n_inst, codes):
+    """Fill ``codes`` with each transaction's static reason code; return how many pass.
+
+    Complexity: O(n).
+    """
+    ok = 0
+    for t in range(txns.size):
+        codes[t] = _validate(txns[t], n_acc, n_ccy, n_inst)
+        if codes[t] == R_OK:
+            ok += 1
+    return ok
+
+
+@njit(cache=True, nogil=True)
+def plan(txns, n_acc, n_inst, codes):
+    """Give every valid transaction its level and its synchronization targets.
+
+    One serial pass.  A transaction's level is one more than the highest
+    level of any earlier transaction declaring one of its accounts.  Trades
+    and ADLs also meet on their instrument: an ADL reads every position in the
+    instrument (to rank counterparties), so it comes after all earlier trades
+    in it and before all later ones; trades among themselves do not conflict
+    on the instrument (each writes only its own accounts' rows).
+
+    Returns ``(level, order, level_start, exp_ver, inst_wait, n_excl)``:
+
+    * ``level[t]`` (0 for rejected transactions, else >= 1)
+    * ``order``: valid transactions sorted by (level, row) -- each level's
+      rows are contiguous, ``level_start[L - 1] : level_start[L]``
+    * ``exp_ver[t, j]``: how many earlier valid transactions declared
+      ``decl[j]``; the runner waits until that account's counter reaches it
+    * ``inst_wait[t]``: earlier ADLs and earlier trades on ``t``'s instrument
+    * ``n_excl``: number of valid ADLs (0: no instrument synchronization)
+
+    Complexity: O(n + n_accounts + n_instruments).
+    """
+    n = txns.size
+    level = np.zeros(n, np.int64)
+    exp_ver = np.zeros((n, MAX_DECL), np.int64)
+    inst_wait = np.zeros((n, 2), np.int64)
+    last_level = np.zeros(n_acc, np.int64)
+    count = np.zeros(n_acc, np.int64)
+    excl_level = np.zeros(n_inst, np.int64)
+    shared_level = np.zeros(n_inst, np.int64)
+    excl_count = np.zeros(n_inst, np.int64)
+    shared_count = np.zeros(n_inst, np.int64)
+    n_levels = 0
+    n_excl = 0
+    for t in range(n):
+        if codes[t] != R_OK:
+            continue
+        r = txns[t]
+        lv = 0
+        for j in range(MAX_DECL):
+            d = r.decl[j]
+            if d >= 0 and last_level[d] > lv:
+                lv = last_level[d]
+        k = r.kind
+        if k == K_TRADE or k == K_ADL:
+            i = r.instrument
+            lv = max(lv, excl_level[i])
+            if k == K_ADL:
+                lv = max(lv, shared_level[i])
+        lv += 1
+        level[t] = lv
+        n_levels = max(n_levels, lv)
+        for j in range(MAX_DECL):
+            d = r.decl[j]
+            if d >= 0:
+                last_level[d] = lv
+                exp_ver[t, j] = count[d]
+                count[d] += 1
+        if k == K_TRADE or k == K_ADL:
+            i = r.instrument
+            inst_wait[t, 0] = excl_count[i]
+            inst_wait[t, 1] = shared_count[i]
+            if k == K_TRADE:
+                shared_level[i] = max(shared_level[i], lv)
+                shared_count[i] += 1
+            else:
+                excl_level[i] = lv
+                excl_count[i] += 1
+                n_excl += 1
+    # counting sort by level, stable in row order
+    level_start = np.zeros(n_levels + 1, np.int64)
+    for t in range(n):
+        if level[t] > 0:
+            level_start[level[t]] += 1
+    for L in range(1, n_levels + 1):
+        level_start[L] += level_start[L - 1]
+    fill = level_start[:-1].copy()
+    order = np.empty(level_start[n_levels], np.int64)
+    for t in range(n):
+        L = level[t]
+        if L > 0:
+            order[fill[L - 1]] = t
+            fill[L - 1] += 1
+    return level, order, level_start, exp_ver, inst_wait, n_excl
+
+
+# -- runners ------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def run_sequential(txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec):
+    """Run the valid transactions one by one in row order: the reference semantics."""
+    for t in range(txns.size):
+        if codes[t] == R_OK:
+            apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec, False)
+
+
+@njit(cache=True, nogil=True)
+def _wait(arr, idx, target, ctl):
+    """Spin until ``arr[idx] >= target``; False if the batch was aborted meanwhile."""
+    spins = 0
+    while load_acquire(arr, idx) < target:
+        spins += 1
+        if spins & SPIN_CHECK == 0:
+            if load_acquire(ctl, CTL_ABORT) != 0:
+                return False
+            if spins >= SPIN_YIELD:
+                cpu_yield()
+    return True
+
+
+@njit(cache=True, nogil=True)
+def run_worker(
+    order, exp_ver, inst_wait, n_excl, ver, inst_done, ctl,
+    txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec,
+):  # fmt: skip
+    """One settlement thread: claim blocks of ``order`` and run them.
+
+    ``order`` lists the transactions level by level.  Threads claim
+    ``CLAIM_BLOCK`` consecutive entries at a time from the shared cursor
+    ``ctl[CTL_CURSOR]``; instead of a barrier after each level, a transaction
+    waits only for its own predecessors: each declared account's counter in
+    ``ver`` (transactions done that declared it) must reach ``exp_ver``.
+    Every predecessor sits earlier in ``order`` and each thread runs its block
+    in order, so the earliest unfinished transaction can always run: no
+    deadlock.  A thread that is descheduled stalls only the transactions
+    that depend on its block; the others keep claiming.
+
+    An ADL that chose an undeclared account sets ``ctl[CTL_ABORT]``; all
+    threads stop and the caller re-runs the batch sequentially.
+    """
+    n = order.size
+    while True:
+        if load_acquire(ctl, CTL_ABORT) != 0:
+            return
+        p0 = fetch_add(ctl, CTL_CURSOR, CLAIM_BLOCK)
+        if p0 >= n:
+            return
+        for p in range(p0, min(p0 + CLAIM_BLOCK, n)):
+            t = order[p]
+            r = txns[t]
+            for j in range(MAX_DECL):
+                d = r.decl[j]
+                if d >= 0 and not _wait(ver, d, exp_ver[t, j], ctl):
+                    return
+            kind = r.kind
+            i = r.instrument
+            sync_inst = n_excl > 0 and (kind == K_TRADE or kind == K_ADL)
+            if sync_inst:
+                if not _wait(inst_done, 2 * i, inst_wait[t, 0], ctl):
+                    return
+                if kind == K_ADL and not _wait(inst_done, 2 * i + 1, inst_wait[t, 1], ctl):
+                    return
+            if apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec, True) != ST_DONE:
+                store_release(ctl, CTL_ABORT, 1)
+                return
+            for j in range(MAX_DECL):
+                d = r.decl[j]
+                if d >= 0:
+                    store_release(ver, d, exp_ver[t, j] + 1)
+            if sync_inst:
+                if kind == K_TRADE:
+                    fetch_add(inst_done, 2 * i + 1, 1)
+                else:
+                    store_release(inst_done, 2 * i, inst_wait[t, 0] + 1)
+
+
+@njit(cache=True, nogil=True)
+def finalize(nrec, slots, fee_pool, insurance, net_flow, out):
+    """Merge the per-transaction audit slots into ``out`` in row order.
+
+    Adds hot-account deltas to ``fee_pool`` and ``insurance`` (int64
+    ``[n_currencies]``) in that fixed order, filling their ``balance_after``,
+    and deposits minus withdrawals into ``net_flow``.  Complexity: O(records).
+    """
+    m = 0
+    for t in range(nrec.size):
+        for j in range(nrec[t]):
+            src = slots[t * NSLOT + j]
+            c = src.currency
+            acct = src.account
+            after = src.balance_after
+            if acct == FEE_POOL:
+                fee_pool[c] += src.delta
+                after = fee_pool[c]
+            elif acct == INSURANCE_FUND:
+                insurance[c] += src.delta
+                after = insurance[c]
+            elif src.cause == C_DEPOSIT or src.cause == C_WITHDRAWAL:
+                net_flow[c] += src.delta
+            out[m] = src
+            out[m].balance_after = after
+            m += 1
+    return m
+
+
+@njit(cache=True, nogil=True)
+def declare_adl_kernel(txns, positions, marks, n_acc, n_inst):
+    """Reconnaissance: declare each ADL's account and its likely counterparties.
+
+    Ranks counterparties on the state as it is now (before the batch); the
+    runner verifies the guess when the ADL runs.  Returns how many ADLs were
+    declared.
+    """
+    picks = np.empty(ADL_MAX_PICKS, np.int64)
+    m = 0
+    for t in range(txns.size):
+        r = txns[t]
+        if r.kind != K_ADL or r.a < 0 or r.a >= n_acc or r.instrument < 0 or r.instrument >= n_inst:
+            continue
+        qa = positions[r.a, r.instrument, POS_QTY]
+        n = adl_picks(r.a, r.instrument, min(max(r.qty, 0), abs(qa)), positions, marks, picks)
+        r.decl[0] = r.a
+        for j in range(ADL_MAX_PICKS):
+            r.decl[j + 1] = picks[j] if j < n else -1
+        m += 1
+    return m
+
+
+@njit(cache=True, nogil=True)
+def remargin_all(balances, positions, margin, inst, marks, mccy):
+    """Recompute every account's margin (after a mark update).  O(n_accounts * n_instruments)."""
+    for a in range(balances.shape[0]):
+        remargin(a, balances, positions, margin, inst, marks, mccy)
+
+
+def new_audit_slots(n: int) -> np.ndarray:
+    """Zeroed audit slots for ``n`` transactions (``np.zeros`` maps pages lazily)."""
+    return np.zeros(n * NSLOT, AUDIT_DTYPE)

@@ -1,0 +1,77 @@
+"""Memory-ordering primitives for the settlement threads, as numba intrinsics.
+
+numba has no atomics on the CPU target, and a plain load in a spin loop may
+be hoisted out of the loop by LLVM.  These four intrinsics emit LLVM atomic
+instructions directly, so that one thread's writes to the ledger arrays are
+visible to another thread once it has observed the publishing counter:
+
+* ``load_acquire(arr, i)``  -- ``load atomic acquire`` of ``arr[i]`` (int64)
+* ``store_release(arr, i, v)`` -- ``store atomic release`` of ``v`` to ``arr[i]``
+* ``fetch_add(arr, i, v)`` -- ``atomicrmw add acq_rel``; returns the old value
+* ``cpu_yield()`` -- ``sched_yield()``: a spinning thread gives its core back,
+  which matters when more threads than cores run (the tests use 4 threads on
+  a 2-core machine).
+
+No bounds checks: callers index arrays they allocated themselves.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core.extending import intrinsic
+
+__all__ = ["cpu_yield", "fetch_add", "load_acquire", "store_release"]
+
+
+def _element_ptr(context, builder, aryty, ary_val, idx):
+    ary = context.make_array(aryty)(context, builder, ary_val)
+    return builder.gep(ary.data, [idx])
+
+
+@intrinsic
+def load_acquire(typingctx, arr, idx):
+    """Atomically read ``arr[idx]`` (a C-contiguous int64 array) with acquire order."""
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
+        return builder.load_atomic(ptr, ordering="acquire", align=8)
+
+    return types.int64(arr, types.intp), codegen
+
+
+@intrinsic
+def store_release(typingctx, arr, idx, val):
+    """Atomically write ``val`` to ``arr[idx]`` (int64) with release order."""
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
+        builder.store_atomic(args[2], ptr, ordering="release", align=8)
+        return context.get_dummy_value()
+
+    return types.void(arr, types.intp, types.int64), codegen
+
+
+@intrinsic
+def fetch_add(typingctx, arr, idx, val):
+    """Atomically add ``val`` to ``arr[idx]`` (int64), acquire-release order; return the old value."""
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
+        return builder.atomic_rmw("add", ptr, args[2], "acq_rel")
+
+    return types.int64(arr, types.intp, types.int64), codegen
+
+
+@intrinsic
+def cpu_yield(typingctx):
+    """Call the C library's ``sched_yield()`` to let another thread run."""
+
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "sched_yield")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen

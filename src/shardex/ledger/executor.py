@@ -1,0 +1,233 @@
+"""The parallel settlement executor: level scheduling over nogil kernels.
+
+``settle(ledger, txns, threads=T)`` runs a batch of ``TXN_DTYPE``
+transactions and leaves the ledger exactly as running them one by one in row
+order would -- same state hash, same audit trail, same reason codes -- for any
+``T``.
+
+How (docs/settlement.md has the measurements):
+
+1. ``validate``: static checks; a malformed declaration (account out of
+   range, named twice, or written without being declared) is rejected with a
+   reason code and never runs.
+2. ``plan``: one serial pass gives each transaction its level (one more than
+   the highest level of an earlier transaction declaring one of its
+   accounts) and the per-account counter values it must wait for.
+3. If levels are too narrow to gain (fewer than ``MIN_TXNS_PER_LEVEL``
+   transactions per level on average) or one thread is asked for, the
+   sequential kernel runs instead.
+4. Otherwise ``T`` threads (a ``ThreadPoolExecutor``, each in a nogil
+   kernel) claim small blocks of the level-ordered transactions from a
+   shared cursor; a transaction waits only for the counters of its own
+   accounts, not for the whole level.
+5. ``finalize`` merges per-transaction audit slots in row order and adds the
+   hot-account deltas (fee pool, insurance fund) in that fixed order.
+
+ADL transactions name counterparties that depend on data.  ``declare_adl``
+guesses them from the current state (a reconnaissance read); when an ADL
+runs, the kernel checks that its actual counterparties were declared.  If not,
+the whole batch is rolled back to a snapshot and re-run sequentially.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from shardex.ledger import _kernels as K
+from shardex.ledger.txn import AUDIT_DTYPE, TXN_DTYPE
+
+__all__ = ["MIN_TXNS_PER_LEVEL", "SettlementResult", "declare_adl", "schedule", "settle"]
+
+#: Below this many transactions per level (on average over the batch) the
+#: executor runs the sequential kernel: the threads would spend their time
+#: waiting on each other.  Chosen by measurement, docs/settlement.md.
+MIN_TXNS_PER_LEVEL = 16
+
+_MODES = ("auto", "parallel", "sequential")
+
+
+@dataclass(frozen=True)
+class SettlementResult:
+    """What ``settle`` returns.
+
+    Attributes
+    ----------
+    codes
+        uint16 ``[n]``: ``Reason`` code per transaction (``Reason.OK`` = 0 ran).
+    audit
+        ``AUDIT_DTYPE`` records of every balance change, in row order.
+    mode
+        ``"sequential"``, ``"parallel"``, or ``"rerun"`` (an ADL guessed its
+        counterparties wrong; the batch was re-run sequentially).
+    threads
+        Threads used (1 for sequential).
+    n_levels
+        Levels of the schedule (0 when no schedule was made).
+    """
+
+    codes: np.ndarray
+    audit: np.ndarray
+    mode: str
+    threads: int
+    n_levels: int
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool with at least ``workers`` threads (grown on demand)."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < workers:
+            if _pool is not None:
+                _pool.shutdown(wait=True)
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shardex-settle")
+            _pool_size = workers
+        return _pool
+
+
+def default_threads() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _check_txns(txns: np.ndarray) -> np.ndarray:
+    if not isinstance(txns, np.ndarray) or txns.dtype != TXN_DTYPE or txns.ndim != 1:
+        raise TypeError("txns must be a 1-d numpy array of TXN_DTYPE (see shardex.ledger.empty_txns)")
+    return np.ascontiguousarray(txns)
+
+
+def schedule(ledger, txns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(codes, level)`` for a batch without running it.
+
+    ``codes``: the static reason code of each transaction; ``level``: its
+    level (0 for rejected ones).  No two transactions in one level declare a
+    common account.  Complexity: O(n + n_accounts).
+    """
+    txns = _check_txns(txns)
+    codes = np.zeros(txns.size, np.int64)
+    K.validate(txns, ledger.n_accounts, len(ledger.currencies), ledger.n_instruments, codes)
+    level = K.plan(txns, ledger.n_accounts, ledger.n_instruments, codes)[0]
+    return codes.astype(np.uint16), level
+
+
+def declare_adl(ledger, txns: np.ndarray) -> int:
+    """Fill the ``decl`` of every ADL in ``txns`` (in place) from the current state.
+
+    The reconnaissance read: slot 0 is the deleveraged account, slots 1..3
+    the counterparties the ranking picks now.  Call it just before
+    ``settle``; if earlier transactions of the batch change the ranking, the
+    executor notices and re-runs the batch sequentially.  Returns the number
+    of ADLs declared.  Complexity: O(n_adl * n_accounts).
+    """
+    if not isinstance(txns, np.ndarray) or txns.dtype != TXN_DTYPE or not txns.flags.c_contiguous:
+        raise TypeError("txns must be a C-contiguous numpy array of TXN_DTYPE")
+    return int(K.declare_adl_kernel(txns, ledger.positions, ledger.marks, ledger.n_accounts, ledger.n_instruments))
+
+
+def _finish(ledger, codes, slots, nrec, mode, threads, n_levels) -> SettlementResult:
+    audit = np.zeros(int(nrec.sum()), AUDIT_DTYPE)
+    K.finalize(nrec, slots, ledger.fee_pool, ledger.insurance, ledger.net_flow, audit)
+    return SettlementResult(codes.astype(np.uint16), audit, mode, threads, n_levels)
+
+
+def _run_sequential(ledger, txns, codes, slots, nrec) -> None:
+    K.run_sequential(
+        txns, ledger.balances, ledger.positions, ledger.margin, ledger.inst, ledger.marks, ledger.mccy, codes, slots, nrec
+    )
+
+
+def settle(
+    ledger, txns: np.ndarray, *, threads: int | None = None, mode: str = "auto", order: str = "row"
+) -> SettlementResult:
+    """Run a batch of transactions against ``ledger``; the result never depends on ``threads``.
+
+    Parameters
+    ----------
+    ledger
+        The ``Ledger`` to change.
+    txns
+        1-d ``TXN_DTYPE`` array; rows run in row order (``seq`` is only
+        copied into the audit trail).
+    threads
+        Worker threads (default: the cores this process may use).
+    mode
+        ``"auto"``: parallel unless levels are narrower than
+        ``MIN_TXNS_PER_LEVEL`` or ``threads == 1``; ``"parallel"``: always
+        use the threads (tests use it to shake out races);
+        ``"sequential"``: the sequential kernel, the reference.
+    order
+        The order in which threads claim transactions: ``"row"`` (default,
+        measured faster: memory is walked in order) or ``"level"`` (level
+        by level, as the levels were computed).  Either order gives the same
+        result; it only changes how often threads wait.
+
+    Returns a ``SettlementResult``.  Transactions that fail a check change
+    nothing and carry their ``Reason`` code.
+
+    Complexity: O(n + n_accounts) scheduling, plus the transactions' own
+    work (O(n_instruments) margin recomputation per account written).
+    """
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    threads = default_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    txns = _check_txns(txns)
+    n = txns.size
+    codes = np.zeros(n, np.int64)
+    n_valid = K.validate(txns, ledger.n_accounts, len(ledger.currencies), ledger.n_instruments, codes)
+    slots = K.new_audit_slots(n)
+    nrec = np.zeros(n, np.int64)
+    if mode == "sequential" or threads == 1 or n_valid == 0:
+        _run_sequential(ledger, txns, codes, slots, nrec)
+        return _finish(ledger, codes, slots, nrec, "sequential", 1, 0)
+
+    _level, level_order, level_start, exp_ver, inst_wait, n_excl = K.plan(txns, ledger.n_accounts, ledger.n_instruments, codes)
+    n_levels = level_start.size - 1
+    if mode == "auto" and n_valid < MIN_TXNS_PER_LEVEL * n_levels:
+        _run_sequential(ledger, txns, codes, slots, nrec)
+        return _finish(ledger, codes, slots, nrec, "sequential", 1, n_levels)
+
+    if order == "row":
+        order_arr = np.flatnonzero(codes == 0).astype(np.int64)
+    elif order == "level":
+        order_arr = level_order
+    else:
+        raise ValueError(f"order must be 'row' or 'level', got {order!r}")
+    snapshot = None
+    if n_excl:  # an ADL may guess wrong: keep what a rollback needs
+        snapshot = (ledger.balances.copy(), ledger.positions.copy(), ledger.margin.copy(), codes.copy())
+    ver = np.zeros(ledger.n_accounts, np.int64)
+    inst_done = np.zeros(2 * max(ledger.n_instruments, 1), np.int64)
+    ctl = np.zeros(16, np.int64)
+    args = (
+        order_arr, exp_ver, inst_wait, n_excl, ver, inst_done, ctl,
+        txns, ledger.balances, ledger.positions, ledger.margin, ledger.inst, ledger.marks, ledger.mccy,
+        codes, slots, nrec,
+    )  # fmt: skip
+    pool = _get_pool(threads - 1)
+    futures = [pool.submit(K.run_worker, *args) for _ in range(1, threads)]
+    try:
+        K.run_worker(*args)
+    finally:
+        for f in futures:
+            f.result()
+    if ctl[K.CTL_ABORT]:
+        ledger.balances[...], ledger.positions[...], ledger.margin[...], codes[...] = snapshot
+        slots = K.new_audit_slots(n)
+        nrec[:] = 0
+        _run_sequential(ledger, txns, codes, slots, nrec)
+        return _finish(ledger, codes, slots, nrec, "rerun", threads, n_levels)
+    return _finish(ledger, codes, slots, nrec, "parallel", threads, n_levels)
