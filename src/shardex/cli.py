@@ -7,6 +7,7 @@ import typer
 from shardex.engine.cli import register as _register_engine
 from shardex.feeds.cli import app as _feeds_app
 from shardex.journal.cli import app as _journal_app
+from shardex.ledger.bench import settlement as _bench_settlement
 from shardex.options.cli import app as _options_app
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(_options_app, name="options")
 app.add_typer(_feeds_app, name="feeds")
 app.add_typer(_journal_app, name="journal")
 _register_engine(app, bench_app)
+bench_app.command("settlement")(_bench_settlement)
 
 
 def main() -> None:
