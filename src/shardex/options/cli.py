@@ -134,3 +134,40 @@ def register_bench(bench_app: typer.Typer) -> None:
         for k, v in result.items():
             table.add_row(k, "n/a" if v is None else (f"{v:,.0f}" if isinstance(v, float) and v > 100 else f"{v:.3g}" if isinstance(v, float) else str(v)))
         Console().print(table)
+
+
+@app.command("smile")
+def smile_cmd(
+    chain: Path = typer.Argument(..., exists=True, dir_okay=False, help="Deribit chain CSV or ticker capture"),
+    out: Path = typer.Option(Path("smiles"), "--out", help="folder for one PNG per expiry"),
+    as_json: bool = typer.Option(False, "--json", help="print the fits as JSON"),
+) -> None:
+    """Fit an SVI smile per expiry from bid/ask quotes, check butterfly arbitrage, plot each to PNG."""
+    from datetime import UTC, datetime
+
+    from shardex.options.deribit import load_deribit
+    from shardex.options.smile import butterfly_violations, fit_chain, plot_smile, smile_quotes
+
+    frame = load_deribit(chain)
+    fits = fit_chain(frame)
+    quotes = smile_quotes(frame)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for expiry, fit in sorted(fits.items()):
+        day = datetime.fromtimestamp(expiry / 1000, tz=UTC).strftime("%Y-%m-%d")
+        png = plot_smile(fit, quotes[quotes["expiry_ms"] == expiry], out / f"smile_{day}.png",
+                         title=f"{chain.name} {day}: SVI, rmse {fit.rmse_vol:.2f} vol pts")
+        bad = butterfly_violations(fit)
+        rows.append({"expiry": day, **fit.to_dict(), "butterfly_violations": int(bad.size),
+                     "violation_k": [float(bad.min()), float(bad.max())] if bad.size else None, "png": str(png)})
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table(title=f"SVI smiles of {chain.name}")
+    for c in ("expiry", "a", "b", "rho", "m", "sigma", "rmse (vol pts)", "quotes", "butterfly"):
+        table.add_column(c)
+    for r in rows:
+        table.add_row(r["expiry"], *(f"{r[x]:.4g}" for x in ("a", "b", "rho", "m", "sigma", "rmse_vol")), str(r["n_quotes"]),
+                      "ok" if not r["butterfly_violations"] else f"{r['butterfly_violations']} pts in {r['violation_k']}")
+    Console().print(table)
+    Console().print(f"plots in {out}/")
