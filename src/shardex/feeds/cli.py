@@ -2,6 +2,50 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import List
+
 import typer
 
+from shardex.errors import ShardexError
+
 app = typer.Typer(help="Exchange feeds to exact L2 books with gap detection and resync.", no_args_is_help=True)
+
+
+@app.command("replay")
+def replay_cmd(
+    files: List[Path] = typer.Argument(..., help="Capture files, replayed in order as one stream."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (one book: its keys at the top level)."),
+    slow: bool = typer.Option(False, "--per-message", help="Feed Binance captures message by message (no whole-file kernel)."),
+) -> None:
+    """Replay captures into exact L2 books and print, per book, counts and the top-10 hash."""
+    from shardex.feeds.replay import REPORT_KEYS, replay_files
+
+    try:
+        r = replay_files(files, fast=not slow)
+    except ShardexError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rep = r.report()
+    if as_json:
+        books = rep["books"]
+        if len(books) == 1:
+            (key, book), = books.items()
+            out = {**book, "book": key, "files": rep["files"], "messages": rep["messages"]}
+        else:
+            out = rep
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(f"{len(rep['files'])} file(s), {rep['messages']} messages, {rep['non_book_messages']} not for a book, "
+               f"{rep['malformed_lines']} malformed")
+    for p in rep["problems"][:5]:
+        typer.echo(f"  {p}")
+    for key, book in rep["books"].items():
+        typer.echo(f"{key}")
+        typer.echo("  " + "  ".join(f"{k}={book[k]}" for k in REPORT_KEYS))
+        extras = {k: v for k, v in book.items() if k not in REPORT_KEYS and isinstance(v, int) and v}
+        if extras:
+            typer.echo("  " + "  ".join(f"{k}={v}" for k, v in extras.items()))
+        for p in book["problems"][:5]:
+            typer.echo(f"  ! {p}")
