@@ -167,3 +167,10 @@ def test_money_is_conserved(n_accounts, n_txns, n_threads, seed):
     np.add.at(moved, res.audit["currency"][dw], res.audit["delta"][dw])
     assert np.array_equal(led.net_flow - flow0, moved)
     led.check()
+
+
+@settings(max_examples=15, deadline=None)
+@given(n_accounts=st.integers(50, 3_000), n_txns=st.integers(0, 5_000), n_threads=st.integers(2, 4), seed=seeds)
+def test_stall_takeover_equals_sequential(monkeypatch_takeover, n_accounts, n_txns, n_threads, seed):
+    """With every wait counted as a stall, one thread takes over mid-batch: same answer."""
+    _assert_same(*_run_both(n_accounts, n_txns, n_threads, seed, "parallel"))

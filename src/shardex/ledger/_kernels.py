@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.ledger._sync import cpu_yield, fetch_add, load_acquire, store_release
+from shardex.ledger._sync import cpu_yield, cycles, fetch_add, load_acquire, store_release
 from shardex.ledger.margin import INST_CCY, INST_MULT, POS_COST, POS_QTY, POS_RPNL, linear_margin
 from shardex.ledger.txn import AUDIT_DTYPE, FEE_POOL, INSURANCE_FUND, MAX_AUDIT_PER_TXN, MAX_DECL
 from shardex.schema import Reason
@@ -73,9 +73,13 @@ SPIN_YIELD = 4096
 # Transactions a thread claims at once: amortizes the shared cursor's
 # cache-line transfer; small, so that a descheduled thread holds little.
 CLAIM_BLOCK = 8
-# ``ctl`` slots; 8 int64 apart so that the cursor and the flag do not share a line.
-CTL_CURSOR = 0
-CTL_ABORT = 8
+# ``ctl`` slots, 8 int64 apart so that no two share a cache line.
+CTL_CURSOR = 0  # next entry of ``order`` to claim
+CTL_ABORT = 8  # set when an ADL missed: stop, the caller re-runs sequentially
+CTL_STALLED = 16  # set when a thread waited longer than CTL_TAKEOVER cycles
+CTL_TAKER = 24  # the first thread to see CTL_STALLED takes the rest of the batch
+CTL_TAKEOVER = 32  # the wait, in CPU cycles, that counts as a stall
+CTL_SIZE = 40
 
 
 # -- small arithmetic helpers ---------------------------------------------------
@@ -500,13 +504,23 @@ def run_sequential(txns, balances, positions, margin, inst, marks, mccy, codes, 
 
 @njit(cache=True, nogil=True)
 def _wait(arr, idx, target, ctl):
-    """Spin until ``arr[idx] >= target``; False if the batch was aborted meanwhile."""
+    """Spin until ``arr[idx] >= target``; False if the batch was aborted meanwhile.
+
+    A wait longer than ``ctl[CTL_TAKEOVER]`` cycles means the thread we wait
+    for lost its core (the machine is shared): flag it, so that the rest of
+    the batch is claimed by one thread instead of stalling again and again.
+    """
+    if load_acquire(arr, idx) >= target:
+        return True
+    start = cycles()
     spins = 0
     while load_acquire(arr, idx) < target:
         spins += 1
         if spins & SPIN_CHECK == 0:
             if load_acquire(ctl, CTL_ABORT) != 0:
                 return False
+            if cycles() - start > ctl[CTL_TAKEOVER]:
+                store_release(ctl, CTL_STALLED, 1)
             if spins >= SPIN_YIELD:
                 cpu_yield()
     return True
@@ -529,6 +543,10 @@ def run_worker(
     deadlock.  A thread that is descheduled stalls only the transactions
     that depend on its block; the others keep claiming.
 
+    If a thread stalled (``_wait``), the first thread to claim next takes
+    all the remaining entries and the others stop: on a loaded machine one
+    thread that keeps its core beats two that keep waiting for each other.
+
     An ADL that chose an undeclared account sets ``ctl[CTL_ABORT]``; all
     threads stop and the caller re-runs the batch sequentially.
     """
@@ -536,10 +554,15 @@ def run_worker(
     while True:
         if load_acquire(ctl, CTL_ABORT) != 0:
             return
-        p0 = fetch_add(ctl, CTL_CURSOR, CLAIM_BLOCK)
+        block = CLAIM_BLOCK
+        if load_acquire(ctl, CTL_STALLED) != 0:
+            if fetch_add(ctl, CTL_TAKER, 1) != 0:
+                return
+            block = n
+        p0 = fetch_add(ctl, CTL_CURSOR, block)
         if p0 >= n:
             return
-        for p in range(p0, min(p0 + CLAIM_BLOCK, n)):
+        for p in range(p0, min(p0 + block, n)):
             t = order[p]
             r = txns[t]
             for j in range(MAX_DECL):

@@ -8,6 +8,8 @@ visible to another thread once it has observed the publishing counter:
 * ``load_acquire(arr, i)``  -- ``load atomic acquire`` of ``arr[i]`` (int64)
 * ``store_release(arr, i, v)`` -- ``store atomic release`` of ``v`` to ``arr[i]``
 * ``fetch_add(arr, i, v)`` -- ``atomicrmw add acq_rel``; returns the old value
+* ``cycles()`` -- the CPU's cycle counter (``llvm.readcyclecounter``), to
+  tell a short wait for a neighbour from a thread that lost its core;
 * ``cpu_yield()`` -- ``sched_yield()``: a spinning thread gives its core back,
   which matters when more threads than cores run (the tests use 4 threads on
   a 2-core machine).
@@ -22,7 +24,7 @@ from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-__all__ = ["cpu_yield", "fetch_add", "load_acquire", "store_release"]
+__all__ = ["cpu_yield", "cycles", "fetch_add", "load_acquire", "store_release"]
 
 
 def _element_ptr(context, builder, aryty, ary_val, idx):
@@ -75,3 +77,15 @@ def cpu_yield(typingctx):
         return context.get_dummy_value()
 
     return types.void(), codegen
+
+
+@intrinsic
+def cycles(typingctx):
+    """Read the CPU cycle counter (TSC on x86); only differences are meaningful."""
+
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(ir.IntType(64), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
+        return builder.call(fn, [])
+
+    return types.int64(), codegen

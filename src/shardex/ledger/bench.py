@@ -8,7 +8,9 @@ executor against the sequential kernel in the same run, per thread count.
 Each configuration runs ``repeats`` times, sequential and parallel
 alternating on fresh copies of the same ledger; the table reports median
 times and the median of the per-pair speedups (pairs taken close together in
-time share the machine's load, which matters on a shared machine).
+time share the machine's load, which matters on a shared machine).  The
+``capacity`` column ("ceiling") is the speedup the same threads get right
+then on a loop that shares nothing: what the machine allowed at that moment.
 
 The heavy imports happen inside the functions: ``shardex --help`` stays fast.
 """
@@ -24,7 +26,7 @@ from datetime import datetime, timezone
 
 import typer
 
-__all__ = ["run_sweep", "settlement", "threshold_sweep"]
+__all__ = ["format_table", "parallel_capacity", "run_sweep", "settlement", "threshold_sweep"]
 
 ACCOUNTS = (2, 10, 100, 1_000, 10_000, 100_000)
 WORKLOADS = ("transfer", "trade")
@@ -33,6 +35,49 @@ N_TXNS = 10_000
 N_INSTRUMENTS = 16
 MARK = 600_000  # ticks: BTC at 60,000.0 with a 0.1 tick
 MULT = 100  # USDT minor units (1e-6) per tick per lot (0.1 tick * 0.001 lot)
+
+
+def _chase(perm, n):
+    """Follow ``n`` links of a permutation: a busy loop that shares nothing."""
+    j = 0
+    for _ in range(n):
+        j = perm[j]
+    return j
+
+
+_chase_kernel = None
+
+
+def parallel_capacity(threads: int, repeats: int = 5) -> float:
+    """The speedup ``threads`` threads get right now on work that shares nothing.
+
+    The machine is shared, so this is the ceiling for the executor in the same
+    run: a median of ``repeats`` timings, one thread against ``threads``.
+    """
+    global _chase_kernel
+    import numpy as np
+    from numba import njit
+
+    from shardex.ledger.executor import _get_pool
+
+    if _chase_kernel is None:
+        _chase_kernel = njit(cache=True, nogil=True)(_chase)
+    perm = np.random.default_rng(0).permutation(1 << 14).astype(np.int64)
+    _chase_kernel(perm, 10)
+    if threads == 1:
+        return 1.0
+    n = 4_000_000
+    pool = _get_pool(threads)
+    ratios = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _chase_kernel(perm, n)
+        t1 = time.perf_counter()
+        futures = [pool.submit(_chase_kernel, perm, n // threads) for _ in range(threads)]
+        for f in futures:
+            f.result()
+        ratios.append((t1 - t0) / (time.perf_counter() - t1))
+    return statistics.median(ratios)
 
 
 def _ledger(n_accounts: int, workload: str, seed: int):
@@ -112,6 +157,7 @@ def run_sweep(
             txns = _batch(np.random.default_rng(seed), n_accounts, workload, n_txns)
             for n_threads in threads:
                 seq_t, par_t, ratios, equal, modes, levels = [], [], [], True, set(), 0
+                capacity = parallel_capacity(n_threads, repeats=3)
                 for r in range(repeats):
                     pair = _time_pair(base, txns, n_threads, mode, order, first_parallel=bool(r % 2))
                     seq_t.append(pair["seq"][0])
@@ -133,6 +179,7 @@ def run_sweep(
                         "executor_mode": "/".join(sorted(modes)),
                         "levels": levels,
                         "txns_per_level": (n_txns / levels) if levels else None,
+                        "capacity": capacity,
                     }
                 )
     return {
@@ -168,13 +215,16 @@ def threshold_sweep(repeats: int = 7, order: str = "row") -> dict:
 
 def format_table(report: dict) -> str:
     """The report as a fixed-width text table."""
-    head = f"{'workload':<9}{'accounts':>9}{'threads':>8}{'txn/level':>10}{'seq ms':>9}{'par ms':>9}{'speedup':>8}  mode        equal"
+    head = (
+        f"{'workload':<9}{'accounts':>9}{'threads':>8}{'txn/level':>10}{'seq ms':>9}{'par ms':>9}"
+        f"{'speedup':>8}{'ceiling':>8}  mode        equal"
+    )
     lines = [head, "-" * len(head)]
     for r in report["runs"]:
         tpl = f"{r['txns_per_level']:.0f}" if r["txns_per_level"] else "-"
         lines.append(
             f"{r['workload']:<9}{r['accounts']:>9}{r['threads']:>8}{tpl:>10}"
-            f"{r['sequential_seconds'] * 1e3:>9.2f}{r['parallel_seconds'] * 1e3:>9.2f}{r['speedup']:>8.2f}"
+            f"{r['sequential_seconds'] * 1e3:>9.2f}{r['parallel_seconds'] * 1e3:>9.2f}{r['speedup']:>8.2f}{r['capacity']:>8.2f}"
             f"  {r['executor_mode']:<11} {r['state_hash_equal']}"
         )
     m = report["machine"]

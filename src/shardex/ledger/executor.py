@@ -48,6 +48,11 @@ __all__ = ["MIN_TXNS_PER_LEVEL", "SettlementResult", "declare_adl", "schedule", 
 #: waiting on each other.  Chosen by measurement, docs/settlement.md.
 MIN_TXNS_PER_LEVEL = 16
 
+#: A wait for another thread longer than this many CPU cycles (~30 us at
+#: 3 GHz; a transaction takes well under 1 us) means that thread lost its
+#: core; one thread then finishes the batch alone.  Tests set 0 to force it.
+TAKEOVER_CYCLES = 100_000
+
 _MODES = ("auto", "parallel", "sequential")
 
 
@@ -68,6 +73,9 @@ class SettlementResult:
         Threads used (1 for sequential).
     n_levels
         Levels of the schedule (0 when no schedule was made).
+    stalled
+        A thread waited so long for another (which had lost its core) that
+        one thread finished the batch alone.
     """
 
     codes: np.ndarray
@@ -75,6 +83,7 @@ class SettlementResult:
     mode: str
     threads: int
     n_levels: int
+    stalled: bool = False
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -136,10 +145,10 @@ def declare_adl(ledger, txns: np.ndarray) -> int:
     return int(K.declare_adl_kernel(txns, ledger.positions, ledger.marks, ledger.n_accounts, ledger.n_instruments))
 
 
-def _finish(ledger, codes, slots, nrec, mode, threads, n_levels) -> SettlementResult:
+def _finish(ledger, codes, slots, nrec, mode, threads, n_levels, stalled=False) -> SettlementResult:
     audit = np.zeros(int(nrec.sum()), AUDIT_DTYPE)
     K.finalize(nrec, slots, ledger.fee_pool, ledger.insurance, ledger.net_flow, audit)
-    return SettlementResult(codes.astype(np.uint16), audit, mode, threads, n_levels)
+    return SettlementResult(codes.astype(np.uint16), audit, mode, threads, n_levels, stalled)
 
 
 def _run_sequential(ledger, txns, codes, slots, nrec) -> None:
@@ -211,7 +220,8 @@ def settle(
         snapshot = (ledger.balances.copy(), ledger.positions.copy(), ledger.margin.copy(), codes.copy())
     ver = np.zeros(ledger.n_accounts, np.int64)
     inst_done = np.zeros(2 * max(ledger.n_instruments, 1), np.int64)
-    ctl = np.zeros(16, np.int64)
+    ctl = np.zeros(K.CTL_SIZE, np.int64)
+    ctl[K.CTL_TAKEOVER] = TAKEOVER_CYCLES
     args = (
         order_arr, exp_ver, inst_wait, n_excl, ver, inst_done, ctl,
         txns, ledger.balances, ledger.positions, ledger.margin, ledger.inst, ledger.marks, ledger.mccy,
@@ -230,4 +240,4 @@ def settle(
         nrec[:] = 0
         _run_sequential(ledger, txns, codes, slots, nrec)
         return _finish(ledger, codes, slots, nrec, "rerun", threads, n_levels)
-    return _finish(ledger, codes, slots, nrec, "parallel", threads, n_levels)
+    return _finish(ledger, codes, slots, nrec, "parallel", threads, n_levels, bool(ctl[K.CTL_STALLED]))
