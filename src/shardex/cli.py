@@ -9,6 +9,7 @@ from shardex.feeds.cli import app as _feeds_app
 from shardex.journal.cli import app as _journal_app
 from shardex.ledger.bench import settlement as _bench_settlement
 from shardex.options.cli import app as _options_app
+from shardex.options.cli import register_bench as _register_options_bench
 
 app = typer.Typer(
     name="shardex",
@@ -22,6 +23,7 @@ app.add_typer(_options_app, name="options")
 app.add_typer(_feeds_app, name="feeds")
 app.add_typer(_journal_app, name="journal")
 _register_engine(app, bench_app)
+_register_options_bench(bench_app)
 bench_app.command("settlement")(_bench_settlement)
 
 
