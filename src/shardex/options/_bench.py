@@ -78,6 +78,7 @@ def run_bench(n: int = 1_000_000, repeats: int = 5, n_slow: int = 20_000) -> dic
         res["numpy_options_per_second"] = n / _median_time(lambda: numpy_greeks(*args), repeats)
     except ImportError:
         res["numpy_options_per_second"] = None
+    n_slow = min(n_slow, n)
     sub = {key: a[:n_slow] for key, a in x.items()}
     try:
         import QuantLib as ql
