@@ -10,6 +10,8 @@ from shardex.errors import (
     UnknownInstrumentError,
 )
 from shardex.instruments import Instrument, InstrumentKind, Matching
+from shardex.engine.exchange import Exchange, Trade
+from shardex.engine.events import to_arrow, to_frame
 from shardex.schema import (
     COMMAND_DTYPE,
     EVENT_DTYPE,
@@ -30,6 +32,7 @@ __all__ = [
     "EVENT_DTYPE",
     "CommandKind",
     "EventKind",
+    "Exchange",
     "Instrument",
     "InstrumentKind",
     "InvalidInstrumentError",
@@ -45,5 +48,8 @@ __all__ = [
     "ShardexError",
     "Side",
     "TimeInForce",
+    "Trade",
     "UnknownInstrumentError",
+    "to_arrow",
+    "to_frame",
 ]

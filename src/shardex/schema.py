@@ -24,7 +24,8 @@ Command layout (``COMMAND_DTYPE``, 80 bytes, little-endian, aligned)::
     tif          u1   TimeInForce
     flags        u1   OrderFlag bits
     stp          u1   SelfTradePrevention
-    (6 padding bytes)
+    _reserved16  u2   reserved, 0
+    _reserved32  u4   reserved, 0
 
 Event layout (``EVENT_DTYPE``, 96 bytes)::
 
@@ -251,7 +252,8 @@ COMMAND_DTYPE = np.dtype(
         ("tif", "u1"),
         ("flags", "u1"),
         ("stp", "u1"),
-        ("_pad", "V6"),
+        ("_reserved16", "<u2"),
+        ("_reserved32", "<u4"),
     ]
 )
 

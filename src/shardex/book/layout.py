@@ -1,0 +1,185 @@
+"""Array layout of a matching shard's state, and the Python object that owns it.
+
+All state of a shard's books lives in a handful of int64 arrays so that the
+numba kernels can take them as arguments and run with the GIL released:
+
+``orders`` (cap x 8), one 64-byte row per order, the fields the matching loop
+touches together::
+
+    O_QTY      open displayed quantity (lots)
+    O_HIDDEN   iceberg reserve not yet displayed (lots)
+    O_PEAK     iceberg display size; 0 for a plain order
+    O_ACCOUNT  owner
+    O_OID      client order id
+    O_NEXT     next order at the level (or in the stop list; or the free list)
+    O_PREV     previous order at the level (or in the stop list)
+    O_LEVEL    level row; -1 for an untriggered stop order
+
+``ocold`` (cap x 8), the fields read only on entry, amend, cancel and views::
+
+    C_PRICE, C_BOOK, C_SIDE, C_STOP, C_TYPE, C_TIF, C_STP, C_FLAGS
+
+``levels`` (cap x 6): ``L_PRICE, L_QTY, L_HEAD, L_TAIL, L_COUNT, L_NEXT``
+(``L_NEXT`` links free rows).  A level holds at least one order, so the
+level pool never needs more rows than the order pool.
+
+``lad_key`` / ``lad_lv`` (2*books x width): for each (book, side) the sorted
+keys and level rows of its occupied price levels.  The key is the price for
+bids and minus the price for asks, ascending, so the best level is always the
+last one: taking or emptying it is O(1), and new levels, which arrive near the
+top, shift only the few entries above them.  Any price on the grid works: no
+band around a start price is preallocated.
+
+``books`` (books x 10): per-book counters (``B_*``): last trade price, trade
+count, the stop list, live order and stop counts, traded volume, and the
+iceberg refills and stop quantity still pending (used to size the event buffer); ``rules`` (books x 6): the
+instrument rows of ``shardex.instruments.INSTRUMENT_DTYPE``.
+
+``index`` (hcap x 3): an open-addressing hash map (account, order id) -> order
+row, with linear probing and tombstones.
+
+``meta`` (16): pool free-list heads and occupancy counters (``M_*``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# orders: hot row
+O_QTY, O_HIDDEN, O_PEAK, O_ACCOUNT, O_OID, O_NEXT, O_PREV, O_LEVEL = range(8)
+# orders: cold row
+C_PRICE, C_BOOK, C_SIDE, C_STOP, C_TYPE, C_TIF, C_STP, C_FLAGS = range(8)
+# levels
+L_PRICE, L_QTY, L_HEAD, L_TAIL, L_COUNT, L_NEXT = range(6)
+# books
+B_LAST, B_TRADES, B_STOP_HEAD, B_STOP_TAIL, B_STOPS, B_ORDERS, B_HAS_LAST, B_VOLUME, B_REFILLS, B_STOP_QTY = range(10)
+BOOK_COLS = 10
+# rules (same order as INSTRUMENT_DTYPE)
+R_MIN_QTY, R_MAX_QTY, R_MIN_PRICE, R_MAX_PRICE, R_MATCHING, R_LISTED = range(6)
+# meta
+M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB = range(5)
+
+# index cells
+H_ACCOUNT, H_OID, H_ROW = range(3)
+H_EMPTY = -1
+H_TOMB = -2
+
+NIL = -1
+
+# Kernel status codes returned with the index of the next command to process.
+ST_DONE = 0
+ST_GROW_POOL = 1
+ST_GROW_LADDER = 2
+ST_GROW_INDEX = 3
+ST_GROW_EVENTS = 4
+
+
+class BookState:
+    """The arrays of one shard's books, grown on demand by the Python layer.
+
+    Growth happens between commands, never inside a kernel: the kernel stops
+    before a command that might not fit and reports which array to grow.
+    Doubling keeps the amortized cost O(1) per order.
+    """
+
+    __slots__ = ("orders", "ocold", "levels", "lad_key", "lad_lv", "lad_n", "books", "rules", "index", "meta", "scratch")
+
+    def __init__(self, rules: np.ndarray, order_capacity: int = 1024, ladder_width: int = 64) -> None:
+        nbooks = len(rules)
+        self.rules = np.ascontiguousarray(rules, dtype=np.int64).reshape(nbooks, 6)
+        self.books = np.zeros((nbooks, BOOK_COLS), dtype=np.int64)
+        self.books[:, B_STOP_HEAD] = NIL
+        self.books[:, B_STOP_TAIL] = NIL
+        self.lad_key = np.zeros((2 * nbooks, ladder_width), dtype=np.int64)
+        self.lad_lv = np.zeros((2 * nbooks, ladder_width), dtype=np.int64)
+        self.lad_n = np.zeros(2 * nbooks, dtype=np.int64)
+        self.meta = np.zeros(16, dtype=np.int64)
+        self.orders = np.zeros((0, 8), dtype=np.int64)
+        self.ocold = np.zeros((0, 8), dtype=np.int64)
+        self.levels = np.zeros((0, 6), dtype=np.int64)
+        self.scratch = np.zeros(0, dtype=np.int64)
+        self.meta[M_FREE_ORDER] = NIL
+        self.meta[M_FREE_LEVEL] = NIL
+        self.index = np.full((16, 3), H_EMPTY, dtype=np.int64)
+        self.grow_pool(order_capacity)
+        self.grow_index(4 * order_capacity)
+
+    @property
+    def capacity(self) -> int:
+        """Rows in the order pool (live orders it holds without growing)."""
+        return len(self.orders)
+
+    def grow_pool(self, capacity: int | None = None) -> None:
+        """Grow the order and level pools (doubling by default), threading new rows onto the free lists."""
+        old = len(self.orders)
+        new = max(capacity or 0, 2 * old, 16)
+        if new <= old:
+            return
+        self.orders = _extend(self.orders, new)
+        self.ocold = _extend(self.ocold, new)
+        self.levels = _extend(self.levels, new)
+        self.scratch = np.zeros(new, dtype=np.int64)
+        # New rows are pushed so that the lowest row is handed out first;
+        # the order in which rows are reused never shows in any output.
+        rows = np.arange(old, new, dtype=np.int64)
+        self.orders[old:new - 1, O_NEXT] = rows[1:]
+        self.orders[new - 1, O_NEXT] = self.meta[M_FREE_ORDER]
+        self.meta[M_FREE_ORDER] = old
+        self.levels[old:new - 1, L_NEXT] = rows[1:]
+        self.levels[new - 1, L_NEXT] = self.meta[M_FREE_LEVEL]
+        self.meta[M_FREE_LEVEL] = old
+
+    def grow_ladder(self) -> None:
+        """Double the width of every (book, side) ladder."""
+        width = self.lad_key.shape[1]
+        key = np.zeros((self.lad_key.shape[0], 2 * width), dtype=np.int64)
+        lv = np.zeros_like(key)
+        key[:, :width] = self.lad_key
+        lv[:, :width] = self.lad_lv
+        self.lad_key, self.lad_lv = key, lv
+
+    def grow_index(self, capacity: int | None = None) -> None:
+        """Rebuild the order index with at least twice the live entries' room (drops tombstones)."""
+        from shardex.book.index import rebuild_index
+
+        live = int(self.meta[M_INDEX_USED])
+        cap = 16
+        target = max(capacity or 0, 4 * (live + 1))
+        while cap < target:
+            cap *= 2
+        self.index = rebuild_index(self.index, cap)
+        self.meta[M_INDEX_TOMB] = 0
+
+    def ensure(self, status: int) -> None:
+        """Grow whatever the kernel's status code asked for."""
+        if status == ST_GROW_POOL:
+            self.grow_pool()
+        elif status == ST_GROW_LADDER:
+            self.grow_ladder()
+        elif status == ST_GROW_INDEX:
+            self.grow_index()
+        else:  # pragma: no cover - a kernel returning an unknown code is a bug
+            raise RuntimeError(f"unknown kernel status {status}")
+
+    def arrays(self) -> tuple:
+        """The arrays in the order the kernels take them."""
+        return (self.orders, self.ocold, self.levels, self.lad_key, self.lad_lv, self.lad_n,
+                self.books, self.rules, self.index, self.meta, self.scratch)
+
+    def copy_arrays(self) -> dict[str, np.ndarray]:
+        """A deep copy of every array by name (for snapshots)."""
+        return {name: getattr(self, name).copy() for name in self.__slots__}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "BookState":
+        """Rebuild a state from ``copy_arrays()`` output."""
+        state = cls.__new__(cls)
+        for name in cls.__slots__:
+            setattr(state, name, np.ascontiguousarray(arrays[name]))
+        return state
+
+
+def _extend(a: np.ndarray, rows: int) -> np.ndarray:
+    out = np.zeros((rows,) + a.shape[1:], dtype=a.dtype)
+    out[: len(a)] = a
+    return out

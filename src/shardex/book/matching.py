@@ -1,0 +1,806 @@
+"""The matching kernel: a batch of commands in, a batch of events out.
+
+``process_commands`` runs every command of a batch against the books of one
+shard and writes the events into a caller-provided buffer.  It never raises
+and never stops half-way through a command: before each command it checks
+that the pools, the ladders, the index and the event buffer have room for the
+worst case, and if not it returns a status asking the Python layer to grow
+that array and call again from the same command.
+
+Rules (ARCHITECTURE.md, "Matching rules"):
+
+* price-time priority; pro-rata per instrument (``Matching.PRO_RATA``): each
+  resting order at the level gets ``floor(fill * qty / level_qty)`` in time
+  priority, the last one the remainder; a level is revisited while the taker
+  still crosses it;
+* trades execute at the resting order's price;
+* limit GTC/IOC/FOK, market IOC/FOK, post-only (rejected if it would take),
+  iceberg (a refill goes to the back of its level), stop-market and
+  stop-limit (triggered by the last trade price; a stop whose condition
+  already holds on entry triggers at once; triggered stops run one at a time
+  in arrival order, and each may trigger more);
+* FOK and post-only are checked before anything changes, so a rejected order
+  leaves no trace but its ``REJECTED`` event;
+* self-trade prevention by the taker's mode, against resting orders of the
+  same account.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from shardex.book.index import index_delete, index_find, index_insert
+from shardex.book.ladder import ladder_get_or_add, ladder_remove, side_key
+from shardex.book.layout import (
+    B_HAS_LAST, B_LAST, B_ORDERS, B_REFILLS, B_STOP_HEAD, B_STOP_QTY, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME,
+    C_BOOK, C_FLAGS, C_PRICE, C_SIDE, C_STOP, C_STP, C_TIF, C_TYPE,
+    L_COUNT, L_HEAD, L_PRICE, L_QTY, L_TAIL,
+    M_FREE_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED,
+    NIL, O_ACCOUNT, O_HIDDEN, O_LEVEL, O_NEXT, O_OID, O_PEAK, O_PREV, O_QTY,
+    R_LISTED, R_MATCHING, R_MAX_PRICE, R_MAX_QTY, R_MIN_PRICE, R_MIN_QTY,
+    ST_DONE, ST_GROW_EVENTS, ST_GROW_INDEX, ST_GROW_LADDER, ST_GROW_POOL,
+)
+
+# Codes mirrored from shardex.schema (numba needs plain ints).
+K_NEW, K_CANCEL, K_AMEND, K_MASS_CANCEL = 1, 2, 3, 4
+E_ACCEPTED, E_REJECTED, E_TRADE, E_CANCELLED, E_AMENDED, E_TRIGGERED, E_REPLENISHED = 1, 2, 3, 4, 5, 6, 7
+T_LIMIT, T_MARKET, T_STOP_MARKET, T_STOP_LIMIT = 0, 1, 2, 3
+TIF_GTC, TIF_IOC, TIF_FOK = 0, 1, 2
+F_POST_ONLY = 1
+STP_NONE, STP_CANCEL_TAKER, STP_CANCEL_MAKER, STP_CANCEL_BOTH, STP_DECREMENT = 0, 1, 2, 3, 4
+R_OK = 0
+R_UNKNOWN_INSTRUMENT = 1
+R_QTY_NOT_POSITIVE = 4
+R_QTY_BELOW_MIN = 5
+R_QTY_ABOVE_MAX = 6
+R_PRICE_OUT_OF_BAND = 7
+R_DUPLICATE = 8
+R_UNKNOWN_ORDER = 9
+R_MARKET_GTC = 10
+R_POST_ONLY = 11
+R_FOK = 12
+R_INVALID_SIDE = 13
+R_INVALID_TYPE = 14
+R_INVALID_TIF = 15
+R_INVALID_STP = 16
+R_INVALID_DISPLAY = 17
+R_INVALID_STOP = 18
+R_INVALID_COMMAND = 19
+R_INVALID_PRICE = 20
+R_INVALID_ACCOUNT = 21
+R_AMEND_STOP = 22
+R_USER_CANCEL = 50
+R_IOC_REMAINDER = 51
+R_STP_CANCEL = 52
+R_MASS_CANCEL = 53
+R_NO_LIQUIDITY = 54
+
+MARKET_BUY_LIMIT = np.iinfo(np.int64).max
+
+
+# ---------------------------------------------------------------------------
+# events
+# ---------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _emit(ev, n, seq, ts, inst, kind, side, reason, oid, acct, price, qty, leaves, moid, macct, mleaves, tid):
+    e = ev[n]
+    e.seq = seq
+    e.ts = ts
+    e.instrument = inst
+    e.kind = kind
+    e.side = side
+    e.reason = reason
+    e.order_id = oid
+    e.account = acct
+    e.price = price
+    e.qty = qty
+    e.leaves = leaves
+    e.maker_order_id = moid
+    e.maker_account = macct
+    e.maker_leaves = mleaves
+    e.trade_id = tid
+    return n + 1
+
+
+# ---------------------------------------------------------------------------
+# order rows
+# ---------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _refills(hidden, peak):
+    if peak <= 0 or hidden <= 0:
+        return 0
+    return (hidden + peak - 1) // peak
+
+
+@njit(cache=True, nogil=True)
+def _alloc(orders, meta):
+    o = meta[M_FREE_ORDER]
+    meta[M_FREE_ORDER] = orders[o, O_NEXT]
+    meta[M_ORDERS_USED] += 1
+    return o
+
+
+@njit(cache=True, nogil=True)
+def _release(orders, ocold, books, index, meta, o):
+    """Forget an order that has left the book: index entry and pool row."""
+    b = ocold[o, C_BOOK]
+    books[b, B_REFILLS] -= _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
+    index_delete(index, meta, orders[o, O_ACCOUNT], orders[o, O_OID])
+    orders[o, O_NEXT] = meta[M_FREE_ORDER]
+    meta[M_FREE_ORDER] = o
+    meta[M_ORDERS_USED] -= 1
+
+
+@njit(cache=True, nogil=True)
+def _link_tail(orders, levels, lv, o):
+    tail = levels[lv, L_TAIL]
+    orders[o, O_PREV] = tail
+    orders[o, O_NEXT] = NIL
+    orders[o, O_LEVEL] = lv
+    if tail == NIL:
+        levels[lv, L_HEAD] = o
+    else:
+        orders[tail, O_NEXT] = o
+    levels[lv, L_TAIL] = o
+    levels[lv, L_COUNT] += 1
+    levels[lv, L_QTY] += orders[o, O_QTY]
+
+
+@njit(cache=True, nogil=True)
+def _unlink(orders, levels, o):
+    """Take an order out of its level's queue (O(1)); returns the level row."""
+    lv = orders[o, O_LEVEL]
+    prv = orders[o, O_PREV]
+    nxt = orders[o, O_NEXT]
+    if prv == NIL:
+        levels[lv, L_HEAD] = nxt
+    else:
+        orders[prv, O_NEXT] = nxt
+    if nxt == NIL:
+        levels[lv, L_TAIL] = prv
+    else:
+        orders[nxt, O_PREV] = prv
+    levels[lv, L_COUNT] -= 1
+    levels[lv, L_QTY] -= orders[o, O_QTY]
+    return lv
+
+
+@njit(cache=True, nogil=True)
+def _place(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o):
+    """Rest an order row at the back of its price level."""
+    b = ocold[o, C_BOOK]
+    side = ocold[o, C_SIDE]
+    price = ocold[o, C_PRICE]
+    lv = ladder_get_or_add(lad_key, lad_lv, lad_n, levels, meta, 2 * b + side, side_key(side, price), price)
+    _link_tail(orders, levels, lv, o)
+    books[b, B_ORDERS] += 1
+    books[b, B_REFILLS] += _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
+
+
+@njit(cache=True, nogil=True)
+def _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o):
+    """Take a resting order out of the book, dropping its level if it empties."""
+    lv = _unlink(orders, levels, o)
+    b = ocold[o, C_BOOK]
+    books[b, B_ORDERS] -= 1
+    if levels[lv, L_COUNT] == 0:
+        side = ocold[o, C_SIDE]
+        ladder_remove(lad_key, lad_lv, lad_n, levels, meta, 2 * b + side, side_key(side, levels[lv, L_PRICE]))
+
+
+@njit(cache=True, nogil=True)
+def _stop_unlink(orders, books, b, o):
+    prv = orders[o, O_PREV]
+    nxt = orders[o, O_NEXT]
+    if prv == NIL:
+        books[b, B_STOP_HEAD] = nxt
+    else:
+        orders[prv, O_NEXT] = nxt
+    if nxt == NIL:
+        books[b, B_STOP_TAIL] = prv
+    else:
+        orders[nxt, O_PREV] = prv
+    books[b, B_STOPS] -= 1
+    books[b, B_STOP_QTY] -= orders[o, O_QTY]
+
+
+@njit(cache=True, nogil=True)
+def _stop_append(orders, books, b, o):
+    tail = books[b, B_STOP_TAIL]
+    orders[o, O_PREV] = tail
+    orders[o, O_NEXT] = NIL
+    orders[o, O_LEVEL] = NIL
+    if tail == NIL:
+        books[b, B_STOP_HEAD] = o
+    else:
+        orders[tail, O_NEXT] = o
+    books[b, B_STOP_TAIL] = o
+    books[b, B_STOPS] += 1
+    books[b, B_STOP_QTY] += orders[o, O_QTY]
+
+
+@njit(cache=True, nogil=True)
+def _crosses(side, limit, level_price):
+    if side == 0:
+        return level_price <= limit
+    return level_price >= limit
+
+
+# ---------------------------------------------------------------------------
+# the taker
+# ---------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _fillable(orders, levels, lad_lv, lad_n, rules, b, side, limit, qty, acct, stp):
+    """Whether ``qty`` can be filled right now (FOK), mirroring what matching will do."""
+    opp = 2 * b + 1 - side
+    prorata = rules[b, R_MATCHING] == 1
+    need = qty
+    for pos in range(lad_n[opp] - 1, -1, -1):
+        lv = lad_lv[opp, pos]
+        if not _crosses(side, limit, levels[lv, L_PRICE]):
+            return False
+        o = levels[lv, L_HEAD]
+        self_seen = False
+        while o != NIL:
+            if stp != STP_NONE and orders[o, O_ACCOUNT] == acct:
+                self_seen = True
+                if stp != STP_CANCEL_MAKER and not prorata:
+                    return False
+            else:
+                need -= orders[o, O_QTY] + orders[o, O_HIDDEN]
+                if need <= 0:
+                    return True
+            o = orders[o, O_NEXT]
+        if self_seen and prorata and stp != STP_CANCEL_MAKER:
+            return False
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _trade(orders, ocold, levels, books, b, inst, lv, o, q, rem, side, acct, oid, seq, ts, ev, n):
+    """Fill q lots of resting order o; the caller has already reduced ``rem``."""
+    price = levels[lv, L_PRICE]
+    orders[o, O_QTY] -= q
+    levels[lv, L_QTY] -= q
+    books[b, B_TRADES] += 1
+    books[b, B_LAST] = price
+    books[b, B_HAS_LAST] = 1
+    books[b, B_VOLUME] += q
+    return _emit(ev, n, seq, ts, inst, E_TRADE, side, R_OK, oid, acct, price, q, rem,
+                 orders[o, O_OID], orders[o, O_ACCOUNT], orders[o, O_QTY] + orders[o, O_HIDDEN], books[b, B_TRADES])
+
+
+@njit(cache=True, nogil=True)
+def _replenish(orders, ocold, levels, books, inst, o, seq, ts, ev, n):
+    """Show the next slice of an iceberg whose displayed part is gone: back of the level."""
+    b = ocold[o, C_BOOK]
+    peak = orders[o, O_PEAK]
+    hidden = orders[o, O_HIDDEN]
+    show = min(peak, hidden)
+    books[b, B_REFILLS] += _refills(hidden - show, peak) - _refills(hidden, peak)
+    lv = _unlink(orders, levels, o)
+    orders[o, O_HIDDEN] = hidden - show
+    orders[o, O_QTY] = show
+    _link_tail(orders, levels, lv, o)
+    return _emit(ev, n, seq, ts, inst, E_REPLENISHED, ocold[o, C_SIDE], R_OK, orders[o, O_OID], orders[o, O_ACCOUNT],
+                 levels[lv, L_PRICE], show, show + orders[o, O_HIDDEN], 0, 0, 0, 0)
+
+
+@njit(cache=True, nogil=True)
+def _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o, reason, seq, ts, ev, n):
+    open_qty = orders[o, O_QTY] + orders[o, O_HIDDEN]
+    _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o)
+    n = _emit(ev, n, seq, ts, inst, E_CANCELLED, ocold[o, C_SIDE], reason, orders[o, O_OID], orders[o, O_ACCOUNT],
+              ocold[o, C_PRICE], open_qty, 0, 0, 0, 0, 0)
+    _release(orders, ocold, books, index, meta, o)
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _decrement(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o, rem, side, acct, oid,
+               price, seq, ts, ev, n):
+    """STP decrement-and-cancel against resting order o; returns (rem, n, taker_done)."""
+    mk_open = orders[o, O_QTY] + orders[o, O_HIDDEN]
+    d = min(rem, mk_open)
+    rem -= d
+    if d == mk_open:
+        n = _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o, R_STP_CANCEL,
+                            seq, ts, ev, n)
+    else:
+        # Reserve goes first, so the displayed part keeps its place in the queue.
+        h = min(orders[o, O_HIDDEN], d)
+        b = ocold[o, C_BOOK]
+        books[b, B_REFILLS] += _refills(orders[o, O_HIDDEN] - h, orders[o, O_PEAK]) - _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
+        orders[o, O_HIDDEN] -= h
+        orders[o, O_QTY] -= d - h
+        levels[orders[o, O_LEVEL], L_QTY] -= d - h
+        n = _emit(ev, n, seq, ts, inst, E_CANCELLED, ocold[o, C_SIDE], R_STP_CANCEL, orders[o, O_OID],
+                  orders[o, O_ACCOUNT], ocold[o, C_PRICE], d, mk_open - d, 0, 0, 0, 0)
+    if rem == 0:
+        n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_STP_CANCEL, oid, acct, price, d, 0, 0, 0, 0, 0)
+        return rem, n, True
+    return rem, n, False
+
+
+@njit(cache=True, nogil=True)
+def _match_fifo(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, b, lv, rem, side, acct, oid,
+                price, stp, seq, ts, ev, n):
+    """Walk one level head to tail; returns (rem, n, taker_done)."""
+    o = levels[lv, L_HEAD]
+    while rem > 0 and o != NIL:
+        nxt = orders[o, O_NEXT]
+        if stp != STP_NONE and orders[o, O_ACCOUNT] == acct:
+            if stp == STP_CANCEL_MAKER or stp == STP_CANCEL_BOTH:
+                n = _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o,
+                                    R_STP_CANCEL, seq, ts, ev, n)
+                if stp == STP_CANCEL_BOTH:
+                    n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_STP_CANCEL, oid, acct, price, rem, 0, 0, 0, 0, 0)
+                    return 0, n, True
+            elif stp == STP_CANCEL_TAKER:
+                n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_STP_CANCEL, oid, acct, price, rem, 0, 0, 0, 0, 0)
+                return 0, n, True
+            else:
+                rem, n, done = _decrement(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o,
+                                          rem, side, acct, oid, price, seq, ts, ev, n)
+                if done:
+                    return 0, n, True
+            o = nxt
+            continue
+        q = min(rem, orders[o, O_QTY])
+        rem -= q
+        n = _trade(orders, ocold, levels, books, b, inst, lv, o, q, rem, side, acct, oid, seq, ts, ev, n)
+        if orders[o, O_QTY] == 0:
+            if orders[o, O_HIDDEN] > 0:
+                n = _replenish(orders, ocold, levels, books, inst, o, seq, ts, ev, n)
+                if nxt == NIL:
+                    nxt = o
+            else:
+                _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o)
+                _release(orders, ocold, books, index, meta, o)
+        o = nxt
+    return rem, n, False
+
+
+@njit(cache=True, nogil=True)
+def _match_prorata(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, scratch, inst, b, lv, rem, side,
+                   acct, oid, price, stp, seq, ts, ev, n):
+    """Share the taker across one level in proportion to size; returns (rem, n, taker_done)."""
+    k = 0
+    avail = 0
+    self_seen = False
+    o = levels[lv, L_HEAD]
+    while o != NIL:
+        nxt = orders[o, O_NEXT]
+        if stp != STP_NONE and orders[o, O_ACCOUNT] == acct:
+            self_seen = True
+            if stp == STP_CANCEL_MAKER or stp == STP_CANCEL_BOTH:
+                n = _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o,
+                                    R_STP_CANCEL, seq, ts, ev, n)
+        else:
+            scratch[k] = o
+            k += 1
+            avail += orders[o, O_QTY]
+        o = nxt
+    if avail > 0:
+        total = min(rem, avail)
+        left = total
+        for j in range(k):
+            if left == 0:
+                break
+            o = scratch[j]
+            q = orders[o, O_QTY]
+            if j == k - 1:
+                f = min(q, left)
+            else:
+                # total * q fits in int64 for any book below ~3e9 lots per level.
+                f = min(q, (total * q) // avail, left)
+            if f > 0:
+                left -= f
+                rem -= f
+                n = _trade(orders, ocold, levels, books, b, inst, lv, o, f, rem, side, acct, oid, seq, ts, ev, n)
+        # Refills and removals after the allocation pass, so the pass sees the
+        # level exactly as it stood when the taker arrived.
+        for j in range(k):
+            o = scratch[j]
+            if orders[o, O_QTY] == 0:
+                if orders[o, O_HIDDEN] > 0:
+                    n = _replenish(orders, ocold, levels, books, inst, o, seq, ts, ev, n)
+                else:
+                    _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o)
+                    _release(orders, ocold, books, index, meta, o)
+    if self_seen and rem > 0:
+        if stp == STP_CANCEL_TAKER or stp == STP_CANCEL_BOTH:
+            n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_STP_CANCEL, oid, acct, price, rem, 0, 0, 0, 0, 0)
+            return 0, n, True
+        if stp == STP_DECREMENT and levels[lv, L_COUNT] > 0:
+            o = levels[lv, L_HEAD]
+            while rem > 0 and o != NIL:
+                nxt = orders[o, O_NEXT]
+                if orders[o, O_ACCOUNT] == acct:
+                    rem, n, done = _decrement(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst,
+                                              o, rem, side, acct, oid, price, seq, ts, ev, n)
+                    if done:
+                        return 0, n, True
+                o = nxt
+    return rem, n, False
+
+
+@njit(cache=True, nogil=True)
+def _take(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, side, limit, rem,
+          acct, oid, price, stp, seq, ts, ev, n):
+    """Match an incoming order against the opposite side; returns (rem, n, taker_done)."""
+    opp = 2 * b + 1 - side
+    prorata = rules[b, R_MATCHING] == 1
+    while rem > 0 and lad_n[opp] > 0:
+        lv = lad_lv[opp, lad_n[opp] - 1]
+        if not _crosses(side, limit, levels[lv, L_PRICE]):
+            break
+        if prorata:
+            rem, n, done = _match_prorata(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, scratch,
+                                          inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, n)
+        else:
+            rem, n, done = _match_fifo(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, b, lv,
+                                       rem, side, acct, oid, price, stp, seq, ts, ev, n)
+        if done:
+            return 0, n, True
+    return rem, n, False
+
+
+@njit(cache=True, nogil=True)
+def _execute(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, o, seq, ts,
+             ev, n):
+    """Run order row ``o`` (accepted, fields set, not resting) as a taker, then rest or cancel it."""
+    side = ocold[o, C_SIDE]
+    otype = ocold[o, C_TYPE]
+    tif = ocold[o, C_TIF]
+    acct = orders[o, O_ACCOUNT]
+    oid = orders[o, O_OID]
+    price = ocold[o, C_PRICE]
+    qty = orders[o, O_QTY] + orders[o, O_HIDDEN]
+    if otype == T_MARKET:
+        limit = MARKET_BUY_LIMIT if side == 0 else 0
+    else:
+        limit = price
+    stp = ocold[o, C_STP]
+    if tif == TIF_FOK and not _fillable(orders, levels, lad_lv, lad_n, rules, b, side, limit, qty, acct, stp):
+        n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_FOK, oid, acct, price, qty, 0, 0, 0, 0, 0)
+        _release(orders, ocold, books, index, meta, o)
+        return n
+    trades_before = books[b, B_TRADES]
+    rem, n, done = _take(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b,
+                         side, limit, qty, acct, oid, price, stp, seq, ts, ev, n)
+    if done or rem == 0:
+        orders[o, O_QTY] = 0
+        orders[o, O_HIDDEN] = 0
+        _release(orders, ocold, books, index, meta, o)
+    elif otype == T_MARKET or tif != TIF_GTC:
+        reason = R_NO_LIQUIDITY if (otype == T_MARKET and books[b, B_TRADES] == trades_before) else R_IOC_REMAINDER
+        n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, reason, oid, acct, price, rem, 0, 0, 0, 0, 0)
+        orders[o, O_QTY] = 0
+        orders[o, O_HIDDEN] = 0
+        _release(orders, ocold, books, index, meta, o)
+    else:
+        peak = orders[o, O_PEAK]
+        if peak > 0 and rem > peak:
+            orders[o, O_QTY] = peak
+            orders[o, O_HIDDEN] = rem - peak
+        else:
+            orders[o, O_QTY] = rem
+            orders[o, O_HIDDEN] = 0
+        _place(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o)
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _run_stops(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, seq, ts, ev,
+               n):
+    """Trigger stops reached by the last trade price, one at a time in arrival order."""
+    while books[b, B_STOPS] > 0 and books[b, B_HAS_LAST] == 1:
+        last = books[b, B_LAST]
+        o = books[b, B_STOP_HEAD]
+        while o != NIL:
+            stop = ocold[o, C_STOP]
+            if (ocold[o, C_SIDE] == 0 and last >= stop) or (ocold[o, C_SIDE] == 1 and last <= stop):
+                break
+            o = orders[o, O_NEXT]
+        if o == NIL:
+            return n
+        _stop_unlink(orders, books, b, o)
+        n = _emit(ev, n, seq, ts, inst, E_TRIGGERED, ocold[o, C_SIDE], R_OK, orders[o, O_OID], orders[o, O_ACCOUNT],
+                  last, orders[o, O_QTY] + orders[o, O_HIDDEN], orders[o, O_QTY] + orders[o, O_HIDDEN], 0, 0, 0, 0)
+        ocold[o, C_TYPE] = T_MARKET if ocold[o, C_TYPE] == T_STOP_MARKET else T_LIMIT
+        n = _execute(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, o,
+                     seq, ts, ev, n)
+    return n
+
+
+# ---------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _check_new(cmds, i, rules, b):
+    """Reason code for a NEW command's static checks (no book state)."""
+    c = cmds[i]
+    if c.account < 0:
+        return R_INVALID_ACCOUNT
+    if c.side > 1:
+        return R_INVALID_SIDE
+    if c.otype > 3:
+        return R_INVALID_TYPE
+    if c.tif > 2:
+        return R_INVALID_TIF
+    if c.stp > 4:
+        return R_INVALID_STP
+    qty = c.qty
+    if qty <= 0:
+        return R_QTY_NOT_POSITIVE
+    if qty < rules[b, R_MIN_QTY]:
+        return R_QTY_BELOW_MIN
+    if qty > rules[b, R_MAX_QTY]:
+        return R_QTY_ABOVE_MAX
+    market = c.otype == T_MARKET or c.otype == T_STOP_MARKET
+    if market:
+        if c.tif == TIF_GTC:
+            return R_MARKET_GTC
+        if c.flags & F_POST_ONLY:
+            return R_INVALID_TYPE
+    else:
+        if c.price <= 0:
+            return R_INVALID_PRICE
+        if c.price < rules[b, R_MIN_PRICE] or c.price > rules[b, R_MAX_PRICE]:
+            return R_PRICE_OUT_OF_BAND
+        if (c.flags & F_POST_ONLY) and c.tif != TIF_GTC:
+            return R_INVALID_TIF
+    if c.otype >= T_STOP_MARKET and c.stop_price <= 0:
+        return R_INVALID_STOP
+    if c.display_qty != 0:
+        if c.display_qty < 0 or c.display_qty >= qty or market or c.tif != TIF_GTC or c.otype != T_LIMIT:
+            return R_INVALID_DISPLAY
+        if c.display_qty < rules[b, R_MIN_QTY]:
+            return R_INVALID_DISPLAY
+    return R_OK
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _reject(cmds, i, reason, ev, n):
+    c = cmds[i]
+    return _emit(ev, n, c.seq, c.ts, c.instrument, E_REJECTED, c.side, reason, c.order_id, c.account, c.price, c.qty,
+                 0, 0, 0, 0, 0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cmd_new(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, cmds, i, b, ev, n):
+    c = cmds[i]
+    reason = _check_new(cmds, i, rules, b)
+    if reason == R_OK and index_find(index, c.account, c.order_id) >= 0:
+        reason = R_DUPLICATE
+    side = c.side
+    if reason == R_OK and (c.flags & F_POST_ONLY):
+        opp = 2 * b + 1 - side
+        if lad_n[opp] > 0 and _crosses(side, c.price, levels[lad_lv[opp, lad_n[opp] - 1], L_PRICE]):
+            reason = R_POST_ONLY
+    if reason == R_OK and c.tif == TIF_FOK and c.otype < T_STOP_MARKET:
+        limit = c.price
+        if c.otype == T_MARKET:
+            limit = MARKET_BUY_LIMIT if side == 0 else 0
+        if not _fillable(orders, levels, lad_lv, lad_n, rules, b, side, limit, c.qty, c.account, c.stp):
+            reason = R_FOK
+    if reason != R_OK:
+        return _reject(cmds, i, reason, ev, n)
+    inst = c.instrument
+    seq = c.seq
+    ts = c.ts
+    o = _alloc(orders, meta)
+    orders[o, O_QTY] = c.qty
+    orders[o, O_HIDDEN] = 0
+    orders[o, O_PEAK] = c.display_qty
+    orders[o, O_ACCOUNT] = c.account
+    orders[o, O_OID] = c.order_id
+    orders[o, O_LEVEL] = NIL
+    ocold[o, C_PRICE] = 0 if (c.otype == T_MARKET or c.otype == T_STOP_MARKET) else c.price
+    ocold[o, C_BOOK] = b
+    ocold[o, C_SIDE] = side
+    ocold[o, C_STOP] = c.stop_price
+    ocold[o, C_TYPE] = c.otype
+    ocold[o, C_TIF] = c.tif
+    ocold[o, C_STP] = c.stp
+    ocold[o, C_FLAGS] = c.flags
+    index_insert(index, meta, c.account, c.order_id, o)
+    n = _emit(ev, n, seq, ts, inst, E_ACCEPTED, side, R_OK, c.order_id, c.account, ocold[o, C_PRICE], c.qty, c.qty,
+              0, 0, 0, 0)
+    if c.otype >= T_STOP_MARKET:
+        _stop_append(orders, books, b, o)
+    else:
+        n = _execute(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, o,
+                     seq, ts, ev, n)
+    return _run_stops(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, seq,
+                      ts, ev, n)
+
+
+@njit(cache=True, nogil=True)
+def _cmd_cancel(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, cmds, i, b, ev, n):
+    c = cmds[i]
+    o = index_find(index, c.account, c.order_id)
+    if o < 0 or ocold[o, C_BOOK] != b:
+        return _reject(cmds, i, R_UNKNOWN_ORDER, ev, n)
+    if orders[o, O_LEVEL] == NIL:
+        _stop_unlink(orders, books, b, o)
+        n = _emit(ev, n, c.seq, c.ts, c.instrument, E_CANCELLED, ocold[o, C_SIDE], R_USER_CANCEL, c.order_id,
+                  c.account, ocold[o, C_PRICE], orders[o, O_QTY], 0, 0, 0, 0, 0)
+        _release(orders, ocold, books, index, meta, o)
+        return n
+    return _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, c.instrument, o,
+                           R_USER_CANCEL, c.seq, c.ts, ev, n)
+
+
+@njit(cache=True, nogil=True)
+def _cmd_amend(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, cmds, i, b, ev, n):
+    c = cmds[i]
+    o = index_find(index, c.account, c.order_id)
+    if o < 0 or ocold[o, C_BOOK] != b:
+        return _reject(cmds, i, R_UNKNOWN_ORDER, ev, n)
+    if orders[o, O_LEVEL] == NIL:
+        return _reject(cmds, i, R_AMEND_STOP, ev, n)
+    old_price = ocold[o, C_PRICE]
+    price = old_price if c.price == 0 else c.price
+    qty = c.qty
+    side = ocold[o, C_SIDE]
+    reason = R_OK
+    if qty <= 0:
+        reason = R_QTY_NOT_POSITIVE
+    elif qty < rules[b, R_MIN_QTY]:
+        reason = R_QTY_BELOW_MIN
+    elif qty > rules[b, R_MAX_QTY]:
+        reason = R_QTY_ABOVE_MAX
+    elif price < 0:
+        reason = R_INVALID_PRICE
+    elif price < rules[b, R_MIN_PRICE] or price > rules[b, R_MAX_PRICE]:
+        reason = R_PRICE_OUT_OF_BAND
+    elif price != old_price and (ocold[o, C_FLAGS] & F_POST_ONLY):
+        opp = 2 * b + 1 - side
+        if lad_n[opp] > 0 and _crosses(side, price, levels[lad_lv[opp, lad_n[opp] - 1], L_PRICE]):
+            reason = R_POST_ONLY
+    if reason != R_OK:
+        return _reject(cmds, i, reason, ev, n)
+    inst = c.instrument
+    open_qty = orders[o, O_QTY] + orders[o, O_HIDDEN]
+    if price == old_price and qty <= open_qty:
+        # A decrease keeps its place: the reserve shrinks first.
+        d = open_qty - qty
+        h = min(orders[o, O_HIDDEN], d)
+        books[b, B_REFILLS] += _refills(orders[o, O_HIDDEN] - h, orders[o, O_PEAK]) - _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
+        orders[o, O_HIDDEN] -= h
+        orders[o, O_QTY] -= d - h
+        levels[orders[o, O_LEVEL], L_QTY] -= d - h
+        return _emit(ev, n, c.seq, c.ts, inst, E_AMENDED, side, R_OK, c.order_id, c.account, price, qty, qty, 0, 0, 0, 0)
+    # A price change or an increase goes to the back: out of the book, in again
+    # as a fresh taker at the new price.
+    _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o)
+    books[b, B_REFILLS] -= _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
+    ocold[o, C_PRICE] = price
+    orders[o, O_QTY] = qty
+    orders[o, O_HIDDEN] = 0
+    n = _emit(ev, n, c.seq, c.ts, inst, E_AMENDED, side, R_OK, c.order_id, c.account, price, qty, qty, 0, 0, 0, 0)
+    n = _execute(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, o, c.seq,
+                 c.ts, ev, n)
+    return _run_stops(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b,
+                      c.seq, c.ts, ev, n)
+
+
+@njit(cache=True, nogil=True)
+def _cmd_mass_cancel(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, scratch, cmds, i, b, inst_of_book,
+                     ev, n):
+    """Cancel every order of the account on one book (b >= 0) or all books (b < 0).
+
+    Orders go in a fixed order, bids best first then asks best first (each
+    level head to tail), then untriggered stops in arrival order.
+    """
+    c = cmds[i]
+    b0 = b if b >= 0 else 0
+    b1 = b + 1 if b >= 0 else books.shape[0]
+    acct = c.account
+    for bb in range(b0, b1):
+        k = 0
+        for side in range(2):
+            row = 2 * bb + side
+            for pos in range(lad_n[row] - 1, -1, -1):
+                o = levels[lad_lv[row, pos], L_HEAD]
+                while o != NIL:
+                    if orders[o, O_ACCOUNT] == acct:
+                        scratch[k] = o
+                        k += 1
+                    o = orders[o, O_NEXT]
+        inst = inst_of_book[bb]
+        for j in range(k):
+            n = _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, scratch[j],
+                                R_MASS_CANCEL, c.seq, c.ts, ev, n)
+        o = books[bb, B_STOP_HEAD]
+        while o != NIL:
+            nxt = orders[o, O_NEXT]
+            if orders[o, O_ACCOUNT] == acct:
+                _stop_unlink(orders, books, bb, o)
+                n = _emit(ev, n, c.seq, c.ts, inst, E_CANCELLED, ocold[o, C_SIDE], R_MASS_CANCEL, orders[o, O_OID],
+                          acct, ocold[o, C_PRICE], orders[o, O_QTY], 0, 0, 0, 0, 0)
+                _release(orders, ocold, books, index, meta, o)
+            o = nxt
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _event_bound(cmds, i, books, b):
+    """Most events command ``c`` can produce on book ``b``.
+
+    Every trade uses up at least one lot of a taker, and each trade brings at
+    most one iceberg refill and one STP event, so a taker's quantity bounds
+    its events; so does the number of resting orders it could meet.  Cancel-
+    maker STP and triggered stops add the orders they may sweep.
+    """
+    c = cmds[i]
+    orders = books[b, B_ORDERS]
+    stops = books[b, B_STOPS]
+    by_book = 8 + 6 * (orders + stops) + 2 * books[b, B_REFILLS]
+    kind = c.kind
+    if kind == K_CANCEL:
+        return 4
+    if kind == K_MASS_CANCEL:
+        return 8 + orders + stops
+    qty = c.qty if c.qty > 0 else 0
+    by_qty = 8 + 3 * qty
+    if stops > 0:
+        by_qty += 3 * books[b, B_STOP_QTY] + 4 * stops + orders
+    if c.stp == STP_CANCEL_MAKER:
+        by_qty += orders
+    return min(by_qty, by_book)
+
+
+@njit(cache=True, nogil=True)
+def process_commands(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, book_of,
+                     inst_of_book, cmds, start, ev, n):
+    """Apply ``cmds[start:]`` in order, appending events to ``ev`` from row ``n``.
+
+    Returns ``(status, next_command, n)``.  ``status`` is ``ST_DONE`` when the
+    batch is finished, or a ``ST_GROW_*`` code when the array it names must
+    grow before ``cmds[next_command]`` can run; nothing of that command has
+    happened yet.  ``book_of[instrument]`` maps instrument ids to book rows
+    (-1: not in this shard).  Non-matching command kinds are rejected.
+    """
+    nbooks = books.shape[0]
+    ncmd = cmds.shape[0]
+    width = lad_key.shape[1]
+    for i in range(start, ncmd):
+        c = cmds[i]
+        inst = c.instrument
+        b = -1
+        if 0 <= inst < book_of.shape[0]:
+            b = book_of[inst]
+        kind = c.kind
+        # Room for the worst case of this command, checked before it starts.
+        if meta[M_FREE_ORDER] == NIL:
+            return ST_GROW_POOL, i, n
+        if 2 * (meta[M_INDEX_USED] + meta[M_INDEX_TOMB] + 1) > index.shape[0]:
+            return ST_GROW_INDEX, i, n
+        if b >= 0:
+            stops = books[b, B_STOPS]
+            if max(lad_n[2 * b], lad_n[2 * b + 1]) + 2 + stops >= width:
+                return ST_GROW_LADDER, i, n
+            bound = _event_bound(cmds, i, books, b)
+        else:
+            bound = 8 + 2 * meta[M_ORDERS_USED]
+        if n + bound > ev.shape[0]:
+            return ST_GROW_EVENTS, i, n
+        if kind == K_MASS_CANCEL and (inst == -1 or b >= 0):
+            n = _cmd_mass_cancel(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, scratch, cmds, i, b,
+                                 inst_of_book, ev, n)
+        elif kind != K_NEW and kind != K_CANCEL and kind != K_AMEND and kind != K_MASS_CANCEL:
+            n = _reject(cmds, i, R_INVALID_COMMAND, ev, n)
+        elif b < 0 or rules[b, R_LISTED] == 0:
+            n = _reject(cmds, i, R_UNKNOWN_INSTRUMENT, ev, n)
+        elif kind == K_NEW:
+            n = _cmd_new(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, cmds, i, b, ev, n)
+        elif kind == K_CANCEL:
+            n = _cmd_cancel(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, cmds, i, b, ev, n)
+        else:
+            n = _cmd_amend(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, cmds, i, b,
+                           ev, n)
+    return ST_DONE, ncmd, n

@@ -1,0 +1,280 @@
+"""The ``Exchange``: the engine's Python face.
+
+>>> from shardex import Exchange, Instrument
+>>> ex = Exchange([Instrument(0, "BTC-PERP", tick_size="0.5", lot_size="0.001")])
+>>> _ = ex.submit("BTC-PERP", "sell", "0.010", "61800.5", account=1, order_id=1)
+>>> fills = ex.submit("BTC-PERP", "buy", "0.004", "61801", account=2, order_id=7)
+>>> [(str(t.price), str(t.qty)) for t in ex.trades(fills)]
+[('61800.5', '0.004')]
+>>> ex.top("BTC-PERP")
+(None, (Decimal('61800.5'), Decimal('0.006')))
+
+Batches are the fast path: ``process(commands)`` takes a ``COMMAND_DTYPE``
+array (integer ticks and lots), stamps it through the sequencer, runs it on
+every shard at once and returns the events in sequence order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Callable, Iterable, NamedTuple
+
+import numpy as np
+
+from shardex.book.shard import MatchingShard
+from shardex.engine.commands import amend as _amend
+from shardex.engine.commands import batch as _batch
+from shardex.engine.commands import cancel as _cancel
+from shardex.engine.commands import mass_cancel as _mass_cancel
+from shardex.engine.commands import new_order
+from shardex.engine.sequencer import Sequencer
+from shardex.errors import OrderRejected, UnknownInstrumentError
+from shardex.instruments import Instrument
+from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, CommandKind, EventKind, OrderType, reason_message
+
+__all__ = ["Exchange", "Trade"]
+
+
+class Trade(NamedTuple):
+    """A trade in decimal units, as ``Exchange.trades`` reports it."""
+
+    instrument: str
+    price: Decimal
+    qty: Decimal
+    taker_order_id: int
+    taker_account: int
+    maker_order_id: int
+    maker_account: int
+    trade_id: int
+
+
+class Exchange:
+    """Order books for many instruments, sharded across threads, fed in batches.
+
+    Parameters
+    ----------
+    instruments
+        Instruments listed at start; more with ``add_instrument``.
+    shards
+        Matching shards.  Instruments are dealt to shards round-robin in id
+        order; each shard runs on its own thread.  The events and the state
+        hash are the same for every shard count.
+    clock
+        Nanosecond clock for the sequencer (default ``time.time_ns``).
+    """
+
+    def __init__(self, instruments: Iterable[Instrument] = (), *, shards: int = 1,
+                 clock: Callable[[], int] = time.time_ns, order_capacity: int = 1024) -> None:
+        if shards < 1:
+            raise ValueError("shards must be at least 1")
+        self.sequencer = Sequencer(clock=clock)
+        self.shards = [MatchingShard(order_capacity=order_capacity) for _ in range(shards)]
+        self._by_id: dict[int, Instrument] = {}
+        self._by_symbol: dict[str, Instrument] = {}
+        self._shard_of = np.zeros(0, dtype=np.int64)
+        self._pool = ThreadPoolExecutor(max_workers=shards, thread_name_prefix="shardex-shard") if shards > 1 else None
+        self._next_oid: dict[int, int] = {}
+        for ins in sorted(instruments, key=lambda i: i.id):
+            self.add_instrument(ins)
+
+    # -- instruments ---------------------------------------------------------
+    def add_instrument(self, ins: Instrument) -> None:
+        """List an instrument (an empty book on the next shard in turn)."""
+        if ins.id in self._by_id:
+            raise ValueError(f"instrument id {ins.id} is already listed as {self._by_id[ins.id].symbol}")
+        if ins.symbol in self._by_symbol:
+            raise ValueError(f"symbol {ins.symbol} is already listed")
+        shard = len(self._by_id) % len(self.shards)
+        self.shards[shard].add(ins)
+        self._by_id[ins.id] = ins
+        self._by_symbol[ins.symbol] = ins
+        if ins.id >= len(self._shard_of):
+            grown = np.zeros(ins.id + 1, dtype=np.int64)
+            grown[: len(self._shard_of)] = self._shard_of
+            self._shard_of = grown
+        self._shard_of[ins.id] = shard
+
+    @property
+    def instruments(self) -> list[Instrument]:
+        """Listed instruments in id order."""
+        return [self._by_id[i] for i in sorted(self._by_id)]
+
+    def instrument(self, key: int | str | Instrument) -> Instrument:
+        """Look an instrument up by id, symbol or itself; ``UnknownInstrumentError`` if not listed."""
+        if isinstance(key, Instrument):
+            key = key.id
+        found = self._by_symbol.get(key) if isinstance(key, str) else self._by_id.get(int(key))
+        if found is None:
+            raise UnknownInstrumentError(f"instrument {key!r} is not listed; listed: {sorted(self._by_symbol)}")
+        return found
+
+    # -- the batch path --------------------------------------------------------
+    def process(self, cmds: np.ndarray) -> np.ndarray:
+        """Sequence and run a batch of ``COMMAND_DTYPE`` commands; return its events in order.
+
+        Bad commands are rejected with a ``REJECTED`` event and a reason code;
+        the rest of the batch goes on.
+        """
+        cmds = self._as_commands(cmds)
+        self.sequencer.stamp(cmds)
+        return self.apply(cmds)
+
+    def apply(self, cmds: np.ndarray) -> np.ndarray:
+        """Run an already sequenced batch (replay path): no clock, no new sequence numbers."""
+        cmds = self._as_commands(cmds)
+        if len(self.shards) == 1:
+            return self.shards[0].process(cmds)
+        parts = self._split(cmds)
+        results = list(self._pool.map(lambda sp: sp[0].process(sp[1]), zip(self.shards, parts)))
+        return merge_events(results)
+
+    def _as_commands(self, cmds: np.ndarray) -> np.ndarray:
+        if not isinstance(cmds, np.ndarray) or cmds.dtype != COMMAND_DTYPE:
+            raise TypeError("commands must be a numpy array of shardex.COMMAND_DTYPE; "
+                            "build one with shardex.engine.commands.batch(...)")
+        return np.ascontiguousarray(cmds)
+
+    def _split(self, cmds: np.ndarray) -> list[np.ndarray]:
+        inst = cmds["instrument"]
+        known = (inst >= 0) & (inst < len(self._shard_of))
+        shard = np.zeros(len(cmds), dtype=np.int64)
+        shard[known] = self._shard_of[inst[known]]
+        everywhere = (cmds["kind"] == CommandKind.MASS_CANCEL) & (inst == -1)
+        return [cmds[(shard == s) | everywhere] for s in range(len(self.shards))]
+
+    # -- one order at a time, in decimal units ----------------------------------
+    def submit(self, instrument: int | str, side: object, qty: object, price: object = None, *,
+               account: int = 0, order_id: int | None = None, type: object = None, tif: object = "gtc",
+               post_only: bool = False, display_qty: object = None, stop_price: object = None,
+               stp: object = "none") -> np.ndarray:
+        """Submit one order given in decimals; return its events.
+
+        ``type`` defaults to LIMIT with a price and MARKET without.  Raises
+        ``OffGridError`` for prices and sizes off the instrument's grid and
+        ``OrderRejected`` (with ``.reason``) when the engine rejects it.
+        """
+        ins = self.instrument(instrument)
+        if type is None:
+            type = OrderType.LIMIT if price is not None else OrderType.MARKET
+        if order_id is None:
+            order_id = self._next_oid.get(account, 1)
+        self._next_oid[account] = max(self._next_oid.get(account, 1), int(order_id) + 1)
+        rec = new_order(
+            ins.id, side, ins.qty_to_lots(qty), 0 if price is None else ins.price_to_ticks(price),
+            order_id=order_id, account=account, type=type, tif=tif, post_only=post_only,
+            display_qty=0 if display_qty is None else ins.qty_to_lots(display_qty),
+            stop_price=0 if stop_price is None else ins.price_to_ticks(stop_price), stp=stp,
+        )
+        return self._one(rec)
+
+    def cancel(self, instrument: int | str, order_id: int, *, account: int = 0) -> np.ndarray:
+        """Cancel one order; ``OrderRejected`` if the account has no such open order."""
+        return self._one(_cancel(self.instrument(instrument).id, order_id, account=account))
+
+    def amend(self, instrument: int | str, order_id: int, *, qty: object, price: object = None,
+              account: int = 0) -> np.ndarray:
+        """Change an order's open quantity and/or price (decimals).
+
+        A decrease keeps queue priority; a price change or an increase loses it.
+        """
+        ins = self.instrument(instrument)
+        return self._one(_amend(ins.id, order_id, account=account, qty=ins.qty_to_lots(qty),
+                                price=0 if price is None else ins.price_to_ticks(price)))
+
+    def mass_cancel(self, account: int, instrument: int | str | None = None) -> np.ndarray:
+        """Cancel every open order of ``account`` (on one instrument, or on all)."""
+        inst = -1 if instrument is None else self.instrument(instrument).id
+        return self.process(_batch([_mass_cancel(account, inst)]))
+
+    def _one(self, record: tuple) -> np.ndarray:
+        events = self.process(_batch([record]))
+        rejected = events[events["kind"] == EventKind.REJECTED]
+        if len(rejected):
+            code = int(rejected["reason"][0])
+            raise OrderRejected(code, f"order {int(rejected['order_id'][0])} rejected: {reason_message(code)}")
+        return events
+
+    # -- views ---------------------------------------------------------------
+    def _shard(self, ins: Instrument) -> MatchingShard:
+        return self.shards[int(self._shard_of[ins.id])]
+
+    def depth(self, instrument: int | str, levels: int = 10) -> dict:
+        """L2 depth in decimals: ``{"bids": [(price, qty, orders), ...], "asks": [...]}``, best first."""
+        ins = self.instrument(instrument)
+        bids, asks = self._shard(ins).depth(ins.id, levels)
+        conv = lambda rows: [(ins.ticks_to_price(p), ins.lots_to_qty(q), int(c)) for p, q, c in rows]  # noqa: E731
+        return {"bids": conv(bids), "asks": conv(asks)}
+
+    def depth_ticks(self, instrument: int | str, levels: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """L2 depth in integers: (bids, asks) arrays of (price ticks, qty lots, orders), best first."""
+        ins = self.instrument(instrument)
+        return self._shard(ins).depth(ins.id, levels)
+
+    def top(self, instrument: int | str) -> tuple:
+        """((bid price, bid qty) or None, (ask price, ask qty) or None), in decimals."""
+        d = self.depth(instrument, 1)
+        bid = d["bids"][0][:2] if d["bids"] else None
+        ask = d["asks"][0][:2] if d["asks"] else None
+        return bid, ask
+
+    def l3(self, instrument: int | str) -> np.ndarray:
+        """Every order of the book in priority order; columns ``shardex.book.views.L3_COLUMNS``."""
+        ins = self.instrument(instrument)
+        return self._shard(ins).l3(ins.id)
+
+    def stats(self, instrument: int | str) -> dict:
+        """Last trade price (ticks), trade count, traded volume (lots), live orders and stops of a book."""
+        ins = self.instrument(instrument)
+        return self._shard(ins).book_stats(ins.id)
+
+    def trades(self, events: np.ndarray) -> list[Trade]:
+        """The trades among ``events``, in decimal units."""
+        out = []
+        for e in events[events["kind"] == EventKind.TRADE]:
+            ins = self._by_id[int(e["instrument"])]
+            out.append(Trade(ins.symbol, ins.ticks_to_price(e["price"]), ins.lots_to_qty(e["qty"]),
+                             int(e["order_id"]), int(e["account"]), int(e["maker_order_id"]),
+                             int(e["maker_account"]), int(e["trade_id"])))
+        return out
+
+    def state_hash(self) -> str:
+        """sha256 over every book's canonical state (orders in priority order, last price, counters).
+
+        Engines with the same command history share it, whatever their shard count.
+        """
+        h = hashlib.sha256()
+        for ins in self.instruments:
+            self._shard(ins).hash_book(h, ins.id)
+        return h.hexdigest()
+
+    def close(self) -> None:
+        """Stop the shard threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> "Exchange":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def merge_events(parts: list[np.ndarray]) -> np.ndarray:
+    """Merge per-shard event streams into sequence order.
+
+    Within one command the events of one instrument keep their order; a
+    command that spans shards (a mass cancel of every instrument) lists its
+    instruments in id order, as one shard holding them all would.
+    """
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return np.zeros(0, dtype=EVENT_DTYPE)
+    if len(parts) == 1:
+        return parts[0]
+    allev = np.concatenate(parts)
+    order = np.lexsort((allev["instrument"], allev["seq"]))
+    return allev[order]
