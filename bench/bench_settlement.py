@@ -70,8 +70,9 @@ def compare_prange(repeats: int, threads: int = 2) -> None:
                     settle(led, txns, threads=threads, mode="parallel")
                 else:
                     codes = np.zeros(txns.size, np.int64)
-                    K.validate(txns, led.n_accounts, len(led.currencies), led.n_instruments, codes)
-                    _lv, order, level_start, *_ = K.plan(txns, led.n_accounts, led.n_instruments, codes)
+                    level, order, n_levels, *_ = K.plan(txns, led.n_accounts, 3, led.n_instruments, codes, True)
+                    level_start = np.zeros(n_levels + 1, np.int64)
+                    level_start[1:] = np.cumsum(np.bincount(level, minlength=n_levels + 1)[1:])
                     slots, nrec = K.new_audit_slots(txns.size), np.zeros(txns.size, np.int64)
                     run_levels(order, level_start, txns, led.balances, led.positions, led.margin, led.inst,
                                led.marks, led.mccy, codes, slots, nrec)  # fmt: skip
@@ -85,7 +86,7 @@ def compare_prange(repeats: int, threads: int = 2) -> None:
                 else:
                     same &= led.state_hash() == want
         med = {k: statistics.median(v[1:]) for k, v in times.items()}
-        tpl = 10_000 / (int(K.plan(txns, n_accounts, 16, np.zeros(txns.size, np.int64))[2].size) - 1)
+        tpl = 10_000 / K.plan(txns, n_accounts, 3, 16, np.zeros(txns.size, np.int64), False)[2]
         print(
             f"{n_accounts:>9}{tpl:>10.0f}{med['seq'] * 1e3:>9.2f}{med['exec'] * 1e3:>10.2f}{med['prange'] * 1e3:>9.2f}"
             f"{med['seq'] / med['exec']:>8.2f}{med['seq'] / med['prange']:>9.2f}{parallel_capacity(threads, 3):>8.2f}"

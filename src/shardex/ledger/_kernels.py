@@ -79,7 +79,12 @@ CTL_ABORT = 8  # set when an ADL missed: stop, the caller re-runs sequentially
 CTL_STALLED = 16  # set when a thread waited longer than CTL_TAKEOVER cycles
 CTL_TAKER = 24  # the first thread to see CTL_STALLED takes the rest of the batch
 CTL_TAKEOVER = 32  # the wait, in CPU cycles, that counts as a stall
-CTL_SIZE = 40
+CTL_ARRIVED = 40  # threads done running transactions
+CTL_CHUNK = 48  # next chunk of the audit merge to claim
+CTL_SIZE = 56
+# Rows per chunk of the parallel audit merge; fixed, whatever the thread count,
+# so that the merge order never depends on it.
+CHUNK_ROWS = 512
 
 
 # -- small arithmetic helpers ---------------------------------------------------
@@ -407,21 +412,22 @@ def validate(txns, n_acc, n_ccy, n_inst, codes):
 
 
 @njit(cache=True, nogil=True)
-def plan(txns, n_acc, n_inst, codes):
-    """Give every valid transaction its level and its synchronization targets.
+def plan(txns, n_acc, n_ccy, n_inst, codes, by_level):
+    """Validate every transaction, then give each valid one its level and sync targets.
 
-    One serial pass.  A transaction's level is one more than the highest
-    level of any earlier transaction declaring one of its accounts.  Trades
-    and ADLs also meet on their instrument: an ADL reads every position in the
-    instrument (to rank counterparties), so it comes after all earlier trades
-    in it and before all later ones; trades among themselves do not conflict
-    on the instrument (each writes only its own accounts' rows).
+    One serial pass.  Fills ``codes`` as ``validate`` does.  A transaction's
+    level is one more than the highest level of any earlier transaction
+    declaring one of its accounts.  Trades and ADLs also meet on their
+    instrument: an ADL reads every position in the instrument (to rank
+    counterparties), so it comes after all earlier trades in it and before
+    all later ones; trades among themselves do not conflict on the instrument
+    (each writes only its own accounts' rows).
 
-    Returns ``(level, order, level_start, exp_ver, inst_wait, n_excl)``:
+    Returns ``(level, order, n_levels, exp_ver, inst_wait, n_excl)``:
 
     * ``level[t]`` (0 for rejected transactions, else >= 1)
-    * ``order``: valid transactions sorted by (level, row) -- each level's
-      rows are contiguous, ``level_start[L - 1] : level_start[L]``
+    * ``order``: the valid rows, sorted by (level, row) if ``by_level``,
+      else in row order
     * ``exp_ver[t, j]``: how many earlier valid transactions declared
       ``decl[j]``; the runner waits until that account's counter reaches it
     * ``inst_wait[t]``: earlier ADLs and earlier trades on ``t``'s instrument
@@ -431,28 +437,34 @@ def plan(txns, n_acc, n_inst, codes):
     """
     n = txns.size
     level = np.zeros(n, np.int64)
-    exp_ver = np.zeros((n, MAX_DECL), np.int64)
-    inst_wait = np.zeros((n, 2), np.int64)
+    exp_ver = np.empty((n, MAX_DECL), np.int64)
+    inst_wait = np.empty((n, 2), np.int64)
     last_level = np.zeros(n_acc, np.int64)
     count = np.zeros(n_acc, np.int64)
     excl_level = np.zeros(n_inst, np.int64)
     shared_level = np.zeros(n_inst, np.int64)
     excl_count = np.zeros(n_inst, np.int64)
     shared_count = np.zeros(n_inst, np.int64)
+    order = np.empty(n, np.int64)
+    n_valid = 0
     n_levels = 0
     n_excl = 0
     for t in range(n):
+        r = txns[t]
+        codes[t] = _validate(r, n_acc, n_ccy, n_inst)
         if codes[t] != R_OK:
             continue
-        r = txns[t]
+        order[n_valid] = t
+        n_valid += 1
         lv = 0
         for j in range(MAX_DECL):
             d = r.decl[j]
             if d >= 0 and last_level[d] > lv:
                 lv = last_level[d]
         k = r.kind
-        if k == K_TRADE or k == K_ADL:
-            i = r.instrument
+        sync_inst = k == K_TRADE or k == K_ADL
+        i = r.instrument
+        if sync_inst:
             lv = max(lv, excl_level[i])
             if k == K_ADL:
                 lv = max(lv, shared_level[i])
@@ -465,8 +477,7 @@ def plan(txns, n_acc, n_inst, codes):
                 last_level[d] = lv
                 exp_ver[t, j] = count[d]
                 count[d] += 1
-        if k == K_TRADE or k == K_ADL:
-            i = r.instrument
+        if sync_inst:
             inst_wait[t, 0] = excl_count[i]
             inst_wait[t, 1] = shared_count[i]
             if k == K_TRADE:
@@ -476,21 +487,22 @@ def plan(txns, n_acc, n_inst, codes):
                 excl_level[i] = lv
                 excl_count[i] += 1
                 n_excl += 1
-    # counting sort by level, stable in row order
-    level_start = np.zeros(n_levels + 1, np.int64)
-    for t in range(n):
-        if level[t] > 0:
-            level_start[level[t]] += 1
-    for L in range(1, n_levels + 1):
-        level_start[L] += level_start[L - 1]
-    fill = level_start[:-1].copy()
-    order = np.empty(level_start[n_levels], np.int64)
-    for t in range(n):
-        L = level[t]
-        if L > 0:
-            order[fill[L - 1]] = t
-            fill[L - 1] += 1
-    return level, order, level_start, exp_ver, inst_wait, n_excl
+    order = order[:n_valid]
+    if by_level:  # counting sort by level, stable in row order
+        fill = np.zeros(n_levels + 1, np.int64)
+        for t in order:
+            fill[level[t]] += 1
+        pos = 0
+        for L in range(n_levels + 1):
+            c = fill[L]
+            fill[L] = pos
+            pos += c
+        sorted_order = np.empty(n_valid, np.int64)
+        for t in order:
+            sorted_order[fill[level[t]]] = t
+            fill[level[t]] += 1
+        order = sorted_order
+    return level, order, n_levels, exp_ver, inst_wait, n_excl
 
 
 # -- runners ------------------------------------------------------------------------
@@ -527,59 +539,111 @@ def _wait(arr, idx, target, ctl):
 
 
 @njit(cache=True, nogil=True)
-def run_worker(
-    order, exp_ver, inst_wait, n_excl, ver, inst_done, ctl,
-    txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec,
-):  # fmt: skip
-    """One settlement thread: claim blocks of ``order`` and run them.
+def _account_chunk(acc, c, t, aud, nrec):
+    """Add transaction ``t``'s record count and hot-account deltas to chunk row ``acc[c]``."""
+    acc[c, 0] += nrec[t]
+    base = t * NSLOT
+    for j in range(nrec[t]):
+        rec = aud[base + j]
+        col = 1 + 3 * rec.currency
+        if rec.account == FEE_POOL:
+            acc[c, col] += rec.delta
+        elif rec.account == INSURANCE_FUND:
+            acc[c, col + 1] += rec.delta
+        elif rec.cause == C_DEPOSIT or rec.cause == C_WITHDRAWAL:
+            acc[c, col + 2] += rec.delta
 
-    ``order`` lists the transactions level by level.  Threads claim
-    ``CLAIM_BLOCK`` consecutive entries at a time from the shared cursor
-    ``ctl[CTL_CURSOR]``; instead of a barrier after each level, a transaction
-    waits only for its own predecessors: each declared account's counter in
-    ``ver`` (transactions done that declared it) must reach ``exp_ver``.
-    Every predecessor sits earlier in ``order`` and each thread runs its block
-    in order, so the earliest unfinished transaction can always run: no
-    deadlock.  A thread that is descheduled stalls only the transactions
-    that depend on its block; the others keep claiming.
+
+@njit(cache=True, nogil=True)
+def _copy_chunk(c, offset, fee, ins, n_rows, nrec, aud, out):
+    """Copy chunk ``c``'s records to ``out[offset:]`` in row order.
+
+    ``fee`` and ``ins`` enter as the hot accounts' balances before the
+    chunk (sums of all earlier chunks: fixed chunking, fixed order) and are
+    advanced record by record to fill ``balance_after``.
+    """
+    m = offset
+    for t in range(c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n_rows)):
+        base = t * NSLOT
+        for j in range(nrec[t]):
+            src = aud[base + j]
+            out[m] = src
+            if src.account == FEE_POOL:
+                fee[src.currency] += src.delta
+                out[m].balance_after = fee[src.currency]
+            elif src.account == INSURANCE_FUND:
+                ins[src.currency] += src.delta
+                out[m].balance_after = ins[src.currency]
+            m += 1
+
+
+@njit(cache=True, nogil=True)
+def run_worker(
+    k, n_threads, order, exp_ver, inst_wait, n_excl, ver, inst_done, ctl, acc,
+    txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec,
+    fee_pool, insurance, out,
+):  # fmt: skip
+    """Settlement thread ``k`` of ``n_threads``: claim blocks of ``order``, run them, merge.
+
+    ``order`` lists the valid transactions (by row, or level by level).
+    Threads claim ``CLAIM_BLOCK`` consecutive entries at a time from the
+    shared cursor ``ctl[CTL_CURSOR]``; instead of a barrier after each level,
+    a transaction waits only for its own predecessors: each declared
+    account's counter in ``ver`` (transactions done that declared it) must
+    reach ``exp_ver``.  Every predecessor sits earlier in ``order`` and each
+    thread runs its block in order, so the earliest unfinished transaction
+    can always run: no deadlock.
 
     If a thread stalled (``_wait``), the first thread to claim next takes
     all the remaining entries and the others stop: on a loaded machine one
     thread that keeps its core beats two that keep waiting for each other.
 
+    While running, each thread sums its transactions' record counts and
+    hot-account deltas per fixed chunk of ``CHUNK_ROWS`` rows into its own
+    ``acc[k]`` (no sharing).  After all threads arrive, each derives every
+    chunk's output offset and starting hot balances from ``acc`` (summing
+    threads, then chunks, in a fixed order) and the threads copy chunks into
+    ``out`` in parallel.  The caller adds the totals to the hot accounts.
+
     An ADL that chose an undeclared account sets ``ctl[CTL_ABORT]``; all
     threads stop and the caller re-runs the batch sequentially.
     """
     n = order.size
+    mine = acc[k]
+    taker = False
     while True:
         if load_acquire(ctl, CTL_ABORT) != 0:
-            return
+            break
         block = CLAIM_BLOCK
         if load_acquire(ctl, CTL_STALLED) != 0:
             if fetch_add(ctl, CTL_TAKER, 1) != 0:
-                return
+                break
+            taker = True
             block = n
         p0 = fetch_add(ctl, CTL_CURSOR, block)
         if p0 >= n:
-            return
+            break
         for p in range(p0, min(p0 + block, n)):
             t = order[p]
             r = txns[t]
+            ok = True
             for j in range(MAX_DECL):
                 d = r.decl[j]
                 if d >= 0 and not _wait(ver, d, exp_ver[t, j], ctl):
-                    return
+                    ok = False
             kind = r.kind
             i = r.instrument
             sync_inst = n_excl > 0 and (kind == K_TRADE or kind == K_ADL)
-            if sync_inst:
-                if not _wait(inst_done, 2 * i, inst_wait[t, 0], ctl):
-                    return
-                if kind == K_ADL and not _wait(inst_done, 2 * i + 1, inst_wait[t, 1], ctl):
-                    return
+            if ok and sync_inst:
+                ok = _wait(inst_done, 2 * i, inst_wait[t, 0], ctl)
+                if ok and kind == K_ADL:
+                    ok = _wait(inst_done, 2 * i + 1, inst_wait[t, 1], ctl)
+            if not ok:
+                break
             if apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec, True) != ST_DONE:
                 store_release(ctl, CTL_ABORT, 1)
-                return
+                break
+            _account_chunk(mine, t // CHUNK_ROWS, t, aud, nrec)
             for j in range(MAX_DECL):
                 d = r.decl[j]
                 if d >= 0:
@@ -589,6 +653,36 @@ def run_worker(
                     fetch_add(inst_done, 2 * i + 1, 1)
                 else:
                     store_release(inst_done, 2 * i, inst_wait[t, 0] + 1)
+    # -- merge the audit slots ------------------------------------------------
+    fetch_add(ctl, CTL_ARRIVED, 1)
+    if load_acquire(ctl, CTL_ABORT) != 0:
+        return
+    if not taker and load_acquire(ctl, CTL_TAKER) != 0:
+        return  # a stall handed the batch to one thread; let it merge alone
+    if not _wait(ctl, CTL_ARRIVED, n_threads, ctl):
+        return
+    n_chunks = acc.shape[1]
+    n_ccy = fee_pool.size
+    offsets = np.empty(n_chunks, np.int64)
+    fee_start = np.empty((n_chunks, n_ccy), np.int64)
+    ins_start = np.empty((n_chunks, n_ccy), np.int64)
+    m = 0
+    fee = fee_pool.copy()
+    ins = insurance.copy()
+    for c in range(n_chunks):
+        offsets[c] = m
+        fee_start[c] = fee
+        ins_start[c] = ins
+        for kk in range(acc.shape[0]):
+            m += acc[kk, c, 0]
+            for cc in range(n_ccy):
+                fee[cc] += acc[kk, c, 1 + 3 * cc]
+                ins[cc] += acc[kk, c, 2 + 3 * cc]
+    while True:
+        c = fetch_add(ctl, CTL_CHUNK, 1)
+        if c >= n_chunks:
+            break
+        _copy_chunk(c, offsets[c], fee_start[c], ins_start[c], txns.size, nrec, aud, out)
 
 
 @njit(cache=True, nogil=True)

@@ -7,21 +7,24 @@ order would -- same state hash, same audit trail, same reason codes -- for any
 
 How (docs/settlement.md has the measurements):
 
-1. ``validate``: static checks; a malformed declaration (account out of
-   range, named twice, or written without being declared) is rejected with a
-   reason code and never runs.
-2. ``plan``: one serial pass gives each transaction its level (one more than
-   the highest level of an earlier transaction declaring one of its
-   accounts) and the per-account counter values it must wait for.
-3. If levels are too narrow to gain (fewer than ``MIN_TXNS_PER_LEVEL``
+1. ``plan``: one serial pass validates each transaction (a malformed
+   declaration -- an account out of range, named twice, or written without
+   being declared -- is rejected with a reason code and never runs), gives
+   it its level (one more than the highest level of an earlier transaction
+   declaring one of its accounts) and the per-account counter values it
+   must wait for.
+2. If levels are too narrow to gain (fewer than ``MIN_TXNS_PER_LEVEL``
    transactions per level on average) or one thread is asked for, the
    sequential kernel runs instead.
-4. Otherwise ``T`` threads (a ``ThreadPoolExecutor``, each in a nogil
-   kernel) claim small blocks of the level-ordered transactions from a
-   shared cursor; a transaction waits only for the counters of its own
-   accounts, not for the whole level.
-5. ``finalize`` merges per-transaction audit slots in row order and adds the
-   hot-account deltas (fee pool, insurance fund) in that fixed order.
+3. Otherwise ``T`` threads (a ``ThreadPoolExecutor``, each in a nogil
+   kernel) claim small blocks of transactions from a shared cursor, in row
+   order by default; a transaction waits only for the counters of its own
+   accounts, so no two transactions sharing an account ever run at once,
+   and each account sees its transactions in row order.
+4. The threads then merge the per-transaction audit slots into one trail in
+   row order, in fixed chunks of rows; hot-account deltas (fee pool,
+   insurance fund) are summed per thread and chunk and combined in a fixed
+   order, so every hot record's ``balance_after`` is the sequential one.
 
 ADL transactions name counterparties that depend on data.  ``declare_adl``
 guesses them from the current state (a reconnaissance read); when an ADL
@@ -126,8 +129,7 @@ def schedule(ledger, txns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     txns = _check_txns(txns)
     codes = np.zeros(txns.size, np.int64)
-    K.validate(txns, ledger.n_accounts, len(ledger.currencies), ledger.n_instruments, codes)
-    level = K.plan(txns, ledger.n_accounts, ledger.n_instruments, codes)[0]
+    level = K.plan(txns, ledger.n_accounts, len(ledger.currencies), ledger.n_instruments, codes, False)[0]
     return codes.astype(np.uint16), level
 
 
@@ -194,27 +196,26 @@ def settle(
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     txns = _check_txns(txns)
+    if order not in ("row", "level"):
+        raise ValueError(f"order must be 'row' or 'level', got {order!r}")
     n = txns.size
+    n_ccy = len(ledger.currencies)
     codes = np.zeros(n, np.int64)
-    n_valid = K.validate(txns, ledger.n_accounts, len(ledger.currencies), ledger.n_instruments, codes)
     slots = K.new_audit_slots(n)
     nrec = np.zeros(n, np.int64)
-    if mode == "sequential" or threads == 1 or n_valid == 0:
+    if mode == "sequential" or threads == 1:
+        K.validate(txns, ledger.n_accounts, n_ccy, ledger.n_instruments, codes)
         _run_sequential(ledger, txns, codes, slots, nrec)
         return _finish(ledger, codes, slots, nrec, "sequential", 1, 0)
 
-    _level, level_order, level_start, exp_ver, inst_wait, n_excl = K.plan(txns, ledger.n_accounts, ledger.n_instruments, codes)
-    n_levels = level_start.size - 1
-    if mode == "auto" and n_valid < MIN_TXNS_PER_LEVEL * n_levels:
+    _level, order_arr, n_levels, exp_ver, inst_wait, n_excl = K.plan(
+        txns, ledger.n_accounts, n_ccy, ledger.n_instruments, codes, order == "level"
+    )
+    n_valid = order_arr.size
+    if n_valid == 0 or (mode == "auto" and n_valid < MIN_TXNS_PER_LEVEL * n_levels):
         _run_sequential(ledger, txns, codes, slots, nrec)
         return _finish(ledger, codes, slots, nrec, "sequential", 1, n_levels)
 
-    if order == "row":
-        order_arr = np.flatnonzero(codes == 0).astype(np.int64)
-    elif order == "level":
-        order_arr = level_order
-    else:
-        raise ValueError(f"order must be 'row' or 'level', got {order!r}")
     snapshot = None
     if n_excl:  # an ADL may guess wrong: keep what a rollback needs
         snapshot = (ledger.balances.copy(), ledger.positions.copy(), ledger.margin.copy(), codes.copy())
@@ -222,15 +223,18 @@ def settle(
     inst_done = np.zeros(2 * max(ledger.n_instruments, 1), np.int64)
     ctl = np.zeros(K.CTL_SIZE, np.int64)
     ctl[K.CTL_TAKEOVER] = TAKEOVER_CYCLES
+    n_chunks = -(-n // K.CHUNK_ROWS)
+    acc = np.zeros((threads, n_chunks, 1 + 3 * n_ccy), np.int64)
+    out = np.empty(n * K.NSLOT, AUDIT_DTYPE)  # pages are touched only where written
     args = (
-        order_arr, exp_ver, inst_wait, n_excl, ver, inst_done, ctl,
+        order_arr, exp_ver, inst_wait, n_excl, ver, inst_done, ctl, acc,
         txns, ledger.balances, ledger.positions, ledger.margin, ledger.inst, ledger.marks, ledger.mccy,
-        codes, slots, nrec,
+        codes, slots, nrec, ledger.fee_pool, ledger.insurance, out,
     )  # fmt: skip
     pool = _get_pool(threads - 1)
-    futures = [pool.submit(K.run_worker, *args) for _ in range(1, threads)]
+    futures = [pool.submit(K.run_worker, k, threads, *args) for k in range(1, threads)]
     try:
-        K.run_worker(*args)
+        K.run_worker(0, threads, *args)
     finally:
         for f in futures:
             f.result()
@@ -240,4 +244,9 @@ def settle(
         nrec[:] = 0
         _run_sequential(ledger, txns, codes, slots, nrec)
         return _finish(ledger, codes, slots, nrec, "rerun", threads, n_levels)
-    return _finish(ledger, codes, slots, nrec, "parallel", threads, n_levels, bool(ctl[K.CTL_STALLED]))
+    totals = acc.sum(axis=(0, 1))
+    ledger.fee_pool += totals[1::3]
+    ledger.insurance += totals[2::3]
+    ledger.net_flow += totals[3::3]
+    audit = out[: int(totals[0])]
+    return SettlementResult(codes.astype(np.uint16), audit, "parallel", threads, n_levels, bool(ctl[K.CTL_STALLED]))
