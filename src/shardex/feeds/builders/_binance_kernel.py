@@ -82,6 +82,7 @@ T_BQ = 43
 T_AP = 44
 T_AQ = 45
 T_LINE = 46
+T_POS = 48  # T_HAVE == 2: byte offset of the ticker object in this call's buffer, values not read yet
 
 B_BP = 50  # best bid/ask read after the last book message (ticks, lots)
 B_BQ = 51
@@ -146,6 +147,7 @@ F_NOFF = 13  # levels off the instrument grid
 F_STOP = 14  # where the walk stopped early (a line of no interest)
 F_OFFPX = 15  # first off-grid level (ticks, lots), for the report
 F_OFFQ = 16
+F_TOBJ = 17  # where the message's innermost object starts
 N_F = 20
 
 K_NONE = 0
@@ -154,6 +156,8 @@ K_TICKER = 2
 K_SNAPSHOT = 3
 K_OTHER = 4
 K_FOREIGN = 5
+K_TICKER_LAZY = 6  # a bookTicker not comparable yet: only u and its offset were read
+K_TICKER_PAST = 7  # a bookTicker the book has already moved past
 
 ERR_NONE = 0
 ERR_MALFORMED = 1
@@ -374,6 +378,7 @@ def _walk(buf, p, end, F, lv, sym, st):
     p = _ws(buf, p, end)
     if p >= end or buf[p] != 123:
         return -1
+    F[F_TOBJ] = p
     p += 1
     depth = 1
     while p < end:
@@ -413,11 +418,18 @@ def _walk(buf, p, end, F, lv, sym, st):
             elif k0 == 117:  # u
                 v, p = _parse_int(buf, p, end)
                 F[F_LU] = v
-                if F[F_KIND] == K_TICKER and st[S_PHASE] == PH_SYNCED and v < st[S_LAST_U] and p > 0:
-                    # the book is already past this ticker: it can never be compared
-                    F[F_KIND] = K_OTHER + 100
-                    F[F_STOP] = p
-                    return end
+                if F[F_KIND] == K_TICKER and p > 0 and st[S_PREFIX] == 1:
+                    synced = st[S_PHASE] == PH_SYNCED
+                    if synced and v < st[S_LAST_U]:
+                        # the book is already past this ticker: it can never be compared
+                        F[F_KIND] = K_TICKER_PAST
+                        F[F_STOP] = p
+                        return end
+                    if not synced or v > st[S_LAST_U]:
+                        # compared only if a later diff ends exactly at u: read the prices then
+                        F[F_KIND] = K_TICKER_LAZY
+                        F[F_STOP] = p
+                        return end
             elif k0 == 69:  # E
                 v, p = _parse_int(buf, p, end)
                 F[F_E] = v
@@ -476,6 +488,7 @@ def _walk(buf, p, end, F, lv, sym, st):
             F[F_HAS_PU] = 1
         elif klen == 4 and c == 123 and _key_is(buf, ks, ke, b"data"):
             depth += 1
+            F[F_TOBJ] = p
             p += 1
         elif klen == 4 and (_key_is(buf, ks, ke, b"bids") or _key_is(buf, ks, ke, b"asks")):
             p = _parse_levels(buf, p, end, 0 if k0 == 98 else 1, lv, F, st)
@@ -572,15 +585,23 @@ def _upsert(bk, bq, meta, st, side, key, qty):
         st[S_NORD + side] = 1
         st[S_NB + side] += 1
         return
-    # sorted position of the block that holds key: the last whose first key <= key
-    lo = 0
+    # sorted position of the block that holds key: the last whose first key <= key.
+    # Most updates land near the best (the end), so gallop down from the top
+    # before the binary search: one or two comparisons for a level near the top.
     hi = nord
-    while lo < hi:
+    step = 1
+    lo = nord - 1
+    while lo > 0 and mins[lo] > key:
+        hi = lo
+        lo -= step
+        step <<= 1
+    if lo < 0:
+        lo = 0
+    while lo < hi:  # written so LLVM can use conditional moves, not branches
         mid = (lo + hi) >> 1
-        if mins[mid] <= key:
-            lo = mid + 1
-        else:
-            hi = mid
+        le = mins[mid] <= key
+        lo = mid + 1 if le else lo
+        hi = hi if le else mid
     pos = lo - 1 if lo > 0 else 0
     b = order[pos]
     n = cnt[b]
@@ -590,10 +611,9 @@ def _upsert(bk, bq, meta, st, side, key, qty):
     hi = n
     while lo < hi:
         mid = (lo + hi) >> 1
-        if k[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
+        lt = k[mid] < key
+        lo = mid + 1 if lt else lo
+        hi = hi if lt else mid
     if lo < n and k[lo] == key:
         if qty != 0:
             q[lo] = qty
@@ -668,7 +688,53 @@ def _apply_levels(bk, bq, meta, st, lv, start, n):
 
 
 @njit(cache=True, nogil=True)
-def _check_ticker(bk, bq, meta, st, ev):
+def _read_lazy_ticker(buf, st):
+    """Read b/B/a/A of the bookTicker object at st[T_POS] into the T_* slots (T_HAVE 2 -> 1)."""
+    F = np.zeros(N_F, np.int64)
+    n = buf.shape[0]
+    p = st[T_POS] + 1
+    ok = True
+    while p < n and ok:
+        p = _ws(buf, p, n)
+        if p >= n or buf[p] == 125:
+            break
+        if buf[p] == 44:
+            p += 1
+            continue
+        ks = p + 1
+        p = _skip_string(buf, p, n)
+        if p < 0:
+            ok = False
+            break
+        k0 = buf[ks]
+        one = p - 1 - ks == 1
+        p = _ws(buf, p, n)
+        if p >= n or buf[p] != 58:
+            ok = False
+            break
+        p = _ws(buf, p + 1, n)
+        if one and (k0 == 98 or k0 == 97 or k0 == 66 or k0 == 65) and p < n and buf[p] == 34:
+            isq = k0 == 66 or k0 == 65
+            v, p, err = _parse_dec(buf, p, n, st[S_QDEC] if isq else st[S_PXDEC])
+            if err != ERR_NONE:
+                ok = False
+            if k0 == 98:
+                st[T_BP] = v
+            elif k0 == 97:
+                st[T_AP] = v
+            elif k0 == 66:
+                st[T_BQ] = v
+            else:
+                st[T_AQ] = v
+        else:
+            p = _skip_value(buf, p, n)
+        if p < 0:
+            ok = False
+    st[T_HAVE] = 1 if ok else 0
+
+
+@njit(cache=True, nogil=True)
+def _check_ticker(bk, bq, meta, st, ev, buf):
     """Compare a waiting bookTicker with the book when both stand at the same update id."""
     if st[T_HAVE] == 0 or st[S_PHASE] != PH_SYNCED:
         return
@@ -677,6 +743,10 @@ def _check_ticker(bk, bq, meta, st, ev):
         return
     if st[T_U] > st[S_LAST_U]:
         return
+    if st[T_HAVE] == 2:
+        _read_lazy_ticker(buf, st)
+        if st[T_HAVE] == 0:
+            return
     st[T_HAVE] = 0
     bpx, bqty = _best(bk, bq, meta, st, 0)
     apx, aqty = _best(bk, bq, meta, st, 1)
@@ -800,7 +870,7 @@ def _on_diff(bk, bq, meta, st, pmeta, plv, ev, line, U, u, pu, lv, start, n):
 
 
 @njit(cache=True, nogil=True)
-def _on_snapshot(bk, bq, meta, st, pmeta, plv, ev, line, luid, lv, n):
+def _on_snapshot(bk, bq, meta, st, pmeta, plv, ev, line, luid, lv, n, buf):
     st[C_SNAPSHOTS] += 1
     st[S_SNAP_SEEN] = 1
     if st[S_PHASE] == PH_SYNCED:
@@ -823,7 +893,7 @@ def _on_snapshot(bk, bq, meta, st, pmeta, plv, ev, line, luid, lv, n):
     for i in range(m):
         _on_diff(bk, bq, meta, st, pmeta, plv, ev, held[i, 5], held[i, 0], held[i, 1], held[i, 2], lvs, held[i, 3], held[i, 4])
     if st[S_PHASE] == PH_SYNCED:
-        _check_ticker(bk, bq, meta, st, ev)
+        _check_ticker(bk, bq, meta, st, ev, buf)
 
 
 @njit(cache=True, nogil=True)
@@ -879,7 +949,7 @@ def run_binance(buf, sym, st, bk, bq, meta, pmeta, plv, lv, ev):
                 q = -1  # bytes after the JSON object: not one message
         else:
             le = _line_end(buf, ls, n_all)
-        if q < 0 and kind != K_FOREIGN and kind != K_OTHER and kind != K_OTHER + 100:
+        if q < 0 and kind != K_FOREIGN and kind != K_OTHER and kind != K_TICKER_PAST and kind != K_TICKER_LAZY:
             st[C_MALFORMED] += 1
             _event(st, ev, line, EV_MALFORMED, 0, 0)
             if kind == K_DEPTH and st[S_PHASE] != PH_NOBOOK:
@@ -889,8 +959,14 @@ def run_binance(buf, sym, st, bk, bq, meta, pmeta, plv, lv, ev):
             st[C_FOREIGN] += 1
         elif kind == K_OTHER:
             st[C_OTHER] += 1
-        elif kind == K_OTHER + 100:
+        elif kind == K_TICKER_PAST:
             st[C_TICKERS] += 1
+        elif kind == K_TICKER_LAZY:
+            st[C_TICKERS] += 1
+            st[T_HAVE] = 2
+            st[T_U] = F[F_LU]
+            st[T_POS] = F[F_TOBJ]
+            st[T_LINE] = line
         elif kind == K_DEPTH or kind == K_SNAPSHOT:
             n = F[F_NLV]
             if n > st[S_NFREE] or n > st[S_NFREE + 1]:
@@ -912,13 +988,13 @@ def run_binance(buf, sym, st, bk, bq, meta, pmeta, plv, lv, ev):
                     _discard_book(st, meta)
                     _event(st, ev, line, EV_BOOK_DISCARDED, EV_OFFGRID, 0)
             elif kind == K_SNAPSHOT:
-                _on_snapshot(bk, bq, meta, st, pmeta, plv, ev, line, F[F_LUID], lv, n)
+                _on_snapshot(bk, bq, meta, st, pmeta, plv, ev, line, F[F_LUID], lv, n, buf)
             elif st[S_FUTURES] == 1 and F[F_HAS_PU] == 0:
                 st[C_MALFORMED] += 1  # a futures diff without pu cannot be chained
                 _event(st, ev, line, EV_MALFORMED, 1, 0)
             else:
                 _on_diff(bk, bq, meta, st, pmeta, plv, ev, line, F[F_U], F[F_LU], F[F_PU], lv, 0, n)
-                _check_ticker(bk, bq, meta, st, ev)
+                _check_ticker(bk, bq, meta, st, ev, buf)
             if st[S_PHASE] == PH_SYNCED:
                 _read_best(bk, bq, meta, st, ev, line)
         elif kind == K_TICKER:
@@ -937,10 +1013,12 @@ def run_binance(buf, sym, st, bk, bq, meta, pmeta, plv, lv, ev):
                 st[T_AP] = F[F_TAP]
                 st[T_AQ] = F[F_TAQ]
                 st[T_LINE] = line
-                _check_ticker(bk, bq, meta, st, ev)
+                _check_ticker(bk, bq, meta, st, ev, buf)
         else:
             st[C_UNKNOWN] += 1
             _event(st, ev, line, EV_UNKNOWN, 0, 0)
         st[S_POS] = le + 1
         st[S_LINE] = line
+    if st[T_HAVE] == 2:
+        _read_lazy_ticker(buf, st)  # the next call has another buffer: keep values, not an offset
     return R_DONE
