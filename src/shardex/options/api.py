@@ -80,10 +80,12 @@ def _broadcast(floats: tuple, is_call: Any) -> tuple[list[np.ndarray], np.ndarra
     """Broadcast the inputs; return flat contiguous arrays, the shape, and 'all scalars'."""
     scalar = all(np.ndim(a) == 0 for a in floats) and np.ndim(is_call) == 0
     arrs = [np.asarray(a, dtype=np.float64) for a in floats]
-    calls = as_is_call(is_call)
-    b = np.broadcast_arrays(*arrs, calls)
-    shape = b[0].shape
-    flat = [np.ascontiguousarray(x).reshape(-1) for x in b]
+    arrs.append(as_is_call(is_call))
+    shape = np.broadcast_shapes(*(a.shape for a in arrs))
+    # inputs already of the full shape pass through without a copy; the others are
+    # materialised (a writeable copy: read-only views would compile another signature)
+    flat = [np.ascontiguousarray(a).reshape(-1) if a.shape == shape
+            else np.array(np.broadcast_to(a, shape)).reshape(-1) for a in arrs]
     return flat[:-1], flat[-1], shape, scalar
 
 
