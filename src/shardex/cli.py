@@ -6,6 +6,7 @@ import typer
 
 from shardex.engine.cli import register as _register_engine
 from shardex.feeds.cli import app as _feeds_app
+from shardex.feeds.cli import bench_command as _bench_feeds
 from shardex.journal.cli import app as _journal_app
 from shardex.ledger.bench import settlement as _bench_settlement
 from shardex.options.cli import app as _options_app
@@ -25,6 +26,7 @@ app.add_typer(_journal_app, name="journal")
 _register_engine(app, bench_app)
 _register_options_bench(bench_app)
 bench_app.command("settlement")(_bench_settlement)
+bench_app.command("feeds")(_bench_feeds)
 
 
 def main() -> None:

@@ -49,3 +49,43 @@ def replay_cmd(
             typer.echo("  " + "  ".join(f"{k}={v}" for k, v in extras.items()))
         for p in book["problems"][:5]:
             typer.echo(f"  ! {p}")
+
+
+@app.command("normalize")
+def normalize_cmd(
+    files: List[Path] = typer.Argument(..., help="Capture files, read in order."),
+    out: Path = typer.Option(..., "--out", help="Folder for book_deltas/trades/bbo/mark_price/funding .parquet."),
+) -> None:
+    """Write normalized Parquet tables (exchange and receive stamps on every row)."""
+    from shardex.feeds.normalize import normalize_files
+
+    try:
+        n = normalize_files(files, out)
+    except ShardexError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for table, rows in n.counts().items():
+        typer.echo(f"{out / (table + '.parquet')}: {rows} rows")
+    if n.malformed:
+        typer.echo(f"{n.malformed} messages could not be read", err=True)
+        for p in n.problems[:5]:
+            typer.echo(f"  {p}", err=True)
+
+
+def bench_command(
+    files: List[Path] = typer.Argument(..., help="Capture files, replayed in order as one stream."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    repeat: int = typer.Option(5, "--repeat", min=1, help="Runs; the median is reported."),
+) -> None:
+    """Replay captures end to end with every check on; messages/s = book messages / median seconds."""
+    from shardex.feeds.bench import bench_feeds
+
+    res = bench_feeds(files, repeat=repeat)
+    if as_json:
+        typer.echo(json.dumps(res))
+        return
+    typer.echo(
+        f"{res['book_messages']} book messages in {res['seconds']:.4f} s (median of {repeat}): "
+        f"{res['messages_per_second']:,.0f} msgs/s  [read {res['read_seconds']:.3f} s, compile {res['compile_seconds']:.2f} s]"
+    )
+    typer.echo(f"top10_sha256: {res['top10_sha256']}")
