@@ -100,6 +100,9 @@ def _margin_kernel(offsets, under, kind, strike, t, vol, qty, csize, fwd, moves,
                 end += 1
             F = fwd[u]
             if has_grid[u]:
+                base = np.empty(end - start)  # today's values, once per position
+                for p in range(start, end):
+                    base[p - start] = _value(kind[p], F, strike[p], t[p], vol[p])
                 worst = 0.0
                 for i in range(n_moves[u]):
                     Fs = F * (1.0 + moves[u, i])
@@ -107,8 +110,7 @@ def _margin_kernel(offsets, under, kind, strike, t, vol, qty, csize, fwd, moves,
                         s = 1.0 + shocks[u, j]
                         pnl = 0.0
                         for p in range(start, end):
-                            base = _value(kind[p], F, strike[p], t[p], vol[p])
-                            pnl += qty[p] * csize[p] * (_value(kind[p], Fs, strike[p], t[p], vol[p] * s) - base)
+                            pnl += qty[p] * csize[p] * (_value(kind[p], Fs, strike[p], t[p], vol[p] * s) - base[p - start])
                         if pnl < worst:
                             worst = pnl
                 loss_total += -worst
