@@ -163,11 +163,11 @@ class Ledger:
         remargin_all(self.balances, self.positions, self.margin, self.inst, self.marks, self.mccy)
 
     # -- settlement -------------------------------------------------------------
-    def settle(self, txns: np.ndarray, *, threads: int | None = None, mode: str = "auto"):
+    def settle(self, txns: np.ndarray, *, threads: int | None = None, mode: str = "auto", order: str = "row"):
         """Run a batch of ``TXN_DTYPE`` transactions; see ``shardex.ledger.executor.settle``."""
         from shardex.ledger.executor import settle
 
-        return settle(self, txns, threads=threads, mode=mode)
+        return settle(self, txns, threads=threads, mode=mode, order=order)
 
     # -- identity and invariants ------------------------------------------------------
     def state_arrays(self) -> tuple[np.ndarray, ...]:
