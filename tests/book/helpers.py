@@ -9,7 +9,7 @@ from shardex.book.check import check_shard
 from shardex.engine.commands import amend, batch, cancel, mass_cancel, new_order
 from shardex.schema import EventKind, Reason, Side
 
-__all__ = ["make_exchange", "run", "fmt", "check", "new", "amend", "cancel", "mass_cancel", "batch", "FIFO", "PRO_RATA"]
+__all__ = ["make_exchange", "run", "fmt", "check", "l3_rows", "new", "amend", "cancel", "mass_cancel", "batch", "FIFO", "PRO_RATA"]
 
 FIFO = Matching.FIFO
 PRO_RATA = Matching.PRO_RATA
