@@ -250,6 +250,16 @@ class Exchange:
             self._shard(ins).hash_book(h, ins.id)
         return h.hexdigest()
 
+    @classmethod
+    def open(cls, path, instruments: Iterable[Instrument] = (), **options) -> "Exchange":
+        """Open (or create) the durable engine at ``path``: journal and snapshots there, state recovered.
+
+        Options (``shards``, ``fsync_policy``, ``snapshot_every``, ...): ``shardex.engine.durable.open_exchange``.
+        """
+        from shardex.engine.durable import open_exchange  # durable imports this module
+
+        return open_exchange(path, instruments, **options)
+
     def close(self) -> None:
         """Stop the shard threads."""
         if self._pool is not None:
