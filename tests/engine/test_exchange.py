@@ -1,0 +1,135 @@
+"""The Exchange's decimal API: submit, cancel, amend, mass cancel, views; errors as exceptions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from shardex import Exchange, Instrument, OffGridError, OrderRejected, Reason, UnknownInstrumentError
+from shardex.book.check import check_shard
+from shardex.schema import EventKind
+
+
+@pytest.fixture()
+def ex():
+    ex = Exchange([Instrument(0, "BTC-PERP", tick_size="0.5", lot_size="0.001"),
+                   Instrument(1, "ETH-PERP", tick_size="0.01", lot_size="0.01")], clock=lambda: 5)
+    yield ex
+    for shard in ex.shards:
+        check_shard(shard)
+    ex.close()
+
+
+def kinds(events):
+    return [EventKind(int(k)).name for k in events["kind"]]
+
+
+def test_submit_in_decimals_and_trades_in_decimals(ex):
+    ev = ex.submit("BTC-PERP", "sell", "0.010", "61800.5", account=1, order_id=1)
+    assert kinds(ev) == ["ACCEPTED"] and int(ev["price"][0]) == 123601 and int(ev["qty"][0]) == 10
+    ev = ex.submit("BTC-PERP", "buy", Decimal("0.004"), 61801, account=2, order_id=7)
+    trades = ex.trades(ev)
+    assert [(t.price, t.qty, t.taker_order_id, t.maker_order_id, t.maker_account, t.trade_id) for t in trades] == [
+        (Decimal("61800.5"), Decimal("0.004"), 7, 1, 1, 1)]
+    assert ex.top("BTC-PERP") == (None, (Decimal("61800.5"), Decimal("0.006")))
+    assert ex.depth(0) == {"bids": [], "asks": [(Decimal("61800.5"), Decimal("0.006"), 1)]}
+    assert ex.stats("BTC-PERP") == {"last_price": 123601, "trades": 1, "volume": 4, "orders": 1, "stops": 0}
+
+
+def test_floats_are_read_as_their_decimal_repr(ex):
+    ev = ex.submit("ETH-PERP", "buy", 0.1, 3000.07, account=1, order_id=1)
+    assert int(ev["qty"][0]) == 10 and int(ev["price"][0]) == 300007
+
+
+@pytest.mark.parametrize("qty, price", [("0.0015", "61800"), ("0.001", "61800.25"), ("0.001", "0.1")])
+def test_off_grid_price_or_quantity_raises_and_submits_nothing(ex, qty, price):
+    before = ex.state_hash()
+    seq = ex.sequencer.next_seq
+    with pytest.raises(OffGridError):
+        ex.submit("BTC-PERP", "buy", qty, price, account=1, order_id=1)
+    assert ex.state_hash() == before and ex.sequencer.next_seq == seq
+
+
+def test_off_grid_amend_raises(ex):
+    ex.submit("BTC-PERP", "buy", "0.002", "100", account=1, order_id=1)
+    with pytest.raises(OffGridError):
+        ex.amend("BTC-PERP", 1, account=1, qty="0.0011")
+    with pytest.raises(OffGridError):
+        ex.amend("BTC-PERP", 1, account=1, qty="0.001", price="100.2")
+
+
+def test_off_grid_stop_and_display_raise(ex):
+    with pytest.raises(OffGridError):
+        ex.submit("BTC-PERP", "buy", "0.002", type="stop_market", tif="ioc", stop_price="100.3", account=1)
+    with pytest.raises(OffGridError):
+        ex.submit("BTC-PERP", "buy", "0.002", "100", display_qty="0.0005", account=1)
+
+
+@pytest.mark.parametrize("call, reason", [
+    (lambda ex: ex.submit("BTC-PERP", "buy", "0", "100", account=1, order_id=5), Reason.QTY_NOT_POSITIVE),
+    (lambda ex: ex.submit("BTC-PERP", "buy", "-0.001", "100", account=1, order_id=5), Reason.QTY_NOT_POSITIVE),
+    (lambda ex: ex.submit("BTC-PERP", "buy", "0.001", account=1, order_id=5, tif="gtc"), Reason.MARKET_GTC),
+    (lambda ex: ex.submit("BTC-PERP", "buy", "0.001", "100", account=1, order_id=1), Reason.DUPLICATE_ORDER_ID),
+    (lambda ex: ex.cancel("BTC-PERP", 99, account=1), Reason.UNKNOWN_ORDER),
+    (lambda ex: ex.cancel("BTC-PERP", 1, account=2), Reason.UNKNOWN_ORDER),
+    (lambda ex: ex.amend("BTC-PERP", 1, account=2, qty="0.001"), Reason.UNKNOWN_ORDER),
+    (lambda ex: ex.amend("BTC-PERP", 99, account=1, qty="0.001"), Reason.UNKNOWN_ORDER),
+    (lambda ex: ex.submit("BTC-PERP", "sell", "0.001", "100", account=3, order_id=1, post_only=True),
+     Reason.POST_ONLY_WOULD_TAKE),
+])
+def test_rejects_raise_order_rejected_with_the_reason(ex, call, reason):
+    ex.submit("BTC-PERP", "buy", "0.002", "100", account=1, order_id=1)
+    with pytest.raises(OrderRejected) as info:
+        call(ex)
+    assert info.value.reason == reason
+    # the book is as it was
+    assert [tuple(int(x) for x in r[:5]) for r in ex.l3(0)] == [(0, 200, 1, 1, 2)]
+
+
+def test_unknown_instrument_raises(ex):
+    with pytest.raises(UnknownInstrumentError):
+        ex.submit("DOGE", "buy", "1", "1")
+    with pytest.raises(UnknownInstrumentError):
+        ex.depth(7)
+    with pytest.raises(KeyError):  # UnknownInstrumentError is a KeyError
+        ex.cancel(9, 1)
+
+
+def test_cancel_amend_mass_cancel_in_decimals(ex):
+    ex.submit("BTC-PERP", "buy", "0.002", "100", account=1, order_id=1)
+    ex.submit("BTC-PERP", "buy", "0.003", "99.5", account=1, order_id=2)
+    ex.submit("ETH-PERP", "sell", "0.05", "2000", account=1, order_id=3)
+    ex.submit("ETH-PERP", "sell", "0.05", "2000", account=2, order_id=3)
+    ev = ex.amend("BTC-PERP", 1, account=1, qty="0.001")
+    assert kinds(ev) == ["AMENDED"] and int(ev["qty"][0]) == 1
+    ev = ex.cancel("BTC-PERP", 2, account=1)
+    assert kinds(ev) == ["CANCELLED"] and int(ev["reason"][0]) == Reason.USER_CANCEL
+    ev = ex.mass_cancel(1, "BTC-PERP")
+    assert kinds(ev) == ["CANCELLED"] and int(ev["order_id"][0]) == 1
+    ev = ex.mass_cancel(1)
+    assert kinds(ev) == ["CANCELLED"] and int(ev["instrument"][0]) == 1 and int(ev["account"][0]) == 1
+    assert ex.depth("ETH-PERP")["asks"] == [(Decimal("2000"), Decimal("0.05"), 1)]
+
+
+def test_submit_assigns_increasing_order_ids_per_account(ex):
+    a = ex.submit("BTC-PERP", "buy", "0.001", "100", account=4)
+    b = ex.submit("BTC-PERP", "buy", "0.001", "100", account=4)
+    c = ex.submit("BTC-PERP", "buy", "0.001", "100", account=5)
+    assert (int(a["order_id"][0]), int(b["order_id"][0]), int(c["order_id"][0])) == (1, 2, 1)
+
+
+def test_process_requires_command_dtype(ex):
+    import numpy as np
+
+    with pytest.raises(TypeError):
+        ex.process(np.zeros(3))
+
+
+def test_sequencer_stamps_gap_free_seq_numbers(ex):
+    from shardex.engine.commands import batch, new_order
+
+    ev1 = ex.process(batch([new_order(0, "buy", 1, 100, order_id=i, account=1) for i in range(3)]))
+    ev2 = ex.process(batch([new_order(0, "sell", 3, 100, order_id=1, account=2)]))
+    assert ev1["seq"].tolist() == [1, 2, 3] and set(ev2["seq"].tolist()) == {4}
+    assert set(ev1["ts"].tolist()) == {5}
