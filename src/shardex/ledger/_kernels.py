@@ -10,11 +10,12 @@ State arrays (owned by ``Ledger``):
 * ``margin``    int64 ``[n_accounts, 3]``: equity, initial, maintenance
 * ``inst``      int64 ``[n_instruments, 4]``; ``marks`` int64 ``[n_instruments]``
 
-Hot accounts (fee pool, insurance fund) are never written by the runners:
-each transaction writes its hot-account deltas into its own audit slots, and
-``finalize`` adds them up in sequence order.  Integer addition makes any order
-give the same sums; the fixed order also yields each hot record's
-``balance_after`` exactly as a sequential run would.
+Hot accounts (fee pool, insurance fund) are never written while transactions
+run: each transaction writes its hot-account deltas into its own audit slots,
+and the merge (``finalize`` after the sequential kernel, the end of
+``run_worker`` after the parallel one) adds them up in a fixed order.
+Integer addition makes any order give the same sums; the fixed order also
+yields each hot record's ``balance_after`` exactly as a sequential run would.
 """
 
 from __future__ import annotations
@@ -744,6 +745,20 @@ def remargin_all(balances, positions, margin, inst, marks, mccy):
         remargin(a, balances, positions, margin, inst, marks, mccy)
 
 
+def aligned_zeros(n: int, dtype) -> np.ndarray:
+    """``np.zeros(n, dtype)`` starting on a 64-byte cache-line boundary.
+
+    Per-row arrays (reason codes, record counts, audit slots) are written by
+    whichever thread claimed the row; with ``CLAIM_BLOCK`` rows per claim and
+    aligned rows, two threads never write one cache line except at the edges
+    of the slot array's blocks.
+    """
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + 64, np.uint8)
+    skip = -raw.ctypes.data % 64
+    return raw[skip : skip + n * dtype.itemsize].view(dtype)
+
+
 def new_audit_slots(n: int) -> np.ndarray:
-    """Zeroed audit slots for ``n`` transactions (``np.zeros`` maps pages lazily)."""
-    return np.zeros(n * NSLOT, AUDIT_DTYPE)
+    """Zeroed, aligned audit slots for ``n`` transactions (pages are mapped lazily)."""
+    return aligned_zeros(n * NSLOT, AUDIT_DTYPE)

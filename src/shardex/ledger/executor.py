@@ -200,9 +200,9 @@ def settle(
         raise ValueError(f"order must be 'row' or 'level', got {order!r}")
     n = txns.size
     n_ccy = len(ledger.currencies)
-    codes = np.zeros(n, np.int64)
+    codes = K.aligned_zeros(n, np.int64)
     slots = K.new_audit_slots(n)
-    nrec = np.zeros(n, np.int64)
+    nrec = K.aligned_zeros(n, np.int64)
     if mode == "sequential" or threads == 1:
         K.validate(txns, ledger.n_accounts, n_ccy, ledger.n_instruments, codes)
         _run_sequential(ledger, txns, codes, slots, nrec)
