@@ -46,7 +46,6 @@ __all__ = ["check_shard", "check_state"]
 
 # Order types, mirrored from shardex.schema.OrderType.
 _LIMIT, _MARKET, _STOP_MARKET, _STOP_LIMIT = 0, 1, 2, 3
-_MASK64 = (1 << 64) - 1
 
 
 def _refills(hidden: int, peak: int) -> int:
@@ -56,9 +55,11 @@ def _refills(hidden: int, peak: int) -> int:
 
 
 def _home_slot(account: int, oid: int, mask: int) -> int:
-    # Mirrors shardex.book.index._slot (uint64 arithmetic, wrapping).
-    h = ((oid & _MASK64) + (account & _MASK64) * 0x9E3779B97F4A7C15) & _MASK64
-    return h & mask
+    """The key's home cell, from the index module itself so the checker never drifts from its hash."""
+    from shardex.book import index as _index
+
+    slot = getattr(_index, "index_slot", None) or getattr(_index, "_slot")
+    return int(slot(account, oid, mask))
 
 
 def _walk_free(nxt_col: np.ndarray, head: int, cap: int, what: str) -> set[int]:
