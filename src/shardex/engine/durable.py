@@ -119,6 +119,8 @@ class DurableExchange(Exchange):
         self.snapshot_error: BaseException | None = None
         self._pipeline_open = False
         self._ready = False
+        self._applied_seq = 0  # last command applied to the books (the sequencer may run ahead)
+        self._applied_ts = 0
 
     # -- instruments -----------------------------------------------------------
     def add_instrument(self, ins: Instrument) -> None:
@@ -161,7 +163,7 @@ class DurableExchange(Exchange):
             self.sequencer.stamp(cmds)
             self.journal_batch(cmds)
             events = self.apply(cmds)
-            self.applied(len(cmds))
+            self.applied(cmds)
         return events
 
     def journal_batch(self, cmds: np.ndarray) -> int:
@@ -185,13 +187,18 @@ class DurableExchange(Exchange):
             self._halted = exc
             log.error("engine at %s halted: %s", self.path, exc)
 
-    def applied(self, n: int) -> None:
-        """Count ``n`` commands just applied; start a periodic snapshot when ``snapshot_every`` is reached.
+    def applied(self, cmds: np.ndarray) -> None:
+        """Note a batch just applied; start a periodic snapshot when ``snapshot_every`` is reached.
 
         Called from the thread that runs the matching (between batches), the
-        only moment the books may be copied.
+        only moment the books may be copied.  In a pipeline the sequencer runs
+        ahead of matching, so the snapshot's position is taken from here.
         """
-        self._since_snapshot += n
+        if len(cmds) == 0:
+            return
+        self._applied_seq = int(cmds["seq"][-1])
+        self._applied_ts = int(cmds["ts"][-1])
+        self._since_snapshot += len(cmds)
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
             if self._snap_future is not None and not self._snap_future.done():
                 return  # the previous one is still being written; try after the next batch
@@ -201,8 +208,8 @@ class DurableExchange(Exchange):
 
     # -- snapshots -----------------------------------------------------------
     def _capture(self) -> tuple[int, dict, dict]:
-        seq = self.sequencer.next_seq - 1
-        arrays, meta = capture(self.shards, self._listing, self.sequencer.next_seq, self.sequencer.last_ts)
+        seq = self._applied_seq
+        arrays, meta = capture(self.shards, self._listing, seq + 1, self._applied_ts)
         return seq, arrays, meta
 
     def _write_snapshot(self, seq: int, arrays: dict, meta: dict, state_hash: str | None) -> Path:
@@ -371,6 +378,7 @@ def _recover_into(ex: DurableExchange, given: list[Instrument], path: Path) -> N
                 + (" after re-dealing to another shard count" if ex.redealt else "")
             )
     ex.recovered_commands = _replay(ex, rec)
+    ex._applied_seq, ex._applied_ts = ex.sequencer.next_seq - 1, ex.sequencer.last_ts
     if ex.sequencer.next_seq != journal.next_seq:
         raise SnapshotLayoutError(f"engine at {path}: replay ended at seq {ex.sequencer.next_seq}, journal at {journal.next_seq}")
     ex._ready = True

@@ -84,6 +84,7 @@ class _Ticket:
     """One batch on its way through the stages."""
 
     commands: np.ndarray
+    index: int
     future: Future = field(default_factory=Future)
     events: np.ndarray | None = None
     error: BaseException | None = None
@@ -133,6 +134,9 @@ class Pipeline:
         self.stage_names = [name for name, _ in stages]
         self._queues = [queue.Queue(maxsize=depth) for _ in stages]
         self._failure: BaseException | None = None
+        self._fail_index: int | None = None  # submission index of the first failed batch
+        self._fail_lock = threading.Lock()
+        self._submitted = 0
         self._submit_lock = threading.Lock()
         self._closed = False
         if self._durable:
@@ -154,7 +158,7 @@ class Pipeline:
     def _match(self, t: _Ticket) -> None:
         t.events = self.exchange.apply(t.commands)
         if self._durable:
-            self.exchange.applied(len(t.commands))
+            self.exchange.applied(t.commands)
 
     def _settle(self, t: _Ticket) -> None:
         t.events = self.settlement.settle(t.commands, t.events)
@@ -171,11 +175,15 @@ class Pipeline:
                 if outq is not None:
                     outq.put(_STOP)
                 return
-            if t.error is None and self._failure is None:
+            # Batches ahead of a failed one finish normally; the failed one and
+            # every later one carry an error to their futures, in order.
+            if t.error is None and (self._fail_index is None or t.index < self._fail_index):
                 try:
                     fn(t)
                 except BaseException as exc:  # noqa: BLE001 - any stage failure halts the pipeline
-                    self._failure = exc
+                    with self._fail_lock:
+                        if self._fail_index is None or t.index < self._fail_index:
+                            self._failure, self._fail_index = exc, t.index
                     t.error = exc
             elif t.error is None:
                 t.error = EngineHaltedError(f"pipeline halted by an earlier failure: {self._failure!r}")
@@ -207,7 +215,8 @@ class Pipeline:
             if self._failure is not None:
                 raise EngineHaltedError(f"pipeline halted by an earlier failure: {self._failure!r}") from self._failure
             self.exchange.sequencer.stamp(cmds)
-            t = _Ticket(cmds)
+            t = _Ticket(cmds, self._submitted)
+            self._submitted += 1
             self._queues[0].put(t)
         return t.future
 
