@@ -34,14 +34,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from shardex.options._black import NON_FINITE_INPUT, OK, check_inputs, in_wing, otm_wing
+from shardex.options._black import NON_FINITE_INPUT, OK, check_inputs, mills_ratio
 
 PRICE_BELOW_INTRINSIC = 6
 PRICE_ABOVE_UPPER_BOUND = 7
 NO_TIME_VALUE = 8
 NOT_CONVERGED = 9
 
-_INV_SQRT2 = 0.7071067811865476
 _INV_SQRT2PI = 0.3989422804014327
 _HALF_LN_2PI = 0.9189385332046728
 _MAX_ITER = 60
@@ -52,7 +51,9 @@ _STEP_TOL = 1e-6
 
 @njit(cache=True, nogil=True)
 def _ncdf(z):
-    return 0.5 * math.erfc(-z * _INV_SQRT2)
+    """N(z) via the Mills ratio: the lower tail exact to ~2 ulp, the upper one as 1 - tail."""
+    tail = _INV_SQRT2PI * math.exp(-0.5 * z * z) * mills_ratio(abs(z))
+    return tail if z < 0.0 else 1.0 - tail
 
 
 @njit(cache=True, nogil=True)
@@ -67,20 +68,27 @@ def _norm_quantile_low(p):
 
 
 @njit(cache=True, nogil=True)
-def normalised_otm_call(x, s):
-    """(b, bmax - b, db/ds, (d2b/ds2)/(db/ds)) of the normalised call at x <= 0, s > 0."""
-    ex = math.exp(0.5 * x)
+def normalised_otm_call(x, s, ex):
+    """(b, bmax - b, db/ds, (d2b/ds2)/(db/ds)) of the normalised call at x <= 0, s > 0; ``ex`` = e^{x/2}.
+
+    One exponential per call: with p1 = e^{x/2} phi(h1) = e^{-x/2} phi(h2) = db/ds
+    and the Mills ratio R, N(h) = phi(h) R(-h) for h < 0 gives
+        h1 < 0:  b = p1 (R(-h1) - R(-h2)),   bmax - b = ex - b
+        h1 >= 0: bmax - b = p1 (R(h1) + R(-h2)),   b = ex - (bmax - b)
+    (h2 < 0 always).  The first form is the wing formula of ``_black.otm_wing``:
+    no catastrophic cancellation however far out of the money.
+    """
     h1 = x / s + 0.5 * s
-    h2 = x / s - 0.5 * s
-    if in_wing(h1, s):
-        b = otm_wing(x, s)
-        c = ex - b  # b is tiny here: no cancellation
+    h2 = h1 - s
+    p1 = _INV_SQRT2PI * math.exp(-0.5 * (x * x / (s * s) + 0.25 * s * s))
+    if h1 < 0.0:
+        b = p1 * (mills_ratio(-h1) - mills_ratio(-h2))
+        c = ex - b
     else:
-        b = ex * _ncdf(h1) - _ncdf(h2) / ex
-        c = ex * _ncdf(-h1) + _ncdf(h2) / ex
-    db = _INV_SQRT2PI * math.exp(-0.5 * (x * x / (s * s) + 0.25 * s * s))
+        c = p1 * (mills_ratio(h1) + mills_ratio(-h2))
+        b = ex - c
     curv = x * x / (s * s * s) - 0.25 * s
-    return b, c, db, curv
+    return b, c, p1, curv
 
 
 @njit(cache=True, nogil=True)
@@ -94,10 +102,8 @@ def solve_normalised(x, beta):
     if gamma_t <= 0.0:
         return PRICE_ABOVE_UPPER_BOUND, np.nan
     sc = math.sqrt(-2.0 * x)
-    if sc > 0.0:
-        bc, _cc, _d, _k = normalised_otm_call(x, sc)
-    else:
-        bc = 0.0
+    # at the inflection point h1 = 0 and h2 = -sc: b(sc) = ex/2 - N(-sc)/ex
+    bc = 0.5 * bmax - _ncdf(-sc) / bmax if sc > 0.0 else 0.0
     low = beta < bc
     lbeta = 0.0
     lgam = 0.0
@@ -114,6 +120,11 @@ def solve_normalised(x, beta):
             if u <= 0.0:
                 break
             s = ax / math.sqrt(2.0 * u)
+        # second guess: ln b = A - x^2/(2 s^2) calibrated to be exact at sc; it is the
+        # better one near sc, where the asymptotic one falls short by 2-3x
+        s_cal = ax / math.sqrt(2.0 * (math.log(bc) + 0.25 * ax - lbeta))
+        if not s > 0.0 or s_cal > s:
+            s = s_cal
         if not (0.0 < s < sc):
             s = 0.5 * sc
     else:
@@ -125,7 +136,7 @@ def solve_normalised(x, beta):
         if not (s > sc):
             s = sc + 0.5 * (sc + 1.0)
     for _ in range(_MAX_ITER):
-        b, c, db, curv = normalised_otm_call(x, s)
+        b, c, db, curv = normalised_otm_call(x, s, bmax)
         if b < beta:
             lo = s
         else:
@@ -148,18 +159,17 @@ def solve_normalised(x, beta):
             return OK, s
         if math.isfinite(f) and f1 != 0.0:
             newton = -f / f1
-            denom = 1.0 - 0.5 * newton * f2 / f1
+            denom = 1.0 + 0.5 * newton * f2 / f1  # = 1 - f f'' / (2 f'^2)
             # Halley's correction; fall back to Newton when it would flip the step
             step = newton / denom if denom > 0.5 else newton
+            if abs(step) <= _STEP_TOL * s:
+                # converged: the last correction is below the bracket's resolution anyway
+                return OK, min(max(s + step, lo), hi)
             s_new = s + step
         else:
-            step = np.inf
             s_new = np.nan
         if not (lo < s_new < hi):
             s_new = 0.5 * (lo + hi) if math.isfinite(hi) else 2.0 * max(s, lo, 1e-3)
-            step = np.inf  # a bisection step proves nothing about convergence
-        if abs(step) <= _STEP_TOL * s:
-            return OK, s_new
         if math.isfinite(hi) and hi - lo <= 4e-16 * hi:
             return OK, 0.5 * (lo + hi)
         s = s_new
