@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from shardex.conformance.cli import register as _register_conformance
 from shardex.engine.cli import register as _register_engine
 from shardex.feeds.cli import app as _feeds_app
 from shardex.feeds.cli import bench_command as _bench_feeds
@@ -24,6 +25,7 @@ app.add_typer(_options_app, name="options")
 app.add_typer(_feeds_app, name="feeds")
 app.add_typer(_journal_app, name="journal")
 _register_engine(app, bench_app)
+_register_conformance(app)
 _register_options_bench(bench_app)
 bench_app.command("settlement")(_bench_settlement)
 bench_app.command("feeds")(_bench_feeds)
