@@ -81,8 +81,6 @@ def _run_script(body: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _event_bound ignores pro-rata CANCEL_BOTH, which cancels every own order "
-                                         "at the level; the kernel writes past the event buffer (heap corruption)")
 def test_prorata_cancel_both_taker_against_many_own_orders_fits_the_event_buffer():
     # run in a child process: the bug corrupts memory
     res = _run_script("""
@@ -97,8 +95,6 @@ def test_prorata_cancel_both_taker_against_many_own_orders_fits_the_event_buffer
     assert res.stdout.split() == ["5002"]  # ACCEPTED, 5000 maker cancels, the taker's cancel
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _event_bound reads the AMEND command's stp field (0), not the order's "
-                                         "own CANCEL_MAKER mode; the re-entered order's maker cancels overflow the buffer")
 def test_amend_of_a_cancel_maker_order_sweeping_many_own_orders_fits_the_event_buffer():
     res = _run_script("""
         ex = Exchange([Instrument(0, "X")], clock=lambda: 1)

@@ -1,8 +1,8 @@
 """The order index: an open-addressing hash map (account, order id) -> order row.
 
 Linear probing over an (hcap x 3) int64 array whose capacity is a power of
-two; deletions leave tombstones, and the Python layer rebuilds the table when
-live entries plus tombstones pass half of it, so probes stay short.
+two, with backward-shift deletion (no tombstones); the Python layer doubles
+the table when live entries pass half of it, so probes stay short.
 Lookup, insert and delete are O(1) expected.
 """
 
@@ -11,15 +11,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.book.layout import H_ACCOUNT, H_EMPTY, H_OID, H_ROW, H_TOMB, M_INDEX_TOMB, M_INDEX_USED
+from shardex.book.layout import H_ACCOUNT, H_EMPTY, H_OID, H_ROW, M_INDEX_USED
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _slot(account, oid, mask):
-    # Order ids of one account are usually sequential: keeping them in
-    # neighbouring cells turns most lookups into cache hits.  The account is
-    # scrambled so that different accounts start their runs far apart.
-    h = np.uint64(oid) + np.uint64(account) * np.uint64(0x9E3779B97F4A7C15)
+def index_slot(account, oid, mask):
+    """The home cell of key (account, oid) in a table of ``mask + 1`` cells."""
+    # A full 64-bit mix: clients number their orders 1, 2, 3... each, and
+    # any hash that kept those runs together would pile them into clusters.
+    h = np.uint64(account) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(oid)
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(29)
     return np.int64(h & np.uint64(mask))
 
 
@@ -27,12 +30,12 @@ def _slot(account, oid, mask):
 def index_find(index, account, oid):
     """Row of the order (account, oid), or -1 when there is none."""
     mask = index.shape[0] - 1
-    i = _slot(account, oid, mask)
+    i = index_slot(account, oid, mask)
     while True:
         row = index[i, H_ROW]
         if row == H_EMPTY:
             return -1
-        if row != H_TOMB and index[i, H_OID] == oid and index[i, H_ACCOUNT] == account:
+        if index[i, H_OID] == oid and index[i, H_ACCOUNT] == account:
             return row
         i = (i + 1) & mask
 
@@ -41,11 +44,9 @@ def index_find(index, account, oid):
 def index_insert(index, meta, account, oid, row):
     """Insert a key known to be absent; the caller keeps the load below one half."""
     mask = index.shape[0] - 1
-    i = _slot(account, oid, mask)
-    while index[i, H_ROW] >= 0:
+    i = index_slot(account, oid, mask)
+    while index[i, H_ROW] != H_EMPTY:
         i = (i + 1) & mask
-    if index[i, H_ROW] == H_TOMB:
-        meta[M_INDEX_TOMB] -= 1
     index[i, H_ACCOUNT] = account
     index[i, H_OID] = oid
     index[i, H_ROW] = row
@@ -54,19 +55,40 @@ def index_insert(index, meta, account, oid, row):
 
 @njit(cache=True, nogil=True)
 def index_delete(index, meta, account, oid):
-    """Remove a key known to be present."""
+    """Remove a key known to be present, shifting its cluster back (no tombstones).
+
+    Linear probing with backward-shift deletion keeps every probe sequence as
+    short as if the deleted keys had never been inserted.
+    """
     mask = index.shape[0] - 1
-    i = _slot(account, oid, mask)
+    i = index_slot(account, oid, mask)
     while True:
         row = index[i, H_ROW]
-        if row >= 0 and index[i, H_OID] == oid and index[i, H_ACCOUNT] == account:
-            index[i, H_ROW] = H_TOMB
-            meta[M_INDEX_USED] -= 1
-            meta[M_INDEX_TOMB] += 1
-            return
         if row == H_EMPTY:
             return
+        if index[i, H_OID] == oid and index[i, H_ACCOUNT] == account:
+            break
         i = (i + 1) & mask
+    meta[M_INDEX_USED] -= 1
+    j = i
+    while True:
+        j = (j + 1) & mask
+        if index[j, H_ROW] == H_EMPTY:
+            break
+        home = index_slot(index[j, H_ACCOUNT], index[j, H_OID], mask)
+        # The entry at j may fill the hole at i only if its home is not
+        # cyclically inside (i, j].
+        if i <= j:
+            stays = i < home <= j
+        else:
+            stays = home > i or home <= j
+        if stays:
+            continue
+        index[i, H_ACCOUNT] = index[j, H_ACCOUNT]
+        index[i, H_OID] = index[j, H_OID]
+        index[i, H_ROW] = index[j, H_ROW]
+        i = j
+    index[i, H_ROW] = H_EMPTY
 
 
 @njit(cache=True, nogil=True)
@@ -77,7 +99,7 @@ def rebuild_index(old, capacity):
     for j in range(old.shape[0]):
         row = old[j, H_ROW]
         if row >= 0:
-            i = _slot(old[j, H_ACCOUNT], old[j, H_OID], mask)
+            i = index_slot(old[j, H_ACCOUNT], old[j, H_OID], mask)
             while new[i, H_ROW] != H_EMPTY:
                 i = (i + 1) & mask
             new[i, H_ACCOUNT] = old[j, H_ACCOUNT]

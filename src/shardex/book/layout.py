@@ -36,7 +36,7 @@ iceberg refills and stop quantity still pending (used to size the event buffer);
 instrument rows of ``shardex.instruments.INSTRUMENT_DTYPE``.
 
 ``index`` (hcap x 3): an open-addressing hash map (account, order id) -> order
-row, with linear probing and tombstones.
+row, with linear probing and backward-shift deletion.
 
 ``meta`` (16): pool free-list heads and occupancy counters (``M_*``).
 """
@@ -62,7 +62,7 @@ M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB = range(5)
 # index cells
 H_ACCOUNT, H_OID, H_ROW = range(3)
 H_EMPTY = -1
-H_TOMB = -2
+H_TOMB = -2  # never written since deletion shifts back; kept for the format
 
 NIL = -1
 
@@ -165,6 +165,12 @@ class BookState:
         """The arrays in the order the kernels take them."""
         return (self.orders, self.ocold, self.levels, self.lad_key, self.lad_lv, self.lad_n,
                 self.books, self.rules, self.index, self.meta, self.scratch)
+
+    def handles(self) -> np.ndarray:
+        """The handle table the kernels take in place of the state arrays (see ``lowlevel.handles``)."""
+        from shardex.book.lowlevel import handles
+
+        return handles(self.arrays())
 
     def copy_arrays(self) -> dict[str, np.ndarray]:
         """A deep copy of every array by name (for snapshots)."""

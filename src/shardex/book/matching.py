@@ -30,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.book.index import index_delete, index_find, index_insert
+from shardex.book.index import index_delete, index_find, index_insert, index_slot
+from shardex.book.lowlevel import borrow, prefetch_row, view1d, view2d
 from shardex.book.ladder import ladder_get_or_add, ladder_remove, side_key
 from shardex.book.layout import (
     B_HAS_LAST, B_LAST, B_ORDERS, B_REFILLS, B_STOP_HEAD, B_STOP_QTY, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME,
@@ -78,6 +79,22 @@ R_NO_LIQUIDITY = 54
 
 MARKET_BUY_LIMIT = np.iinfo(np.int64).max
 
+# Handles of the state arrays in the table the kernels pass around (BookState.handles()).
+S_ORDERS = 0
+S_OCOLD = 1
+S_LEVELS = 2
+S_LAD_KEY = 3
+S_LAD_LV = 4
+S_LAD_N = 5
+S_BOOKS = 6
+S_RULES = 7
+S_INDEX = 8
+S_META = 9
+S_SCRATCH = 10
+# How many commands ahead the kernel prefetches index cells and order rows.
+PREFETCH_FAR = 16
+PREFETCH_NEAR = 8
+
 
 # ---------------------------------------------------------------------------
 # events
@@ -114,7 +131,9 @@ def _refills(hidden, peak):
 
 
 @njit(cache=True, nogil=True)
-def _alloc(orders, meta):
+def _alloc(st):
+    orders = view2d(st, S_ORDERS)
+    meta = view1d(st, S_META)
     o = meta[M_FREE_ORDER]
     meta[M_FREE_ORDER] = orders[o, O_NEXT]
     meta[M_ORDERS_USED] += 1
@@ -122,8 +141,13 @@ def _alloc(orders, meta):
 
 
 @njit(cache=True, nogil=True)
-def _release(orders, ocold, books, index, meta, o):
+def _release(st, o):
     """Forget an order that has left the book: index entry and pool row."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    books = view2d(st, S_BOOKS)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
     b = ocold[o, C_BOOK]
     books[b, B_REFILLS] -= _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
     index_delete(index, meta, orders[o, O_ACCOUNT], orders[o, O_OID])
@@ -133,7 +157,9 @@ def _release(orders, ocold, books, index, meta, o):
 
 
 @njit(cache=True, nogil=True)
-def _link_tail(orders, levels, lv, o):
+def _link_tail(st, lv, o):
+    orders = view2d(st, S_ORDERS)
+    levels = view2d(st, S_LEVELS)
     tail = levels[lv, L_TAIL]
     orders[o, O_PREV] = tail
     orders[o, O_NEXT] = NIL
@@ -148,8 +174,10 @@ def _link_tail(orders, levels, lv, o):
 
 
 @njit(cache=True, nogil=True)
-def _unlink(orders, levels, o):
+def _unlink(st, o):
     """Take an order out of its level's queue (O(1)); returns the level row."""
+    orders = view2d(st, S_ORDERS)
+    levels = view2d(st, S_LEVELS)
     lv = orders[o, O_LEVEL]
     prv = orders[o, O_PREV]
     nxt = orders[o, O_NEXT]
@@ -167,21 +195,37 @@ def _unlink(orders, levels, o):
 
 
 @njit(cache=True, nogil=True)
-def _place(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o):
+def _place(st, o):
     """Rest an order row at the back of its price level."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    meta = view1d(st, S_META)
     b = ocold[o, C_BOOK]
     side = ocold[o, C_SIDE]
     price = ocold[o, C_PRICE]
     lv = ladder_get_or_add(lad_key, lad_lv, lad_n, levels, meta, 2 * b + side, side_key(side, price), price)
-    _link_tail(orders, levels, lv, o)
+    _link_tail(st, lv, o)
     books[b, B_ORDERS] += 1
     books[b, B_REFILLS] += _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
 
 
 @njit(cache=True, nogil=True)
-def _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o):
+def _remove_resting(st, o):
     """Take a resting order out of the book, dropping its level if it empties."""
-    lv = _unlink(orders, levels, o)
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    meta = view1d(st, S_META)
+    lv = _unlink(st, o)
     b = ocold[o, C_BOOK]
     books[b, B_ORDERS] -= 1
     if levels[lv, L_COUNT] == 0:
@@ -190,7 +234,9 @@ def _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, 
 
 
 @njit(cache=True, nogil=True)
-def _stop_unlink(orders, books, b, o):
+def _stop_unlink(st, b, o):
+    orders = view2d(st, S_ORDERS)
+    books = view2d(st, S_BOOKS)
     prv = orders[o, O_PREV]
     nxt = orders[o, O_NEXT]
     if prv == NIL:
@@ -206,7 +252,9 @@ def _stop_unlink(orders, books, b, o):
 
 
 @njit(cache=True, nogil=True)
-def _stop_append(orders, books, b, o):
+def _stop_append(st, b, o):
+    orders = view2d(st, S_ORDERS)
+    books = view2d(st, S_BOOKS)
     tail = books[b, B_STOP_TAIL]
     orders[o, O_PREV] = tail
     orders[o, O_NEXT] = NIL
@@ -231,8 +279,13 @@ def _crosses(side, limit, level_price):
 # the taker
 # ---------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _fillable(orders, levels, lad_lv, lad_n, rules, b, side, limit, qty, acct, stp):
+def _fillable(st, b, side, limit, qty, acct, stp):
     """Whether ``qty`` can be filled right now (FOK), mirroring what matching will do."""
+    orders = view2d(st, S_ORDERS)
+    levels = view2d(st, S_LEVELS)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    rules = view2d(st, S_RULES)
     opp = 2 * b + 1 - side
     prorata = rules[b, R_MATCHING] == 1
     need = qty
@@ -258,8 +311,12 @@ def _fillable(orders, levels, lad_lv, lad_n, rules, b, side, limit, qty, acct, s
 
 
 @njit(cache=True, nogil=True)
-def _trade(orders, ocold, levels, books, b, inst, lv, o, q, rem, side, acct, oid, seq, ts, ev, n):
+def _trade(st, b, inst, lv, o, q, rem, side, acct, oid, seq, ts, ev, n):
     """Fill q lots of resting order o; the caller has already reduced ``rem``."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    books = view2d(st, S_BOOKS)
     price = levels[lv, L_PRICE]
     orders[o, O_QTY] -= q
     levels[lv, L_QTY] -= q
@@ -267,46 +324,63 @@ def _trade(orders, ocold, levels, books, b, inst, lv, o, q, rem, side, acct, oid
     books[b, B_LAST] = price
     books[b, B_HAS_LAST] = 1
     books[b, B_VOLUME] += q
-    return _emit(ev, n, seq, ts, inst, E_TRADE, side, R_OK, oid, acct, price, q, rem,
-                 orders[o, O_OID], orders[o, O_ACCOUNT], orders[o, O_QTY] + orders[o, O_HIDDEN], books[b, B_TRADES])
+    return _emit(ev, n, seq, ts, inst, E_TRADE, side, R_OK, oid, acct, price, q, rem, orders[o, O_OID], orders[o, O_ACCOUNT], orders[o, O_QTY] + orders[o, O_HIDDEN], books[b, B_TRADES])
 
 
 @njit(cache=True, nogil=True)
-def _replenish(orders, ocold, levels, books, inst, o, seq, ts, ev, n):
+def _replenish(st, inst, o, seq, ts, ev, n):
     """Show the next slice of an iceberg whose displayed part is gone: back of the level."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    books = view2d(st, S_BOOKS)
     b = ocold[o, C_BOOK]
     peak = orders[o, O_PEAK]
     hidden = orders[o, O_HIDDEN]
     show = min(peak, hidden)
     books[b, B_REFILLS] += _refills(hidden - show, peak) - _refills(hidden, peak)
-    lv = _unlink(orders, levels, o)
+    lv = _unlink(st, o)
     orders[o, O_HIDDEN] = hidden - show
     orders[o, O_QTY] = show
-    _link_tail(orders, levels, lv, o)
-    return _emit(ev, n, seq, ts, inst, E_REPLENISHED, ocold[o, C_SIDE], R_OK, orders[o, O_OID], orders[o, O_ACCOUNT],
-                 levels[lv, L_PRICE], show, show + orders[o, O_HIDDEN], 0, 0, 0, 0)
+    _link_tail(st, lv, o)
+    return _emit(ev, n, seq, ts, inst, E_REPLENISHED, ocold[o, C_SIDE], R_OK, orders[o, O_OID], orders[o, O_ACCOUNT], levels[lv, L_PRICE], show, show + orders[o, O_HIDDEN], 0, 0, 0, 0)
 
 
 @njit(cache=True, nogil=True)
-def _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o, reason, seq, ts, ev, n):
+def _cancel_resting(st, inst, o, reason, seq, ts, ev, n):
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
     open_qty = orders[o, O_QTY] + orders[o, O_HIDDEN]
-    _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o)
-    n = _emit(ev, n, seq, ts, inst, E_CANCELLED, ocold[o, C_SIDE], reason, orders[o, O_OID], orders[o, O_ACCOUNT],
-              ocold[o, C_PRICE], open_qty, 0, 0, 0, 0, 0)
-    _release(orders, ocold, books, index, meta, o)
+    _remove_resting(st, o)
+    n = _emit(ev, n, seq, ts, inst, E_CANCELLED, ocold[o, C_SIDE], reason, orders[o, O_OID], orders[o, O_ACCOUNT], ocold[o, C_PRICE], open_qty, 0, 0, 0, 0, 0)
+    _release(st, o)
     return n
 
 
 @njit(cache=True, nogil=True)
-def _decrement(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o, rem, side, acct, oid,
-               price, seq, ts, ev, n):
+def _decrement(st, inst, o, rem, side, acct, oid, price, seq, ts, ev, n):
     """STP decrement-and-cancel against resting order o; returns (rem, n, taker_done)."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
     mk_open = orders[o, O_QTY] + orders[o, O_HIDDEN]
     d = min(rem, mk_open)
     rem -= d
     if d == mk_open:
-        n = _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o, R_STP_CANCEL,
-                            seq, ts, ev, n)
+        n = _cancel_resting(st, inst, o, R_STP_CANCEL, seq, ts, ev, n)
     else:
         # Reserve goes first, so the displayed part keeps its place in the queue.
         h = min(orders[o, O_HIDDEN], d)
@@ -315,25 +389,30 @@ def _decrement(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta
         orders[o, O_HIDDEN] -= h
         orders[o, O_QTY] -= d - h
         levels[orders[o, O_LEVEL], L_QTY] -= d - h
-        n = _emit(ev, n, seq, ts, inst, E_CANCELLED, ocold[o, C_SIDE], R_STP_CANCEL, orders[o, O_OID],
-                  orders[o, O_ACCOUNT], ocold[o, C_PRICE], d, mk_open - d, 0, 0, 0, 0)
-    if rem == 0:
-        n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_STP_CANCEL, oid, acct, price, d, 0, 0, 0, 0, 0)
-        return rem, n, True
-    return rem, n, False
+        n = _emit(ev, n, seq, ts, inst, E_CANCELLED, ocold[o, C_SIDE], R_STP_CANCEL, orders[o, O_OID], orders[o, O_ACCOUNT], ocold[o, C_PRICE], d, mk_open - d, 0, 0, 0, 0)
+    # The taker loses d lots too: report them, with what it has left.
+    n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_STP_CANCEL, oid, acct, price, d, rem, 0, 0, 0, 0)
+    return rem, n, rem == 0
 
 
 @njit(cache=True, nogil=True)
-def _match_fifo(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, b, lv, rem, side, acct, oid,
-                price, stp, seq, ts, ev, n):
+def _match_fifo(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, n):
     """Walk one level head to tail; returns (rem, n, taker_done)."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
     o = levels[lv, L_HEAD]
     while rem > 0 and o != NIL:
         nxt = orders[o, O_NEXT]
         if stp != STP_NONE and orders[o, O_ACCOUNT] == acct:
             if stp == STP_CANCEL_MAKER or stp == STP_CANCEL_BOTH:
-                n = _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o,
-                                    R_STP_CANCEL, seq, ts, ev, n)
+                n = _cancel_resting(st, inst, o, R_STP_CANCEL, seq, ts, ev, n)
                 if stp == STP_CANCEL_BOTH:
                     n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_STP_CANCEL, oid, acct, price, rem, 0, 0, 0, 0, 0)
                     return 0, n, True
@@ -341,31 +420,39 @@ def _match_fifo(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, met
                 n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_STP_CANCEL, oid, acct, price, rem, 0, 0, 0, 0, 0)
                 return 0, n, True
             else:
-                rem, n, done = _decrement(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o,
-                                          rem, side, acct, oid, price, seq, ts, ev, n)
+                rem, n, done = _decrement(st, inst, o, rem, side, acct, oid, price, seq, ts, ev, n)
                 if done:
                     return 0, n, True
             o = nxt
             continue
         q = min(rem, orders[o, O_QTY])
         rem -= q
-        n = _trade(orders, ocold, levels, books, b, inst, lv, o, q, rem, side, acct, oid, seq, ts, ev, n)
+        n = _trade(st, b, inst, lv, o, q, rem, side, acct, oid, seq, ts, ev, n)
         if orders[o, O_QTY] == 0:
             if orders[o, O_HIDDEN] > 0:
-                n = _replenish(orders, ocold, levels, books, inst, o, seq, ts, ev, n)
+                n = _replenish(st, inst, o, seq, ts, ev, n)
                 if nxt == NIL:
                     nxt = o
             else:
-                _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o)
-                _release(orders, ocold, books, index, meta, o)
+                _remove_resting(st, o)
+                _release(st, o)
         o = nxt
     return rem, n, False
 
 
 @njit(cache=True, nogil=True)
-def _match_prorata(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, scratch, inst, b, lv, rem, side,
-                   acct, oid, price, stp, seq, ts, ev, n):
+def _match_prorata(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, n):
     """Share the taker across one level in proportion to size; returns (rem, n, taker_done)."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
+    scratch = view1d(st, S_SCRATCH)
     k = 0
     avail = 0
     self_seen = False
@@ -375,8 +462,7 @@ def _match_prorata(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, 
         if stp != STP_NONE and orders[o, O_ACCOUNT] == acct:
             self_seen = True
             if stp == STP_CANCEL_MAKER or stp == STP_CANCEL_BOTH:
-                n = _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, o,
-                                    R_STP_CANCEL, seq, ts, ev, n)
+                n = _cancel_resting(st, inst, o, R_STP_CANCEL, seq, ts, ev, n)
         else:
             scratch[k] = o
             k += 1
@@ -398,17 +484,17 @@ def _match_prorata(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, 
             if f > 0:
                 left -= f
                 rem -= f
-                n = _trade(orders, ocold, levels, books, b, inst, lv, o, f, rem, side, acct, oid, seq, ts, ev, n)
+                n = _trade(st, b, inst, lv, o, f, rem, side, acct, oid, seq, ts, ev, n)
         # Refills and removals after the allocation pass, so the pass sees the
         # level exactly as it stood when the taker arrived.
         for j in range(k):
             o = scratch[j]
             if orders[o, O_QTY] == 0:
                 if orders[o, O_HIDDEN] > 0:
-                    n = _replenish(orders, ocold, levels, books, inst, o, seq, ts, ev, n)
+                    n = _replenish(st, inst, o, seq, ts, ev, n)
                 else:
-                    _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o)
-                    _release(orders, ocold, books, index, meta, o)
+                    _remove_resting(st, o)
+                    _release(st, o)
     if self_seen and rem > 0:
         if stp == STP_CANCEL_TAKER or stp == STP_CANCEL_BOTH:
             n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_STP_CANCEL, oid, acct, price, rem, 0, 0, 0, 0, 0)
@@ -418,8 +504,7 @@ def _match_prorata(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, 
             while rem > 0 and o != NIL:
                 nxt = orders[o, O_NEXT]
                 if orders[o, O_ACCOUNT] == acct:
-                    rem, n, done = _decrement(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst,
-                                              o, rem, side, acct, oid, price, seq, ts, ev, n)
+                    rem, n, done = _decrement(st, inst, o, rem, side, acct, oid, price, seq, ts, ev, n)
                     if done:
                         return 0, n, True
                 o = nxt
@@ -427,9 +512,19 @@ def _match_prorata(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, 
 
 
 @njit(cache=True, nogil=True)
-def _take(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, side, limit, rem,
-          acct, oid, price, stp, seq, ts, ev, n):
+def _take(st, inst, b, side, limit, rem, acct, oid, price, stp, seq, ts, ev, n):
     """Match an incoming order against the opposite side; returns (rem, n, taker_done)."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    rules = view2d(st, S_RULES)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
+    scratch = view1d(st, S_SCRATCH)
     opp = 2 * b + 1 - side
     prorata = rules[b, R_MATCHING] == 1
     while rem > 0 and lad_n[opp] > 0:
@@ -437,20 +532,28 @@ def _take(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, me
         if not _crosses(side, limit, levels[lv, L_PRICE]):
             break
         if prorata:
-            rem, n, done = _match_prorata(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, scratch,
-                                          inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, n)
+            rem, n, done = _match_prorata(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, n)
         else:
-            rem, n, done = _match_fifo(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, b, lv,
-                                       rem, side, acct, oid, price, stp, seq, ts, ev, n)
+            rem, n, done = _match_fifo(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, n)
         if done:
             return 0, n, True
     return rem, n, False
 
 
 @njit(cache=True, nogil=True)
-def _execute(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, o, seq, ts,
-             ev, n):
+def _execute(st, inst, b, o, seq, ts, ev, n):
     """Run order row ``o`` (accepted, fields set, not resting) as a taker, then rest or cancel it."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    rules = view2d(st, S_RULES)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
+    scratch = view1d(st, S_SCRATCH)
     side = ocold[o, C_SIDE]
     otype = ocold[o, C_TYPE]
     tif = ocold[o, C_TIF]
@@ -463,23 +566,22 @@ def _execute(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index,
     else:
         limit = price
     stp = ocold[o, C_STP]
-    if tif == TIF_FOK and not _fillable(orders, levels, lad_lv, lad_n, rules, b, side, limit, qty, acct, stp):
+    if tif == TIF_FOK and not _fillable(st, b, side, limit, qty, acct, stp):
         n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_FOK, oid, acct, price, qty, 0, 0, 0, 0, 0)
-        _release(orders, ocold, books, index, meta, o)
+        _release(st, o)
         return n
     trades_before = books[b, B_TRADES]
-    rem, n, done = _take(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b,
-                         side, limit, qty, acct, oid, price, stp, seq, ts, ev, n)
+    rem, n, done = _take(st, inst, b, side, limit, qty, acct, oid, price, stp, seq, ts, ev, n)
     if done or rem == 0:
         orders[o, O_QTY] = 0
         orders[o, O_HIDDEN] = 0
-        _release(orders, ocold, books, index, meta, o)
+        _release(st, o)
     elif otype == T_MARKET or tif != TIF_GTC:
         reason = R_NO_LIQUIDITY if (otype == T_MARKET and books[b, B_TRADES] == trades_before) else R_IOC_REMAINDER
         n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, reason, oid, acct, price, rem, 0, 0, 0, 0, 0)
         orders[o, O_QTY] = 0
         orders[o, O_HIDDEN] = 0
-        _release(orders, ocold, books, index, meta, o)
+        _release(st, o)
     else:
         peak = orders[o, O_PEAK]
         if peak > 0 and rem > peak:
@@ -488,14 +590,24 @@ def _execute(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index,
         else:
             orders[o, O_QTY] = rem
             orders[o, O_HIDDEN] = 0
-        _place(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o)
+        _place(st, o)
     return n
 
 
 @njit(cache=True, nogil=True)
-def _run_stops(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, seq, ts, ev,
-               n):
+def _run_stops(st, inst, b, seq, ts, ev, n):
     """Trigger stops reached by the last trade price, one at a time in arrival order."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    rules = view2d(st, S_RULES)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
+    scratch = view1d(st, S_SCRATCH)
     while books[b, B_STOPS] > 0 and books[b, B_HAS_LAST] == 1:
         last = books[b, B_LAST]
         o = books[b, B_STOP_HEAD]
@@ -506,12 +618,10 @@ def _run_stops(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, inde
             o = orders[o, O_NEXT]
         if o == NIL:
             return n
-        _stop_unlink(orders, books, b, o)
-        n = _emit(ev, n, seq, ts, inst, E_TRIGGERED, ocold[o, C_SIDE], R_OK, orders[o, O_OID], orders[o, O_ACCOUNT],
-                  last, orders[o, O_QTY] + orders[o, O_HIDDEN], orders[o, O_QTY] + orders[o, O_HIDDEN], 0, 0, 0, 0)
+        _stop_unlink(st, b, o)
+        n = _emit(ev, n, seq, ts, inst, E_TRIGGERED, ocold[o, C_SIDE], R_OK, orders[o, O_OID], orders[o, O_ACCOUNT], last, orders[o, O_QTY] + orders[o, O_HIDDEN], orders[o, O_QTY] + orders[o, O_HIDDEN], 0, 0, 0, 0)
         ocold[o, C_TYPE] = T_MARKET if ocold[o, C_TYPE] == T_STOP_MARKET else T_LIMIT
-        n = _execute(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, o,
-                     seq, ts, ev, n)
+        n = _execute(st, inst, b, o, seq, ts, ev, n)
     return n
 
 
@@ -519,8 +629,9 @@ def _run_stops(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, inde
 # commands
 # ---------------------------------------------------------------------------
 @njit(cache=True, nogil=True, inline="always")
-def _check_new(cmds, i, rules, b):
+def _check_new(cmds, i, st, b):
     """Reason code for a NEW command's static checks (no book state)."""
+    rules = view2d(st, S_RULES)
     c = cmds[i]
     if c.account < 0:
         return R_INVALID_ACCOUNT
@@ -565,14 +676,24 @@ def _check_new(cmds, i, rules, b):
 @njit(cache=True, nogil=True, inline="always")
 def _reject(cmds, i, reason, ev, n):
     c = cmds[i]
-    return _emit(ev, n, c.seq, c.ts, c.instrument, E_REJECTED, c.side, reason, c.order_id, c.account, c.price, c.qty,
-                 0, 0, 0, 0, 0)
+    return _emit(ev, n, c.seq, c.ts, c.instrument, E_REJECTED, c.side, reason, c.order_id, c.account, c.price, c.qty, 0, 0, 0, 0, 0)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _cmd_new(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, cmds, i, b, ev, n):
+def _cmd_new(st, cmds, i, b, ev, n):
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    rules = view2d(st, S_RULES)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
+    scratch = view1d(st, S_SCRATCH)
     c = cmds[i]
-    reason = _check_new(cmds, i, rules, b)
+    reason = _check_new(cmds, i, st, b)
     if reason == R_OK and index_find(index, c.account, c.order_id) >= 0:
         reason = R_DUPLICATE
     side = c.side
@@ -584,14 +705,14 @@ def _cmd_new(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index,
         limit = c.price
         if c.otype == T_MARKET:
             limit = MARKET_BUY_LIMIT if side == 0 else 0
-        if not _fillable(orders, levels, lad_lv, lad_n, rules, b, side, limit, c.qty, c.account, c.stp):
+        if not _fillable(st, b, side, limit, c.qty, c.account, c.stp):
             reason = R_FOK
     if reason != R_OK:
         return _reject(cmds, i, reason, ev, n)
     inst = c.instrument
     seq = c.seq
     ts = c.ts
-    o = _alloc(orders, meta)
+    o = _alloc(st)
     orders[o, O_QTY] = c.qty
     orders[o, O_HIDDEN] = 0
     orders[o, O_PEAK] = c.display_qty
@@ -607,35 +728,50 @@ def _cmd_new(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index,
     ocold[o, C_STP] = c.stp
     ocold[o, C_FLAGS] = c.flags
     index_insert(index, meta, c.account, c.order_id, o)
-    n = _emit(ev, n, seq, ts, inst, E_ACCEPTED, side, R_OK, c.order_id, c.account, ocold[o, C_PRICE], c.qty, c.qty,
-              0, 0, 0, 0)
+    n = _emit(ev, n, seq, ts, inst, E_ACCEPTED, side, R_OK, c.order_id, c.account, ocold[o, C_PRICE], c.qty, c.qty, 0, 0, 0, 0)
     if c.otype >= T_STOP_MARKET:
-        _stop_append(orders, books, b, o)
+        _stop_append(st, b, o)
     else:
-        n = _execute(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, o,
-                     seq, ts, ev, n)
-    return _run_stops(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, seq,
-                      ts, ev, n)
+        n = _execute(st, inst, b, o, seq, ts, ev, n)
+    return _run_stops(st, inst, b, seq, ts, ev, n)
 
 
 @njit(cache=True, nogil=True)
-def _cmd_cancel(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, cmds, i, b, ev, n):
+def _cmd_cancel(st, cmds, i, b, ev, n):
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
     c = cmds[i]
     o = index_find(index, c.account, c.order_id)
     if o < 0 or ocold[o, C_BOOK] != b:
         return _reject(cmds, i, R_UNKNOWN_ORDER, ev, n)
     if orders[o, O_LEVEL] == NIL:
-        _stop_unlink(orders, books, b, o)
-        n = _emit(ev, n, c.seq, c.ts, c.instrument, E_CANCELLED, ocold[o, C_SIDE], R_USER_CANCEL, c.order_id,
-                  c.account, ocold[o, C_PRICE], orders[o, O_QTY], 0, 0, 0, 0, 0)
-        _release(orders, ocold, books, index, meta, o)
+        _stop_unlink(st, b, o)
+        n = _emit(ev, n, c.seq, c.ts, c.instrument, E_CANCELLED, ocold[o, C_SIDE], R_USER_CANCEL, c.order_id, c.account, ocold[o, C_PRICE], orders[o, O_QTY], 0, 0, 0, 0, 0)
+        _release(st, o)
         return n
-    return _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, c.instrument, o,
-                           R_USER_CANCEL, c.seq, c.ts, ev, n)
+    return _cancel_resting(st, c.instrument, o, R_USER_CANCEL, c.seq, c.ts, ev, n)
 
 
 @njit(cache=True, nogil=True)
-def _cmd_amend(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, cmds, i, b, ev, n):
+def _cmd_amend(st, cmds, i, b, ev, n):
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    rules = view2d(st, S_RULES)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
+    scratch = view1d(st, S_SCRATCH)
     c = cmds[i]
     o = index_find(index, c.account, c.order_id)
     if o < 0 or ocold[o, C_BOOK] != b:
@@ -676,26 +812,33 @@ def _cmd_amend(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, inde
         return _emit(ev, n, c.seq, c.ts, inst, E_AMENDED, side, R_OK, c.order_id, c.account, price, qty, qty, 0, 0, 0, 0)
     # A price change or an increase goes to the back: out of the book, in again
     # as a fresh taker at the new price.
-    _remove_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, meta, o)
+    _remove_resting(st, o)
     books[b, B_REFILLS] -= _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
     ocold[o, C_PRICE] = price
     orders[o, O_QTY] = qty
     orders[o, O_HIDDEN] = 0
     n = _emit(ev, n, c.seq, c.ts, inst, E_AMENDED, side, R_OK, c.order_id, c.account, price, qty, qty, 0, 0, 0, 0)
-    n = _execute(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b, o, c.seq,
-                 c.ts, ev, n)
-    return _run_stops(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, inst, b,
-                      c.seq, c.ts, ev, n)
+    n = _execute(st, inst, b, o, c.seq, c.ts, ev, n)
+    return _run_stops(st, inst, b, c.seq, c.ts, ev, n)
 
 
 @njit(cache=True, nogil=True)
-def _cmd_mass_cancel(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, scratch, cmds, i, b, inst_of_book,
-                     ev, n):
+def _cmd_mass_cancel(st, cmds, i, b, inst_of_book, ev, n):
     """Cancel every order of the account on one book (b >= 0) or all books (b < 0).
 
     Orders go in a fixed order, bids best first then asks best first (each
     level head to tail), then untriggered stops in arrival order.
     """
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
+    scratch = view1d(st, S_SCRATCH)
     c = cmds[i]
     b0 = b if b >= 0 else 0
     b1 = b + 1 if b >= 0 else books.shape[0]
@@ -713,22 +856,20 @@ def _cmd_mass_cancel(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index
                     o = orders[o, O_NEXT]
         inst = inst_of_book[bb]
         for j in range(k):
-            n = _cancel_resting(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, inst, scratch[j],
-                                R_MASS_CANCEL, c.seq, c.ts, ev, n)
+            n = _cancel_resting(st, inst, scratch[j], R_MASS_CANCEL, c.seq, c.ts, ev, n)
         o = books[bb, B_STOP_HEAD]
         while o != NIL:
             nxt = orders[o, O_NEXT]
             if orders[o, O_ACCOUNT] == acct:
-                _stop_unlink(orders, books, bb, o)
-                n = _emit(ev, n, c.seq, c.ts, inst, E_CANCELLED, ocold[o, C_SIDE], R_MASS_CANCEL, orders[o, O_OID],
-                          acct, ocold[o, C_PRICE], orders[o, O_QTY], 0, 0, 0, 0, 0)
-                _release(orders, ocold, books, index, meta, o)
+                _stop_unlink(st, bb, o)
+                n = _emit(ev, n, c.seq, c.ts, inst, E_CANCELLED, ocold[o, C_SIDE], R_MASS_CANCEL, orders[o, O_OID], acct, ocold[o, C_PRICE], orders[o, O_QTY], 0, 0, 0, 0, 0)
+                _release(st, o)
             o = nxt
     return n
 
 
 @njit(cache=True, nogil=True)
-def _event_bound(cmds, i, books, b):
+def _event_bound(cmds, i, st, b):
     """Most events command ``c`` can produce on book ``b``.
 
     Every trade uses up at least one lot of a taker, and each trade brings at
@@ -736,6 +877,7 @@ def _event_bound(cmds, i, books, b):
     its events; so does the number of resting orders it could meet.  Cancel-
     maker STP and triggered stops add the orders they may sweep.
     """
+    books = view2d(st, S_BOOKS)
     c = cmds[i]
     orders = books[b, B_ORDERS]
     stops = books[b, B_STOPS]
@@ -749,14 +891,15 @@ def _event_bound(cmds, i, books, b):
     by_qty = 8 + 3 * qty
     if stops > 0:
         by_qty += 3 * books[b, B_STOP_QTY] + 4 * stops + orders
-    if c.stp == STP_CANCEL_MAKER:
+    # Cancel-maker (and, pro-rata, cancel-both) may sweep every own order;
+    # an amend re-enters with the order's own mode, unknown here.
+    if c.stp == STP_CANCEL_MAKER or c.stp == STP_CANCEL_BOTH or kind == K_AMEND:
         by_qty += orders
     return min(by_qty, by_book)
 
 
 @njit(cache=True, nogil=True)
-def process_commands(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, book_of,
-                     inst_of_book, cmds, start, ev, n):
+def process_commands(st, book_of, inst_of_book, cmds, start, ev, n):
     """Apply ``cmds[start:]`` in order, appending events to ``ev`` from row ``n``.
 
     Returns ``(status, next_command, n)``.  ``status`` is ``ST_DONE`` when the
@@ -764,11 +907,44 @@ def process_commands(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules
     grow before ``cmds[next_command]`` can run; nothing of that command has
     happened yet.  ``book_of[instrument]`` maps instrument ids to book rows
     (-1: not in this shard).  Non-matching command kinds are rejected.
+    ``st`` is the handle table of the shard's state arrays
+    (``BookState.handles()``, in the order of the ``S_*`` constants).
     """
+    return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n)
+
+
+@njit(cache=True, nogil=True)
+def _process(st, book_of, inst_of_book, cmds, start, ev, n):
+    """The worker of ``process_commands``, on borrowed views of its arrays."""
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
+    rules = view2d(st, S_RULES)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
+    scratch = view1d(st, S_SCRATCH)
     nbooks = books.shape[0]
     ncmd = cmds.shape[0]
     width = lad_key.shape[1]
+    mask = index.shape[0] - 1
     for i in range(start, ncmd):
+        # Software pipeline: warm the index cell of the command PREFETCH_FAR
+        # ahead, and the order rows of a cancel or amend PREFETCH_NEAR ahead
+        # (its index cell is warm by then), so their misses overlap.
+        if i + PREFETCH_FAR < ncmd:
+            f = cmds[i + PREFETCH_FAR]
+            prefetch_row(index, index_slot(f.account, f.order_id, mask))
+        if i + PREFETCH_NEAR < ncmd:
+            f = cmds[i + PREFETCH_NEAR]
+            if f.kind == K_CANCEL or f.kind == K_AMEND:
+                o = index_find(index, f.account, f.order_id)
+                if o >= 0:
+                    prefetch_row(orders, o)
+                    prefetch_row(ocold, o)
         c = cmds[i]
         inst = c.instrument
         b = -1
@@ -784,23 +960,21 @@ def process_commands(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules
             stops = books[b, B_STOPS]
             if max(lad_n[2 * b], lad_n[2 * b + 1]) + 2 + stops >= width:
                 return ST_GROW_LADDER, i, n
-            bound = _event_bound(cmds, i, books, b)
+            bound = _event_bound(cmds, i, st, b)
         else:
             bound = 8 + 2 * meta[M_ORDERS_USED]
         if n + bound > ev.shape[0]:
             return ST_GROW_EVENTS, i, n
         if kind == K_MASS_CANCEL and (inst == -1 or b >= 0):
-            n = _cmd_mass_cancel(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, scratch, cmds, i, b,
-                                 inst_of_book, ev, n)
+            n = _cmd_mass_cancel(st, cmds, i, b, inst_of_book, ev, n)
         elif kind != K_NEW and kind != K_CANCEL and kind != K_AMEND and kind != K_MASS_CANCEL:
             n = _reject(cmds, i, R_INVALID_COMMAND, ev, n)
         elif b < 0 or rules[b, R_LISTED] == 0:
             n = _reject(cmds, i, R_UNKNOWN_INSTRUMENT, ev, n)
         elif kind == K_NEW:
-            n = _cmd_new(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, cmds, i, b, ev, n)
+            n = _cmd_new(st, cmds, i, b, ev, n)
         elif kind == K_CANCEL:
-            n = _cmd_cancel(orders, ocold, levels, lad_key, lad_lv, lad_n, books, index, meta, cmds, i, b, ev, n)
+            n = _cmd_cancel(st, cmds, i, b, ev, n)
         else:
-            n = _cmd_amend(orders, ocold, levels, lad_key, lad_lv, lad_n, books, rules, index, meta, scratch, cmds, i, b,
-                           ev, n)
+            n = _cmd_amend(st, cmds, i, b, ev, n)
     return ST_DONE, ncmd, n

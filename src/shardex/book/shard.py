@@ -86,7 +86,7 @@ class MatchingShard:
         if len(self._ev) < 2 * len(cmds) + 64:
             self._ev = np.zeros(2 * len(cmds) + 64, dtype=EVENT_DTYPE)
         while True:
-            status, start, n = process_commands(*st.arrays(), self.book_of, self.inst_of_book, cmds, start, self._ev, n)
+            status, start, n = process_commands(st.handles(), self.book_of, self.inst_of_book, cmds, start, self._ev, n)
             if status == ST_DONE:
                 return n
             if status == ST_GROW_EVENTS:

@@ -1,0 +1,152 @@
+"""Low-level helpers for the kernels: software prefetch and borrowed array views.
+
+With a few hundred thousand resting orders, a cancel's order row and a new
+order's index cell are cache misses (~150 ns each on the reference machine),
+and the naive loop waits for each in turn.  A batch tells us which rows the
+next commands will need, so the kernel prefetches them a few commands ahead
+and the misses overlap instead of adding up.  A prefetch is only a hint: it
+never faults and never changes a result.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def prefetch_row(typingctx, arr, row):
+    """Prefetch the first cache line of ``arr[row, 0]`` (a 2-D array) for reading."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and isinstance(row, types.Integer)):
+        return None
+    sig = types.void(arr, row)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = cgutils.get_item_pointer2(context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
+                                        strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout,
+                                        inds=[idx, zero], wraparound=False, boundscheck=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def borrow(typingctx, arr):
+    """The same array without its reference-count handle (valid while the caller's array lives).
+
+    numba increments and decrements an array's reference count, with an
+    atomic operation, every time the array is passed to a function that is
+    not inlined.  The matching kernel passes a dozen state arrays down every
+    call, so those atomics cost more than the matching itself.  A borrowed
+    view carries a null handle, which the runtime skips.  The arrays belong to
+    the Python caller for the whole kernel call, so the view cannot outlive them.
+    """
+    if not isinstance(arr, types.Array):
+        return None
+    sig = arr(arr)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        src = context.make_array(aryty)(context, builder, args[0])
+        dst = context.make_array(aryty)(context, builder)
+        dst.meminfo = cgutils.get_null_value(dst.meminfo.type)
+        dst.parent = cgutils.get_null_value(dst.parent.type)
+        dst.nitems = src.nitems
+        dst.itemsize = src.itemsize
+        dst.data = src.data
+        dst.shape = src.shape
+        dst.strides = src.strides
+        return dst._getvalue()
+
+    return sig, codegen
+
+
+#: Width of one entry of a handle table: data pointer, rows, columns.
+HANDLE_WIDTH = 3
+
+
+def _view_codegen(ndim):
+    def codegen(context, builder, signature, args):
+        tabty, kty = signature.args
+        retty = signature.return_type
+        tab = context.make_array(tabty)(context, builder, args[0])
+        k = context.cast(builder, args[1], kty, types.intp)
+        base = builder.mul(k, context.get_constant(types.intp, HANDLE_WIDTH))
+
+        def word(j):
+            ptr = builder.gep(tab.data, [builder.add(base, context.get_constant(types.intp, j))])
+            return builder.load(ptr)
+
+        out = context.make_array(retty)(context, builder)
+        dtype = context.get_data_type(retty.dtype)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(dtype))
+        rows = word(1)
+        if ndim == 1:
+            shape = [rows]
+            strides = [itemsize]
+            nitems = rows
+        else:
+            cols = word(2)
+            shape = [rows, cols]
+            strides = [builder.mul(cols, itemsize), itemsize]
+            nitems = builder.mul(rows, cols)
+        context.populate_array(
+            out,
+            data=builder.inttoptr(word(0), dtype.as_pointer()),
+            shape=cgutils.pack_array(builder, shape),
+            strides=cgutils.pack_array(builder, strides),
+            itemsize=itemsize,
+            meminfo=None,
+        )
+        out.nitems = nitems
+        return out._getvalue()
+
+    return codegen
+
+
+@intrinsic
+def view2d(typingctx, table, k):
+    """Borrowed C-contiguous int64 2-D array of handle ``k`` of ``table`` (see ``handles``).
+
+    Passing one handle table instead of a dozen arrays keeps calls between
+    kernels cheap: numba passes every array as nine words and touches its
+    reference count on each call.
+    """
+    if not (isinstance(table, types.Array) and isinstance(k, types.Integer)):
+        return None
+    return types.Array(types.int64, 2, "C")(table, k), _view_codegen(2)
+
+
+@intrinsic
+def view1d(typingctx, table, k):
+    """Borrowed C-contiguous int64 1-D array of handle ``k`` of ``table``."""
+    if not (isinstance(table, types.Array) and isinstance(k, types.Integer)):
+        return None
+    return types.Array(types.int64, 1, "C")(table, k), _view_codegen(1)
+
+
+def handles(arrays) -> "np.ndarray":
+    """The handle table of int64 C-contiguous arrays (1-D or 2-D): pointer, rows, columns each.
+
+    The arrays must stay alive, unmoved, while a kernel uses the table.
+    """
+    import numpy as np
+
+    table = np.zeros(HANDLE_WIDTH * len(arrays), dtype=np.int64)
+    for k, a in enumerate(arrays):
+        if a.dtype != np.int64 or not a.flags.c_contiguous or a.ndim not in (1, 2):
+            raise TypeError(f"handle {k}: expected a C-contiguous int64 1-D or 2-D array")
+        table[HANDLE_WIDTH * k] = a.ctypes.data
+        table[HANDLE_WIDTH * k + 1] = a.shape[0]
+        table[HANDLE_WIDTH * k + 2] = a.shape[1] if a.ndim == 2 else 1
+    return table
