@@ -35,3 +35,9 @@ def test_invalid_specs():
         Instrument(-1, "X")
     with pytest.raises(InvalidInstrumentError):
         Instrument(1, "X", min_qty=5, max_qty=2)
+
+
+def test_whole_prices_print_without_exponent():
+    ins = Instrument(1, "X", tick_size="0.5")
+    assert str(ins.ticks_to_price(210000)) == "105000"
+    assert str(ins.lots_to_qty(3)) == "3"

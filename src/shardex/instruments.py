@@ -60,6 +60,11 @@ INSTRUMENT_DTYPE = np.dtype(
 )
 
 
+def _plain(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros and without exponent (105000, not 1.05E+5)."""
+    return Decimal(format(value.normalize(), "f"))
+
+
 def to_decimal(value: object, what: str = "value") -> Decimal:
     """Convert a user value (str, int, Decimal or float) to an exact Decimal.
 
@@ -156,11 +161,11 @@ class Instrument:
 
     def ticks_to_price(self, ticks: int) -> Decimal:
         """Convert ticks back to the decimal price."""
-        return (int(ticks) * self.tick_size).normalize()
+        return _plain(int(ticks) * self.tick_size)
 
     def lots_to_qty(self, lots: int) -> Decimal:
         """Convert lots back to the decimal quantity."""
-        return (int(lots) * self.lot_size).normalize()
+        return _plain(int(lots) * self.lot_size)
 
     def _to_units(self, value: object, step: Decimal, what: str) -> int:
         dec = to_decimal(value, what)

@@ -12,10 +12,6 @@ from shardex import EventKind, Exchange, Instrument, Matching
 from shardex.engine.commands import batch, new_order
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "book/matching.py _match_prorata computes (total * q) // avail in int64; past ~3e9 lots per level the "
-    "product overflows and the order's share silently becomes 0 (the last order takes it all). "
-    "Fix: compute floor(total * q / avail) in 128-bit arithmetic (two 64-bit limbs)."))
 def test_pro_rata_share_survives_large_lot_counts():
     ex = Exchange([Instrument(0, "P", matching=Matching.PRO_RATA)])
     big = 4 * 10**9  # two makers of 4e9 lots: each is owed exactly half of a 4e9 taker

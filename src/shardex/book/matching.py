@@ -441,6 +441,47 @@ def _match_fifo(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, 
 
 
 @njit(cache=True, nogil=True)
+def muldiv(a, b, c):
+    """floor(a * b / c) exactly for 0 <= a, b <= c, without int64 overflow.
+
+    The pro-rata share ``fill * qty // level_qty`` overflows int64 once a
+    level holds ~3e9 lots; then the product is formed in 128 bits (two 64-bit
+    limbs) and divided by long division.  The quotient is at most ``b``.
+    """
+    if a == 0 or b == 0:
+        return 0
+    if a <= MARKET_BUY_LIMIT // b:
+        return (a * b) // c
+    m32 = np.uint64(0xFFFFFFFF)
+    ua = np.uint64(a)
+    ub = np.uint64(b)
+    a0 = ua & m32
+    a1 = ua >> np.uint64(32)
+    b0 = ub & m32
+    b1 = ub >> np.uint64(32)
+    p00 = a0 * b0
+    p01 = a0 * b1
+    p10 = a1 * b0
+    mid = (p00 >> np.uint64(32)) + (p01 & m32) + (p10 & m32)
+    lo = (p00 & m32) | (mid << np.uint64(32))
+    hi = a1 * b1 + (p01 >> np.uint64(32)) + (p10 >> np.uint64(32)) + (mid >> np.uint64(32))
+    uc = np.uint64(c)
+    q = np.uint64(0)
+    r = np.uint64(0)
+    for bit in range(127, -1, -1):
+        if bit >= 64:
+            nb = (hi >> np.uint64(bit - 64)) & np.uint64(1)
+        else:
+            nb = (lo >> np.uint64(bit)) & np.uint64(1)
+        r = (r << np.uint64(1)) | nb
+        if r >= uc:
+            r -= uc
+            if bit < 64:
+                q |= np.uint64(1) << np.uint64(bit)
+    return np.int64(q)
+
+
+@njit(cache=True, nogil=True)
 def _match_prorata(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, n):
     """Share the taker across one level in proportion to size; returns (rem, n, taker_done)."""
     orders = view2d(st, S_ORDERS)
@@ -479,8 +520,7 @@ def _match_prorata(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, e
             if j == k - 1:
                 f = min(q, left)
             else:
-                # total * q fits in int64 for any book below ~3e9 lots per level.
-                f = min(q, (total * q) // avail, left)
+                f = min(q, muldiv(total, q, avail), left)
             if f > 0:
                 left -= f
                 rem -= f
