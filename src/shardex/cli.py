@@ -6,6 +6,7 @@ import typer
 
 from shardex.conformance.cli import register as _register_conformance
 from shardex.engine.cli import register as _register_engine
+from shardex.engine.benchmarks import register as _register_engine_bench
 from shardex.feeds.cli import app as _feeds_app
 from shardex.feeds.cli import bench_command as _bench_feeds
 from shardex.journal.cli import app as _journal_app
@@ -25,6 +26,7 @@ app.add_typer(_options_app, name="options")
 app.add_typer(_feeds_app, name="feeds")
 app.add_typer(_journal_app, name="journal")
 _register_engine(app, bench_app)
+_register_engine_bench(app, bench_app)
 _register_conformance(app)
 _register_options_bench(bench_app)
 bench_app.command("settlement")(_bench_settlement)

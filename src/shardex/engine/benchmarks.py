@@ -1,0 +1,226 @@
+"""``shardex bench shards|pipeline|recovery`` and ``shardex soak crash`` (issue 4's interfaces).
+
+Each benchmark builds its workload with ``shardex.engine.loadgen`` before the
+clock starts, warms the kernels, then reports the median of ``--repeat``
+timed runs (the machine is shared and noisy: medians and ratios, not single
+runs).  ``--json`` prints one JSON object for scripts in ``bench/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from shardex.engine.exchange import Exchange
+from shardex.engine.loadgen import batches, instruments, order_flow
+from shardex.engine.pipeline import Pipeline
+
+__all__ = ["register", "bench_shards", "bench_pipeline", "bench_recovery"]
+
+
+def _fixed_clock() -> int:
+    return 1_700_000_000_000_000_000
+
+
+def _warm(n_instruments: int) -> None:
+    """Compile or load every kernel before a clock starts."""
+    ex = Exchange(instruments(min(n_instruments, 4)), shards=2, clock=_fixed_clock)
+    ex.process(order_flow(2000, n_instruments=min(n_instruments, 4), seed=1))
+    ex.close()
+
+
+def _events_digest(ex: Exchange, parts: list[np.ndarray]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for b in parts:
+        h.update(ex.process(b).tobytes())
+    return h.hexdigest()
+
+
+def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2, 4), commands: int = 1_000_000,
+                 batch: int = 4096, repeat: int = 3, seed: int = 42) -> dict:
+    """Matching throughput of ``Exchange.process`` per shard count on one stream; output checked identical.
+
+    Runs are interleaved (1, 2, 4, 1, 2, 4, ...) so that the machine's noise
+    hits every shard count alike.
+    """
+    cmds = order_flow(commands, n_instruments=n_instruments, seed=seed)
+    _warm(n_instruments)
+    digests, hashes, seconds = {}, {}, {s: [] for s in shard_counts}
+    for s in shard_counts:  # untimed: the event stream and the state hash of each configuration
+        ex = Exchange(instruments(n_instruments), shards=s, clock=_fixed_clock)
+        digests[s] = _events_digest(ex, batches(cmds, batch))
+        hashes[s] = ex.state_hash()
+        ex.close()
+    for _ in range(repeat):
+        for s in shard_counts:
+            parts = batches(cmds, batch)
+            ex = Exchange(instruments(n_instruments), shards=s, clock=_fixed_clock)
+            process = ex.process
+            t0 = time.perf_counter()
+            for b in parts:
+                process(b)
+            seconds[s].append(time.perf_counter() - t0)
+            ex.close()
+    base = statistics.median(seconds[shard_counts[0]])
+    runs = []
+    for s in shard_counts:
+        med = statistics.median(seconds[s])
+        runs.append({"shards": s, "commands": commands, "commands_per_second": round(commands / med),
+                     "state_hash": hashes[s], "events_sha256": digests[s], "seconds": [round(x, 4) for x in seconds[s]],
+                     "speedup": round(base / med, 3)})
+    identical = len(set(digests.values())) == 1 and len(set(hashes.values())) == 1
+    return {"benchmark": "shards", "instruments": n_instruments, "batch": batch, "repeat": repeat,
+            "identical_output": identical, "runs": runs}
+
+
+def bench_pipeline(n_instruments: int = 64, shards: int = 2, commands: int = 1_000_000, batch: int = 4096,
+                   fsync_policy: str = "batch", depth: int = 4, repeat: int = 3, directory: str | None = None,
+                   seed: int = 42) -> dict:
+    """End to end in process: sequencer + journal (fsync per batch) + matching + merge, staged and serial."""
+    cmds = order_flow(commands, n_instruments=n_instruments, seed=seed)
+    _warm(n_instruments)
+    piped, serial, hashes = [], [], set()
+    for _ in range(repeat):
+        for mode in ("pipeline", "serial"):
+            root = Path(tempfile.mkdtemp(prefix="shardex-bench-pipeline-", dir=directory))
+            try:
+                parts = batches(cmds, batch)
+                with Exchange.open(root / "engine", instruments(n_instruments), shards=shards,
+                                   fsync_policy=fsync_policy, snapshot_every=0, snapshot_on_close=False) as ex:
+                    t0 = time.perf_counter()
+                    if mode == "pipeline":
+                        with ex.pipeline(depth=depth) as p:
+                            for _events in p.run(parts):
+                                pass
+                    else:
+                        for b in parts:
+                            ex.process(b)
+                    dt = time.perf_counter() - t0
+                    hashes.add(ex.state_hash())
+                (piped if mode == "pipeline" else serial).append(dt)
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+    med = statistics.median(piped)
+    return {"benchmark": "pipeline", "commands": commands, "commands_per_second": round(commands / med),
+            "fsync_policy": fsync_policy, "batch": batch, "shards": shards, "instruments": n_instruments,
+            "depth": depth, "seconds": [round(x, 4) for x in piped],
+            "serial_commands_per_second": round(commands / statistics.median(serial)),
+            "serial_seconds": [round(x, 4) for x in serial], "state_hashes_agree": len(hashes) == 1}
+
+
+def bench_recovery(commands: int = 1_000_000, n_instruments: int = 1, shards: int = 1, batch: int = 4096,
+                   repeat: int = 3, directory: str | None = None, cmds: np.ndarray | None = None, seed: int = 42) -> dict:
+    """Replay a journal of ``commands`` into a fresh engine via ``Exchange.open`` (no snapshot to start from)."""
+    if cmds is None:
+        cmds = order_flow(commands, n_instruments=n_instruments, seed=seed)
+    commands = len(cmds)
+    listed = instruments(max(n_instruments, int(cmds["instrument"].max()) + 1))
+    _warm(len(listed))
+    root = Path(tempfile.mkdtemp(prefix="shardex-bench-recovery-", dir=directory))
+    try:
+        path = root / "engine"
+        with Exchange.open(path, listed, shards=shards, fsync_policy="off", snapshot_every=0,
+                           snapshot_on_close=False) as ex:
+            for b in batches(cmds, batch):
+                ex.process(b)
+            live = ex.state_hash()
+        seconds, matches = [], True
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            again = Exchange.open(path, shards=shards, snapshot_on_close=False)
+            seconds.append(time.perf_counter() - t0)
+            matches &= again.recovered_commands == commands and again.state_hash() == live
+            again.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    med = statistics.median(seconds)
+    return {"benchmark": "recovery", "commands": commands, "seconds": round(med, 4),
+            "commands_per_second": round(commands / med), "state_hash_matches": bool(matches),
+            "shards": shards, "instruments": len(listed), "all_seconds": [round(x, 4) for x in seconds]}
+
+
+def _print(result: dict, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add ``bench shards``, ``bench pipeline``, ``bench recovery`` and ``soak crash`` to the CLI."""
+    soak_app = typer.Typer(help="Long-running fault tests.", no_args_is_help=True)
+    app.add_typer(soak_app, name="soak")
+
+    @bench_app.command("shards")
+    def shards_cmd(
+        instruments_: int = typer.Option(64, "--instruments", help="instruments in the workload"),
+        shards: str = typer.Option("1,2,4", help="comma-separated shard counts"),
+        commands: int = typer.Option(1_000_000, help="commands in the stream"),
+        batch: int = typer.Option(4096, help="commands per batch"),
+        repeat: int = typer.Option(3, help="timed runs per shard count (median reported)"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    ) -> None:
+        """Matching throughput for each shard count on one multi-instrument stream (identical output checked)."""
+        try:
+            counts = tuple(int(x) for x in shards.split(","))
+        except ValueError:
+            raise typer.BadParameter(f"--shards must be comma-separated integers, got {shards!r}") from None
+        r = bench_shards(instruments_, counts, commands, batch, repeat)
+        _print(r, as_json, [f"{x['shards']} shards: {x['commands_per_second']:,} commands/s (x{x['speedup']})"
+                            for x in r["runs"]] + [f"identical output: {r['identical_output']}"])
+
+    @bench_app.command("pipeline")
+    def pipeline_cmd(
+        instruments_: int = typer.Option(64, "--instruments"),
+        shards: int = typer.Option(2),
+        commands: int = typer.Option(1_000_000),
+        batch: int = typer.Option(4096),
+        fsync_policy: str = typer.Option("batch", help="batch | interval:MS | off"),
+        depth: int = typer.Option(4, help="batches per stage queue"),
+        repeat: int = typer.Option(3),
+        directory: str = typer.Option(None, "--dir", help="where the journal goes (default: the temp dir)"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Sequencer + journal (fsync per batch) + matching + merge, end to end, staged vs serial."""
+        r = bench_pipeline(instruments_, shards, commands, batch, fsync_policy, depth, repeat, directory)
+        _print(r, as_json, [f"pipeline: {r['commands_per_second']:,} commands/s; serial: "
+                            f"{r['serial_commands_per_second']:,} (fsync {r['fsync_policy']}, batch {r['batch']})"])
+
+    @bench_app.command("recovery")
+    def recovery_cmd(
+        commands: int = typer.Option(1_000_000),
+        instruments_: int = typer.Option(1, "--instruments"),
+        shards: int = typer.Option(1),
+        repeat: int = typer.Option(3),
+        directory: str = typer.Option(None, "--dir"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Replay a journal of N commands into a fresh engine (Exchange.open), state hash checked."""
+        r = bench_recovery(commands, instruments_, shards, repeat=repeat, directory=directory)
+        _print(r, as_json, [f"recovery: {r['commands']:,} commands in {r['seconds']} s = "
+                            f"{r['commands_per_second']:,} commands/s; state hash matches: {r['state_hash_matches']}"])
+
+    @soak_app.command("crash")
+    def crash_cmd(
+        iterations: int = typer.Option(5, help="writer processes to SIGKILL"),
+        seed: int = typer.Option(None, help="random seed (default: random, printed)"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """SIGKILL a writer under load N times; every acknowledged command must be recovered."""
+        from shardex.engine.crash_soak import soak
+
+        r = soak(iterations, seed=seed).as_dict()
+        r.pop("kills")
+        _print(r, as_json, [f"{k}: {v}" for k, v in r.items()])
+        if r["lost"] or r["hash_mismatches"]:
+            raise typer.Exit(1)
