@@ -44,6 +44,9 @@ SNAPSHOT_FORMAT = 1
 #: shardex.book must be mirrored here (``redeal`` refuses unknown arrays).
 _KNOWN_SLOTS = ("orders", "ocold", "levels", "lad_key", "lad_lv", "lad_n", "books", "rules", "index", "meta", "scratch")
 _KNOWN_META = (M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB)
+#: The state arrays of a BookState (its ``ARRAYS`` where the class names them;
+#: its slots may also hold caches that are not state).
+_ARRAY_NAMES = tuple(getattr(BookState, "ARRAYS", BookState.__slots__))
 
 
 class SnapshotLayoutError(ShardexError, ValueError):
@@ -107,7 +110,7 @@ def detached_hash(shards: list[MatchingShard], arrays: dict[str, np.ndarray], li
     clones = []
     for k, shard in enumerate(shards):
         clone = copy.copy(shard)  # shares the (immutable between listings) book maps
-        clone.state = BookState.from_arrays({n: arrays[f"s{k}.{n}"] for n in BookState.__slots__})
+        clone.state = BookState.from_arrays({n: arrays[f"s{k}.{n}"] for n in _ARRAY_NAMES})
         clones.append(clone)
     h = hashlib.sha256()
     for ins in sorted(listing, key=lambda i: i.id):
@@ -150,7 +153,7 @@ def restore(shards: list[MatchingShard], arrays: dict[str, np.ndarray], meta: di
     same = n_src == len(shards) and all(np.array_equal(src[1], sh.inst_of_book) for src, sh in zip(sources, shards))
     if same:
         for (state, _inst), shard in zip(sources, shards):
-            missing = set(BookState.__slots__) - set(state)
+            missing = set(_ARRAY_NAMES) - set(state)
             if missing:
                 raise SnapshotLayoutError(f"snapshot lacks book arrays {sorted(missing)}")
             shard.state = BookState.from_arrays(state)
@@ -171,9 +174,9 @@ def _slot_names(arrays: dict[str, np.ndarray], k: int) -> list[str]:
 # ---------------------------------------------------------------------------
 def _check_layout(state: dict[str, np.ndarray], k: int) -> None:
     unknown = set(state) - set(_KNOWN_SLOTS)
-    if unknown or set(BookState.__slots__) != set(_KNOWN_SLOTS):
+    if unknown or set(_ARRAY_NAMES) != set(_KNOWN_SLOTS):
         raise SnapshotLayoutError(
-            f"shard {k}: book arrays {sorted(unknown or set(BookState.__slots__) ^ set(_KNOWN_SLOTS))} are unknown to "
+            f"shard {k}: book arrays {sorted(unknown or set(_ARRAY_NAMES) ^ set(_KNOWN_SLOTS))} are unknown to "
             "shardex.engine.snapshotting.redeal; recover with the snapshot's shard count or teach redeal the new layout"
         )
     shapes = {"orders": 8, "ocold": 8, "levels": 6, "books": BOOK_COLS, "rules": 6, "index": 3}
