@@ -15,9 +15,10 @@ Conventions (the Python API in ``shardex.options.api`` documents them for users)
 * vanna   d(delta)/dvol per 1 vol point; volga d(vega)/dvol per 1 vol point.
 
 Accuracy: every normal CDF is taken as phi(d) R(|d|) (Mills ratio R, from a
-table of Taylor polynomials) on the side where it is small, and the out-of-the-money price is computed first (its two
-terms never cancel catastrophically); the in-the-money price adds the
-intrinsic value by put-call parity.  This keeps prices to ~1e-13 relative.
+table of Taylor polynomials) on the side where it is small, and the
+out-of-the-money price is computed first in a factored form whose terms never
+cancel catastrophically; the in-the-money price adds the intrinsic value by
+put-call parity.  Prices stay within ~1e-12 relative of mpmath.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ NONPOSITIVE_STRIKE = 3
 EXPIRED = 4
 NONPOSITIVE_VOL = 5
 
-_INV_SQRT2 = 0.7071067811865476
 _INV_SQRT2PI = 0.3989422804014327
 _DAYS_PER_YEAR = 365.0
+_PER_DAY = 1.0 / _DAYS_PER_YEAR
 
 
 @njit(cache=True, nogil=True)
@@ -65,17 +66,21 @@ def mills_ratio(t):
     """R(t) = (1 - N(t)) / phi(t) for t >= 0, to ~2 ulp.
 
     Below 40: the degree-14 Taylor polynomial of the interval (width 0.5, see
-    ``_gen_mills_table``), 15 FMAs instead of a libm ``erfc`` call.  From 40 on
+    ``_gen_mills_table``), 15 multiply-adds instead of a libm ``erfc`` call.  From 40 on
     (where phi(t) < 1e-347 anyway): Laplace's continued fraction, whose depth
     6 + 600/t^2 reaches full precision there (checked against mpmath).
     """
     if t < 40.0:
         i = int(t * _MILLS_INV_W)
         dt = t - (i + 0.5) * 0.5
-        acc = _MILLS[i, 14]
-        for k in range(13, -1, -1):
-            acc = acc * dt + _MILLS[i, k]
-        return acc
+        c = _MILLS[i]
+        # Estrin's scheme: the same polynomial as Horner's with a 4-deep instead of
+        # a 14-deep chain of dependent multiply-adds (the kernels are latency-bound)
+        d2 = dt * dt
+        d4 = d2 * d2
+        lo = (c[0] + c[1] * dt) + (c[2] + c[3] * dt) * d2 + ((c[4] + c[5] * dt) + (c[6] + c[7] * dt) * d2) * d4
+        hi = (c[8] + c[9] * dt) + (c[10] + c[11] * dt) * d2 + ((c[12] + c[13] * dt) + c[14] * d2) * d4
+        return lo + hi * (d4 * d4)
     n = int(6.0 + 600.0 / (t * t))
     r = t
     for k in range(n, 0, -1):
@@ -87,35 +92,6 @@ def mills_ratio(t):
 def norm_cdf_neg_abs(d, pdf):
     """N(-|d|) given pdf = phi(d): the small tail, accurate relative to itself."""
     return pdf * mills_ratio(abs(d))
-
-
-@njit(cache=True, nogil=True)
-def otm_wing(x, s):
-    """Normalised OTM call b(x, s) = e^{x/2}N(h1) - e^{-x/2}N(h2) for x <= 0 when h1 < -WING.
-
-    Far in the wing the two terms agree to |h|/s digits, and rounding in h1, h2
-    would be amplified by |h|^3/s (3e-10 on a 1-hour option).  Factoring out
-    e^{x/2}phi(h1) = e^{-x/2}phi(h2) leaves a difference of Mills ratios,
-    which are flat in h, so only their last-bit errors remain (~|h|/s ulp).
-    """
-    h1 = x / s + 0.5 * s
-    h2 = h1 - s
-    front = _INV_SQRT2PI * math.exp(-0.5 * (x * x / (s * s) + 0.25 * s * s))
-    return front * (mills_ratio(-h1) - mills_ratio(-h2))
-
-
-#: the wing formula is used where h1 < -WING and |h1|^3 > WING_RATIO * s: the direct
-#: formula's error is ~ |h1|^3 eps / s, under 1e-11 outside that region
-WING = 5.0
-WING_RATIO = 1e5
-#: below h1 = -UNDERFLOW the normalised price e^{-h^2/2}... is under 1e-300: it is 0
-UNDERFLOW = 37.0
-
-
-@njit(cache=True, nogil=True)
-def in_wing(h1, s):
-    """True where the direct OTM formula would lose digits (see ``otm_wing``)."""
-    return h1 < -WING and -h1 * h1 * h1 > WING_RATIO * s
 
 
 @njit(cache=True, nogil=True)
@@ -132,13 +108,16 @@ def black76_one(F, K, T, vol, is_call, r):
         return code, nan, nan, nan, nan, nan, nan, nan, nan
     sqrt_t = math.sqrt(T)
     s = vol * sqrt_t
-    d1 = math.log(F / K) / s + 0.5 * s
+    inv_s = 1.0 / s  # one division, reused: the kernel is latency-bound
+    d1 = math.log(F / K) * inv_s + 0.5 * s
     d2 = d1 - s
     # N(-|d|) = phi(d) R(|d|) is accurate relative to itself; the complement is then exact enough
     pdf1 = _INV_SQRT2PI * math.exp(-0.5 * d1 * d1)
     pdf2 = _INV_SQRT2PI * math.exp(-0.5 * d2 * d2)
-    t1 = norm_cdf_neg_abs(d1, pdf1)
-    t2 = norm_cdf_neg_abs(d2, pdf2)
+    r1 = mills_ratio(abs(d1))
+    r2 = mills_ratio(abs(d2))
+    t1 = pdf1 * r1
+    t2 = pdf2 * r2
     if d1 >= 0.0:
         n1, m1 = 1.0 - t1, t1  # N(d1), N(-d1)
     else:
@@ -147,24 +126,25 @@ def black76_one(F, K, T, vol, is_call, r):
         n2, m2 = 1.0 - t2, t2
     else:
         n2, m2 = t2, 1.0 - t2
-    # out-of-the-money first: the call when F <= K, the put otherwise
-    x_otm = -abs(math.log(F / K))
-    h1 = x_otm / s + 0.5 * s
-    if in_wing(h1, s):
-        otm = math.sqrt(F * K) * otm_wing(x_otm, s) if h1 > -UNDERFLOW else 0.0
-        if F <= K:
-            call, put = otm, otm + (K - F)
-        else:
-            put, call = otm, otm + (F - K)
-    elif F <= K:
-        call = F * n1 - K * n2
-        put = call + (K - F)
-    else:
-        put = K * m2 - F * m1
-        call = put + (F - K)
-    disc = math.exp(-r * T) if r != 0.0 else 1.0
+    # The out-of-the-money option (the call when F <= K) in the normalised form
+    # b = e^{x/2} phi(h1) (R(-h1) - R(-h2)), x = -|ln F/K|, h1 = x/s + s/2, h2 = h1 - s,
+    # where F phi(d1) = K phi(d2) is the common factor and {|h1|, |h2|} = {|d1|, |d2|}:
+    # no two large terms cancel, so it keeps full relative accuracy far in the wings.
     fpdf = F * pdf1
-    gamma = disc * pdf1 / (F * s)
+    if F <= K:
+        h1, ra, rb = d1, r1, r2
+    else:
+        h1, ra, rb = -d2, r2, r1
+    if h1 < 0.0:
+        otm = fpdf * (ra - rb)
+    else:
+        otm = min(F, K) - fpdf * (ra + rb)
+    if F <= K:
+        call, put = otm, otm + (K - F)
+    else:
+        put, call = otm, otm + (F - K)
+    disc = math.exp(-r * T) if r != 0.0 else 1.0
+    gamma = disc * pdf1 * inv_s / F
     vega_raw = disc * fpdf * sqrt_t  # per unit of vol
     if is_call:
         price = disc * call
@@ -174,7 +154,8 @@ def black76_one(F, K, T, vol, is_call, r):
         price = disc * put
         delta = -disc * m1
         rho = -disc * K * T * m2 * 0.01
-    theta = (r * price - disc * fpdf * vol / (2.0 * sqrt_t)) / _DAYS_PER_YEAR
+    # vol / (2 sqrt T) = vol^2 / (2 s)
+    theta = (r * price - disc * fpdf * (0.5 * vol * vol * inv_s)) * _PER_DAY
     vanna = -disc * pdf1 * d2 / vol * 0.01
     volga = vega_raw * d1 * d2 / vol * 1e-4
     return OK, price, delta, gamma, vega_raw * 0.01, theta, rho, vanna, volga
