@@ -82,7 +82,15 @@ class BookState:
     Doubling keeps the amortized cost O(1) per order.
     """
 
-    __slots__ = ("orders", "ocold", "levels", "lad_key", "lad_lv", "lad_n", "books", "rules", "index", "meta", "scratch")
+    #: The state arrays, in the order of the kernels' handle table.
+    ARRAYS = ("orders", "ocold", "levels", "lad_key", "lad_lv", "lad_n", "books", "rules", "index", "meta", "scratch")
+    __slots__ = ARRAYS + ("_table",)
+
+    def __setattr__(self, name: str, value) -> None:
+        # Replacing an array (growth, a new book) makes the cached handle table stale.
+        object.__setattr__(self, name, value)
+        if name != "_table":
+            object.__setattr__(self, "_table", None)
 
     def __init__(self, rules: np.ndarray, order_capacity: int = 1024, ladder_width: int = 64) -> None:
         nbooks = len(rules)
@@ -170,17 +178,19 @@ class BookState:
         """The handle table the kernels take in place of the state arrays (see ``lowlevel.handles``)."""
         from shardex.book.lowlevel import handles
 
-        return handles(self.arrays())
+        if self._table is None:
+            self._table = handles(self.arrays())
+        return self._table
 
     def copy_arrays(self) -> dict[str, np.ndarray]:
         """A deep copy of every array by name (for snapshots)."""
-        return {name: getattr(self, name).copy() for name in self.__slots__}
+        return {name: getattr(self, name).copy() for name in self.ARRAYS}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "BookState":
         """Rebuild a state from ``copy_arrays()`` output."""
         state = cls.__new__(cls)
-        for name in cls.__slots__:
+        for name in cls.ARRAYS:
             setattr(state, name, np.ascontiguousarray(arrays[name]))
         return state
 
