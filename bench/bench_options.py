@@ -1,5 +1,9 @@
 """Options benchmark: shardex against every peer that installs, on the same inputs, in one run.
 
+Besides wall-clock options/s, every row reports CPU nanoseconds per option
+(process time summed over all threads): on a shared machine the wall clock
+depends on what else runs, the CPU time much less.
+
     bash bench/setup_options_peers.sh          # once: peers' venvs under bench/.venvs/
     python bench/bench_options.py [--n 1000000] [--repeats 5] [--json]
 
@@ -60,10 +64,16 @@ def main() -> None:
     price = g["price"]
     t_g = _median_time(lambda: greeks(*a), args.repeats)
     t_iv = _median_time(lambda: implied_vol(price, *a[:3], x["is_call"]), args.repeats)
+    c0 = time.process_time()
+    greeks(*a)
+    c1 = time.process_time()
+    implied_vol(price, *a[:3], x["is_call"])
+    c2 = time.process_time()
     vol = implied_vol(price, *a[:3], x["is_call"])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         invertible = (price > 1e-290) & (np.finfo(float).eps * price / (g["vega"] * 100) < 1e-12)
     rows = [{"peer": "shardex", "greeks_per_s": args.n / t_g, "iv_per_s": args.n / t_iv,
+             "greeks_cpu_ns": (c1 - c0) / args.n * 1e9, "iv_cpu_ns": (c2 - c1) / args.n * 1e9,
              "price_err": 0.0, "iv_err": float(np.nanmax(np.abs(vol - x["vol"])[invertible]))}]
     out_dir = HERE / "out"
     out_dir.mkdir(exist_ok=True)
@@ -107,7 +117,8 @@ def main() -> None:
         print(json.dumps({"meta": meta, "rows": rows}))
         return
     print(f"options bench {meta}")
-    print(f"{'peer':22} {'greeks M/s':>11} {'x shardex':>10} {'IV M/s':>9} {'x shardex':>10} {'price err':>10} {'IV err':>9}")
+    print(f"{'peer':22} {'greeks M/s':>11} {'x shardex':>10} {'IV M/s':>9} {'x shardex':>10} {'price err':>10} {'IV err':>9}"
+          f" {'greeks cpu ns':>13} {'IV cpu ns':>10}")
     for r in rows:
         if "error" in r:
             print(f"{r['peer']:22} not run: {r['error']}")
@@ -117,7 +128,8 @@ def main() -> None:
             return format(v, fmt) if isinstance(v, (int, float)) else "-"
         print(f"{r['peer']:22} {f('greeks_per_s', '11.4g') if 'greeks_per_s' not in r else format(r['greeks_per_s'] / 1e6, '11.3f')}"
               f" {f('greeks_ratio', '10.1f')} {format(r['iv_per_s'] / 1e6, '9.3f') if 'iv_per_s' in r else '        -'}"
-              f" {f('iv_ratio', '10.1f')} {f('price_err', '10.1e')} {f('iv_err', '9.1e')}")
+              f" {f('iv_ratio', '10.1f')} {f('price_err', '10.1e')} {f('iv_err', '9.1e')}"
+              f" {f('greeks_cpu_ns', '13.1f')} {f('iv_cpu_ns', '10.1f')}")
 
 
 if __name__ == "__main__":

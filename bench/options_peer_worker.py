@@ -16,13 +16,19 @@ import time
 import numpy as np
 
 
-def timed(fn, repeats):
+CPU = {}
+
+
+def timed(fn, repeats, key="greeks"):
+    """Median wall time of ``repeats`` runs after a warm-up; CPU seconds per run go to CPU[key]."""
     out = fn()  # warm-up (and the values for the error check)
-    ts = []
+    ts, cs = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
+        cs.append(time.process_time() - c0)
+    CPU[key] = statistics.median(cs)
     return statistics.median(ts), out
 
 
@@ -61,7 +67,7 @@ def main() -> None:
 
         t, out = timed(run, repeats)
         res.update(greeks_per_s=F.size / t, price=np.asarray(out))
-        t, iv = timed(lambda: b.implied_vol(P, fl, F, K, T, r0, on_error="ignore"), repeats)
+        t, iv = timed(lambda: b.implied_vol(P, fl, F, K, T, r0, on_error="ignore"), repeats, "iv")
         res.update(iv_per_s=F.size / t, iv=np.asarray(iv, dtype=float))
     elif peer == "opengreeks":
         from opengreeks import black76 as b
@@ -90,7 +96,7 @@ def main() -> None:
                 out[idx] = b.implied_volatility_array(p, f, k, 0.0, tt, fl)
             return out
 
-        t, iv = timed(inv, repeats)
+        t, iv = timed(inv, repeats, "iv")
         res.update(iv_per_s=F.size / t, iv=np.asarray(iv, dtype=float))
     elif peer == "py_vollib_vectorized":
         import py_vollib_vectorized as pvv
@@ -100,7 +106,7 @@ def main() -> None:
                                 pvv.vectorized_black(fl, F, K, T, r0, V, return_as="numpy"))[1], repeats)
         res.update(greeks_per_s=F.size / t, price=np.asarray(out).ravel())
         t, iv = timed(lambda: pvv.vectorized_implied_volatility_black(P, F, K, r0, T, fl, on_error="ignore",
-                                                                      return_as="numpy"), repeats)
+                                                                      return_as="numpy"), repeats, "iv")
         res.update(iv_per_s=F.size / t, iv=np.asarray(iv, dtype=float).ravel())
     elif peer == "vollib":
         from vollib.black import black
@@ -129,7 +135,7 @@ def main() -> None:
                     pass
             return out
 
-        t, iv = timed(inv, 1)
+        t, iv = timed(inv, 1, "iv")
         res.update(iv_per_s=m / t, iv=iv)
     elif peer == "quantlib":
         import QuantLib as ql
@@ -150,6 +156,10 @@ def main() -> None:
         res.update(greeks_per_s=m / t, price=out, n_used=m)
     else:
         raise SystemExit(f"unknown peer {peer}")
+    m_used = res.get("n_used", F.size)
+    res["greeks_cpu_ns"] = CPU["greeks"] / m_used * 1e9
+    if "iv" in CPU:
+        res["iv_cpu_ns"] = CPU["iv"] / m_used * 1e9
     # the arrays go back through a file; only scalars on stdout
     arrays = {k: res.pop(k) for k in ("price", "iv") if k in res}
     np.savez(path.replace(".npz", f".{peer}.out.npz"), **arrays)
