@@ -91,13 +91,20 @@ def test_pro_rata_on_whole_lot_shares_conforms():
                _new(4, "BUY", 100, 5, otype="IOC", owner=4)], matching_algorithm="pro_rata")
 
 
+def test_pro_rata_large_levels_share_exactly():
+    # 4e9-lot orders at 12 decimals: the kernel's share is exact past int64 products.
+    _conforms([_new(1, "SELL", 100, 4000), _new(2, "SELL", 100, 4000, owner=2),
+               _new(3, "BUY", 100, 4000, otype="IOC", owner=3)], matching_algorithm="pro_rata")
+
+
 def test_pro_rata_shares_are_whole_lots_by_design():
     # tracebook gives 1/3 of a unit as a float; shardex floors to the lot and
     # the last order takes the remainder (docs/conformance.md, "Pro-rata").
     a = ConformanceAdapter(AdapterConfig(matching_algorithm="pro_rata"))
     for e in (_new(1, "SELL", 100, 1), _new(2, "SELL", 100, 2, owner=2), _new(3, "BUY", 100, 1, owner=3)):
         obs = a.apply(TraceEvent.from_mapping(e))
-    assert [t["quantity"] for t in obs.trades] == ["0.333333", "0.666667"]
+    # tracebook: 0.333333333333 (rounded half-even) and 0.666666666667; shardex floors the first share.
+    assert [t["quantity"] for t in obs.trades] == ["0.333333333333", "0.666666666667"]
 
 
 def test_off_grid_quantity_is_rejected_not_rounded():

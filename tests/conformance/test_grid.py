@@ -10,7 +10,7 @@ from tracebook.conformance.model import canonical_decimal
 from shardex.conformance import reasons
 from shardex.conformance.adapter import STP_MODES, AdapterConfig, AdapterConfigError
 from shardex.conformance.grid import (
-    PRO_RATA_QTY_DECIMALS, canonical, exact_decimal, lot_size_for, snap_to_tick, to_units,
+    canonical, exact_decimal, lot_size_for, snap_to_tick, to_units,
 )
 from shardex.conformance.trace import NO_OWNER, TraceEvent, TraceEventError
 from shardex.schema import Reason, SelfTradePrevention
@@ -49,12 +49,11 @@ def test_to_units_rejects_off_grid():
     assert to_units(float("nan"), lot) is None
 
 
-def test_lot_size_for_caps_pro_rata():
-    assert lot_size_for(12, pro_rata=False) == Decimal("1E-12")
-    assert lot_size_for(12, pro_rata=True) == Decimal(1).scaleb(-PRO_RATA_QTY_DECIMALS)
-    assert lot_size_for(2, pro_rata=True) == Decimal("0.01")
+def test_lot_size_is_what_tracebook_prints():
+    assert lot_size_for(12) == Decimal("1E-12")
+    assert lot_size_for(0) == Decimal(1)
     with pytest.raises(ValueError, match="quantity_decimal_places"):
-        lot_size_for(19, pro_rata=False)
+        lot_size_for(19)
 
 
 def test_trace_event_parses_runner_payload():

@@ -177,7 +177,7 @@ class ConformanceAdapter:
         self.exchange = Exchange()
         self._books: dict[str, _Book] = {}
         self._tick_float = float(config.tick_size)
-        self._lot = lot_size_for(config.quantity_decimal_places, config.pro_rata)
+        self._lot = lot_size_for(config.quantity_decimal_places)
         self._stp = STP_MODES[config.self_trade_policy]
         self._accounts: dict[int, int] = {}
         self._next_account = 1

@@ -23,19 +23,12 @@ from numbers import Integral, Real
 
 __all__ = [
     "MAX_ORDER_LOTS",
-    "PRO_RATA_QTY_DECIMALS",
     "canonical",
     "exact_decimal",
     "lot_size_for",
     "snap_to_tick",
     "to_units",
 ]
-
-#: Quantity decimals used for pro-rata books, whatever ``quantity_decimal_places``
-#: says.  The pro-rata kernel computes ``fill * qty`` in int64, which stays exact
-#: while a level holds fewer than ~3e9 lots: 3,000 units at 6 decimals, but only
-#: 0.003 units at tracebook's default of 12.
-PRO_RATA_QTY_DECIMALS = 6
 
 #: Largest order size in lots the adapter sends: 1e17 leaves room for ~90 such
 #: orders on one level before an int64 level total could overflow.
@@ -92,17 +85,15 @@ def to_units(value: object, step: Decimal) -> int | None:
     return int(units)
 
 
-def lot_size_for(quantity_decimal_places: int, pro_rata: bool) -> Decimal:
-    """The lot size of an adapter instrument: ``10**-quantity_decimal_places``, coarser for pro-rata.
+def lot_size_for(quantity_decimal_places: int) -> Decimal:
+    """The lot size of an adapter instrument: ``10**-quantity_decimal_places``.
 
     tracebook prints quantities rounded to ``quantity_decimal_places``, so a
-    lot of exactly that size represents every value it can print.  Pro-rata
-    books use at most ``PRO_RATA_QTY_DECIMALS`` (see there).
+    lot of exactly that size represents every value it can print.
     """
     if not 0 <= quantity_decimal_places <= 18:
         raise ValueError(f"quantity_decimal_places must be between 0 and 18, got {quantity_decimal_places}")
-    places = min(quantity_decimal_places, PRO_RATA_QTY_DECIMALS) if pro_rata else quantity_decimal_places
-    return Decimal(1).scaleb(-places)
+    return Decimal(1).scaleb(-quantity_decimal_places)
 
 
 def is_positive_finite(value: object) -> bool:
