@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .helpers import l3_rows, make_exchange, new, run
 
 
@@ -306,3 +308,19 @@ def test_stop_cascade_runs_in_arrival_order_and_each_may_trigger_more():
         "TRADE B 2:14 px=110 q=1 lv=0 vs 1:4 mlv=3 t=5",
     ]
     assert ex.stats(0)["stops"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: a post-only stop-limit is checked against the book only on entry; once "
+                                         "triggered it takes liquidity like any limit order")
+def test_triggered_post_only_stop_limit_never_takes():
+    ex = make_exchange()
+    run(ex, new("sell", 1, 105, oid=1, acct=1))
+    # limit 101 does not cross the ask at 105 on entry: accepted
+    assert run(ex, new("buy", 3, 101, oid=5, acct=2, type="stop_limit", stop_price=100, post_only=True)) == [
+        "ACCEPTED B 2:5 px=101 q=3 lv=3"]
+    run(ex, new("sell", 2, 101, oid=2, acct=1), new("sell", 1, 100, oid=3, acct=1))
+    out = run(ex, new("buy", 1, 100, oid=6, acct=3))  # trades at 100: the stop triggers
+    assert out[:3] == ["ACCEPTED B 3:6 px=100 q=1 lv=1", "TRADE B 3:6 px=100 q=1 lv=0 vs 1:3 mlv=0 t=1",
+                       "TRIGGERED B 2:5 px=100 q=3 lv=3"]
+    # a post-only order must never be the taker of a trade
+    assert not any(line.startswith("TRADE B 2:5") for line in out), out

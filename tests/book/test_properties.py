@@ -23,10 +23,9 @@ from shardex.schema import EventKind, Reason, SelfTradePrevention
 
 from .helpers import FIFO, PRO_RATA, amend, batch, cancel, check, make_exchange, mass_cancel, new
 
-#: The engine (as committed) emits no taker event when STP DECREMENT shrinks a taker that survives (see
-#: test_stp_prorata.py::test_stp_decrement_reports_every_lot_of_the_taker).  While that bug stands, the
-#: conservation check credits the taker with a maker's DECREMENT cancel that no taker cancel of the same
-#: size follows; set this to False once the engine reports those lots, to make the check strict.
+#: The engine once emitted no taker event when STP DECREMENT shrank a taker that survived (see
+#: test_stp_prorata.py::test_stp_decrement_reports_every_lot_of_the_taker).  False: strict, every
+#: decrement of the taker must show as a taker CANCELLED event; True would credit the taker silently.
 SILENT_TAKER_DECREMENT = False
 
 ACCOUNTS = st.integers(0, 2)
