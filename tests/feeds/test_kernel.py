@@ -25,9 +25,9 @@ def test_blocked_book_matches_a_dict(seq):
     ref: list[dict[int, int]] = [{}, {}]
     for side, px, qty in seq:
         key = px if side == 0 else -px
-        while st_[K.S_NFREE + side] < 2:
+        while st_[K.S_NFREE + side] < 2 or 2 * (st_[K.S_NB + side] + 1) > book._hs.shape[2]:
             book._grow_blocks()
-        K._upsert(book._bk, book._bq, book._meta, st_, side, key, qty)
+        K._upsert(book._bk, book._hs, book._meta, st_, side, key, qty)
         if qty:
             ref[side][px] = qty
         else:

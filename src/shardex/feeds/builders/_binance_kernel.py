@@ -9,10 +9,11 @@ State lives in caller-owned arrays so the same book continues across calls
 (files of a continuation, or one live message per call):
 
 * ``st`` int64[N_STATE]: positions, phase, ids, grid, counters (``S_*``/``C_*``).
-* ``bk``/``bq`` int64[2, blocks, BLOCK] and ``meta`` int64[2, 4, blocks]: the
-  two sides (0 bids, 1 asks) as blocked sorted arrays (see ``_upsert``). A
-  level's key is ``+ticks`` for bids and ``-ticks`` for asks, so both sides
-  ascend with the best level last.
+* ``bk`` int64[2, blocks, BLOCK], ``meta`` int64[2, 4, blocks] and ``hs``
+  int64[2, 2, 2**k]: the two sides (0 bids, 1 asks), each the keys in a
+  blocked sorted array and key -> lots in a hash (see ``_upsert``). A level's
+  key is ``+ticks`` for bids and ``-ticks`` for asks, so both sides ascend
+  with the best level last.
 * ``pmeta``/``plv``: diffs buffered while there is no book (before the first
   snapshot, or after a gap), already parsed to ticks and lots.
 * ``lv``: scratch for the levels of the message being parsed; nothing in the
@@ -167,7 +168,7 @@ ERR_SCRATCH = 3
 _UNIT_DEC = 8
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _ws(buf, p, end):
     while p < end and (buf[p] == 32 or buf[p] == 9 or buf[p] == 13):
         p += 1
@@ -542,7 +543,7 @@ def _event(st, ev, line, code, a, b):
 
 @njit(cache=True, nogil=True)
 def _reset_side(st, meta, side):
-    """Empty one side: no blocks in order, every block id free."""
+    """Empty one side's order: no blocks in order, every block id free (the hash is cleared apart)."""
     cap = meta.shape[2]
     for i in range(cap):
         meta[side, M_FREE, i] = cap - 1 - i
@@ -559,91 +560,67 @@ def _take_block(st, meta, side):
 
 
 @njit(cache=True, nogil=True)
-def _upsert(bk, bq, meta, st, side, key, qty):
-    """Set the level at key to qty (0 deletes) in a blocked sorted array.
+def _slot(hs, side, key, mask):
+    """Linear-probe slot of key in the side's hash: (slot, found). Multiplicative hashing
+    scatters consecutive tick keys, so probes stay short at load <= 1/2."""
+    i = (key * 2654435761) & mask
+    while hs[side, 1, i] != 0:
+        if hs[side, 0, i] == key:
+            return i, True
+        i = (i + 1) & mask
+    return i, False
 
-    A side is a list of blocks of at most BLOCK ascending keys, the blocks kept
-    in key order (``meta[side, M_ORDER]``) with their first keys in
-    ``meta[side, M_MIN]``. An update costs a binary search over blocks, one
-    within a block and a move of at most BLOCK levels: a level far from the top
-    costs no more than one at the top (a flat sorted array moved ~5,000 levels
-    for each far update on USDⓈ-M BTCUSDT and ran 10x slower).
-    """
+
+@njit(cache=True, nogil=True)
+def _hash_delete(hs, side, i, mask):
+    """Remove slot i, shifting later entries of its probe run back (no tombstones)."""
+    j = i
+    while True:
+        hs[side, 1, i] = 0
+        while True:
+            j = (j + 1) & mask
+            if hs[side, 1, j] == 0:
+                return
+            k = (hs[side, 0, j] * 2654435761) & mask
+            # move j into the hole at i unless its home k lies cyclically in (i, j]
+            if i <= j:
+                if i < k <= j:
+                    continue
+            elif i < k or k <= j:
+                continue
+            break
+        hs[side, 0, i] = hs[side, 0, j]
+        hs[side, 1, i] = hs[side, 1, j]
+        i = j
+
+
+@njit(cache=True, nogil=True)
+def _order_insert(bk, meta, st, side, key):
+    """Insert key into the side's blocked sorted array (it is known to be absent)."""
     nord = st[S_NORD + side]
     order = meta[side, M_ORDER]
     mins = meta[side, M_MIN]
     cnt = meta[side, M_CNT]
     if nord == 0:
-        if qty == 0:
-            return
         b = _take_block(st, meta, side)
         bk[side, b, 0] = key
-        bq[side, b, 0] = qty
         cnt[b] = 1
         order[0] = b
         mins[0] = key
         st[S_NORD + side] = 1
-        st[S_NB + side] += 1
         return
-    # sorted position of the block that holds key: the last whose first key <= key.
-    # Most updates land near the best (the end), so gallop down from the top
-    # before the binary search: one or two comparisons for a level near the top.
-    hi = nord
-    step = 1
-    lo = nord - 1
-    while lo > 0 and mins[lo] > key:
-        hi = lo
-        lo -= step
-        step <<= 1
-    if lo < 0:
-        lo = 0
-    while lo < hi:  # written so LLVM can use conditional moves, not branches
-        mid = (lo + hi) >> 1
-        le = mins[mid] <= key
-        lo = mid + 1 if le else lo
-        hi = hi if le else mid
-    pos = lo - 1 if lo > 0 else 0
+    pos = _find_block(mins, nord, key)
     b = order[pos]
     n = cnt[b]
     k = bk[side, b]
-    q = bq[side, b]
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        lt = k[mid] < key
-        lo = mid + 1 if lt else lo
-        hi = hi if lt else mid
-    if lo < n and k[lo] == key:
-        if qty != 0:
-            q[lo] = qty
-            return
-        for i in range(lo, n - 1):
-            k[i] = k[i + 1]
-            q[i] = q[i + 1]
-        cnt[b] = n - 1
-        st[S_NB + side] -= 1
-        if n - 1 == 0:
-            for i in range(pos, nord - 1):
-                order[i] = order[i + 1]
-                mins[i] = mins[i + 1]
-            st[S_NORD + side] = nord - 1
-            meta[side, M_FREE, st[S_NFREE + side]] = b
-            st[S_NFREE + side] += 1
-        elif lo == 0:
-            mins[pos] = k[0]
-        return
-    if qty == 0:
-        return
+    lo = _find_in_block(k, n, key)
     if n == BLOCK:
         # split: the upper half moves to a new block right after this one
         nb = _take_block(st, meta, side)
         half = BLOCK >> 1
         k2 = bk[side, nb]
-        q2 = bq[side, nb]
         for i in range(half, BLOCK):
             k2[i - half] = k[i]
-            q2[i - half] = q[i]
         cnt[b] = half
         cnt[nb] = BLOCK - half
         for i in range(nord, pos + 1, -1):
@@ -655,36 +632,139 @@ def _upsert(bk, bq, meta, st, side, key, qty):
         if lo > half:
             b = nb
             k = k2
-            q = q2
             lo -= half
             pos += 1
         n = cnt[b]
     for i in range(n, lo, -1):
         k[i] = k[i - 1]
-        q[i] = q[i - 1]
     k[lo] = key
-    q[lo] = qty
     cnt[b] = n + 1
     if lo == 0:
         mins[pos] = key
+
+
+@njit(cache=True, nogil=True)
+def _order_delete(bk, meta, st, side, key):
+    """Delete key (known present) from the side's blocked sorted array."""
+    nord = st[S_NORD + side]
+    order = meta[side, M_ORDER]
+    mins = meta[side, M_MIN]
+    cnt = meta[side, M_CNT]
+    pos = _find_block(mins, nord, key)
+    b = order[pos]
+    n = cnt[b]
+    k = bk[side, b]
+    lo = _find_in_block(k, n, key)
+    for i in range(lo, n - 1):
+        k[i] = k[i + 1]
+    cnt[b] = n - 1
+    if n - 1 == 0:
+        for i in range(pos, nord - 1):
+            order[i] = order[i + 1]
+            mins[i] = mins[i + 1]
+        st[S_NORD + side] = nord - 1
+        meta[side, M_FREE, st[S_NFREE + side]] = b
+        st[S_NFREE + side] += 1
+    elif lo == 0:
+        mins[pos] = k[0]
+
+
+@njit(cache=True, nogil=True)
+def _find_block(mins, nord, key):
+    """Sorted position of the block that holds key: the last whose first key <= key.
+
+    Most updates land near the best (the end), so gallop down from the top
+    before the binary search.
+    """
+    hi = nord
+    step = 1
+    lo = nord - 1
+    while lo > 0 and mins[lo] > key:
+        hi = lo
+        lo -= step
+        step <<= 1
+    if lo < 0:
+        lo = 0
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        le = mins[mid] <= key
+        lo = mid + 1 if le else lo
+        hi = hi if le else mid
+    return lo - 1 if lo > 0 else 0
+
+
+@njit(cache=True, nogil=True)
+def _find_in_block(k, n, key):
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        lt = k[mid] < key
+        lo = mid + 1 if lt else lo
+        hi = hi if lt else mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _upsert(bk, hs, meta, st, side, key, qty):
+    """Set the level at key to qty lots (0 deletes).
+
+    Quantities live in an open-addressing hash (``hs[side, 0]`` keys,
+    ``hs[side, 1]`` lots, 0 = empty), so a size change at an existing level,
+    60% of USDⓈ-M BTCUSDT's level updates, is one probe. Only a new or a
+    removed level touches the order: a blocked sorted array of keys (blocks of
+    at most BLOCK, first keys in ``meta[side, M_MIN]``), where an insert or
+    delete costs two binary searches and a move of at most BLOCK keys, however
+    far from the top (a flat sorted array moved ~5,000 levels for each far
+    update and ran 10x slower).
+    """
+    mask = hs.shape[2] - 1
+    i, found = _slot(hs, side, key, mask)
+    if found:
+        if qty != 0:
+            hs[side, 1, i] = qty
+            return
+        _hash_delete(hs, side, i, mask)
+        _order_delete(bk, meta, st, side, key)
+        st[S_NB + side] -= 1
+        return
+    if qty == 0:
+        return
+    hs[side, 0, i] = key
+    hs[side, 1, i] = qty
+    _order_insert(bk, meta, st, side, key)
     st[S_NB + side] += 1
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _best(bk, bq, meta, st, side):
-    """(key, qty) of the best level of one side (largest key); (0, 0) when empty. O(1)."""
+@njit(cache=True, nogil=True)
+def _best(bk, hs, meta, st, side):
+    """(key, lots) of the best level of one side (largest key); (0, 0) when empty. O(1)."""
     nord = st[S_NORD + side]
     if nord == 0:
         return 0, 0
     b = meta[side, M_ORDER, nord - 1]
     n = meta[side, M_CNT, b]
-    return bk[side, b, n - 1], bq[side, b, n - 1]
+    key = bk[side, b, n - 1]
+    i, found = _slot(hs, side, key, hs.shape[2] - 1)
+    return key, hs[side, 1, i]
 
 
 @njit(cache=True, nogil=True)
-def _apply_levels(bk, bq, meta, st, lv, start, n):
+def rehash(hs, new):
+    """Copy every entry of hs into the larger empty table new (same layout)."""
+    mask = new.shape[2] - 1
+    for side in range(2):
+        for j in range(hs.shape[2]):
+            if hs[side, 1, j] != 0:
+                i, found = _slot(new, side, hs[side, 0, j], mask)
+                new[side, 0, i] = hs[side, 0, j]
+                new[side, 1, i] = hs[side, 1, j]
+
+
+@njit(cache=True, nogil=True)
+def _apply_levels(bk, hs, meta, st, lv, start, n):
     for i in range(start, start + n):
-        _upsert(bk, bq, meta, st, lv[i, 0], lv[i, 1], lv[i, 2])
+        _upsert(bk, hs, meta, st, lv[i, 0], lv[i, 1], lv[i, 2])
 
 
 @njit(cache=True, nogil=True)
@@ -734,7 +814,7 @@ def _read_lazy_ticker(buf, st):
 
 
 @njit(cache=True, nogil=True)
-def _check_ticker(bk, bq, meta, st, ev, buf):
+def _check_ticker(bk, hs, meta, st, ev, buf):
     """Compare a waiting bookTicker with the book when both stand at the same update id."""
     if st[T_HAVE] == 0 or st[S_PHASE] != PH_SYNCED:
         return
@@ -748,13 +828,13 @@ def _check_ticker(bk, bq, meta, st, ev, buf):
         if st[T_HAVE] == 0:
             return
     st[T_HAVE] = 0
-    bpx, bqty = _best(bk, bq, meta, st, 0)
-    apx, aqty = _best(bk, bq, meta, st, 1)
+    bpx, hsty = _best(bk, hs, meta, st, 0)
+    apx, aqty = _best(bk, hs, meta, st, 1)
     ok = (
         st[S_NB] > 0
         and st[S_NA] > 0
         and bpx == st[T_BP]
-        and bqty == st[T_BQ]
+        and hsty == st[T_BQ]
         and -apx == st[T_AP]
         and aqty == st[T_AQ]
     )
@@ -766,15 +846,15 @@ def _check_ticker(bk, bq, meta, st, ev, buf):
 
 
 @njit(cache=True, nogil=True)
-def _read_best(bk, bq, meta, st, ev, line):
+def _read_best(bk, hs, meta, st, ev, line):
     """Best bid/ask after a book message (the read every consumer makes), and the crossed check."""
     nb = st[S_NB]
     na = st[S_NA]
     st[B_READS] += 1
-    bpx, bqty = _best(bk, bq, meta, st, 0)
-    apx, aqty = _best(bk, bq, meta, st, 1)
+    bpx, hsty = _best(bk, hs, meta, st, 0)
+    apx, aqty = _best(bk, hs, meta, st, 1)
     st[B_BP] = bpx
-    st[B_BQ] = bqty
+    st[B_BQ] = hsty
     st[B_AP] = -apx
     st[B_AQ] = aqty
     crossed = nb > 0 and na > 0 and bpx >= -apx
@@ -814,9 +894,10 @@ def _buffer_diff(st, pmeta, plv, ev, line, U, u, pu, lv, start, n):
 
 
 @njit(cache=True, nogil=True)
-def _discard_book(st, meta):
+def _discard_book(st, meta, hs):
     _reset_side(st, meta, 0)
     _reset_side(st, meta, 1)
+    hs[:, 1, :] = 0
     st[S_PHASE] = PH_NOBOOK
     st[S_AFTER_GAP] = 1
     st[S_CROSSED_NOW] = 0
@@ -824,7 +905,7 @@ def _discard_book(st, meta):
 
 
 @njit(cache=True, nogil=True)
-def _on_diff(bk, bq, meta, st, pmeta, plv, ev, line, U, u, pu, lv, start, n):
+def _on_diff(bk, hs, meta, st, pmeta, plv, ev, line, U, u, pu, lv, start, n):
     """The venue's continuity rule for one diff (Binance spot or futures)."""
     ph = st[S_PHASE]
     fut = st[S_FUTURES] == 1
@@ -837,7 +918,7 @@ def _on_diff(bk, bq, meta, st, pmeta, plv, ev, line, U, u, pu, lv, start, n):
             st[C_STALE] += 1
             return
         if (fut and U <= L) or (not fut and U <= L + 1):
-            _apply_levels(bk, bq, meta, st, lv, start, n)
+            _apply_levels(bk, hs, meta, st, lv, start, n)
             st[S_PHASE] = PH_SYNCED
             st[S_LAST_U] = u
             st[C_APPLIED] += 1
@@ -853,33 +934,33 @@ def _on_diff(bk, bq, meta, st, pmeta, plv, ev, line, U, u, pu, lv, start, n):
         st[C_SNAP_REJECT] += 1
         _event(st, ev, line, EV_SNAP_REJECT, L, U)
         after = st[S_AFTER_GAP]
-        _discard_book(st, meta)
+        _discard_book(st, meta, hs)
         st[S_AFTER_GAP] = after
         _buffer_diff(st, pmeta, plv, ev, line, U, u, pu, lv, start, n)
         return
     last = st[S_LAST_U]
     if (fut and pu == last) or (not fut and U == last + 1):
-        _apply_levels(bk, bq, meta, st, lv, start, n)
+        _apply_levels(bk, hs, meta, st, lv, start, n)
         st[S_LAST_U] = u
         st[C_APPLIED] += 1
         return
     st[C_GAPS] += 1
     _event(st, ev, line, EV_GAP, last if fut else last + 1, pu if fut else U)
-    _discard_book(st, meta)
+    _discard_book(st, meta, hs)
     _buffer_diff(st, pmeta, plv, ev, line, U, u, pu, lv, start, n)
 
 
 @njit(cache=True, nogil=True)
-def _on_snapshot(bk, bq, meta, st, pmeta, plv, ev, line, luid, lv, n, buf):
+def _on_snapshot(bk, hs, meta, st, pmeta, plv, ev, line, luid, lv, n, buf):
     st[C_SNAPSHOTS] += 1
     st[S_SNAP_SEEN] = 1
     if st[S_PHASE] == PH_SYNCED:
         st[C_SNAP_IGNORED] += 1  # a synced book needs no snapshot; it stays as it is
         return
     after = st[S_AFTER_GAP]
-    _discard_book(st, meta)
+    _discard_book(st, meta, hs)
     st[S_AFTER_GAP] = after
-    _apply_levels(bk, bq, meta, st, lv, 0, n)
+    _apply_levels(bk, hs, meta, st, lv, 0, n)
     st[S_PHASE] = PH_AWAIT
     st[S_SNAP_L] = luid
     # replay what was buffered, oldest first; a diff may go back to the buffer
@@ -891,9 +972,9 @@ def _on_snapshot(bk, bq, meta, st, pmeta, plv, ev, line, luid, lv, n, buf):
     st[S_NPEND] = 0
     st[S_NPLV] = 0
     for i in range(m):
-        _on_diff(bk, bq, meta, st, pmeta, plv, ev, held[i, 5], held[i, 0], held[i, 1], held[i, 2], lvs, held[i, 3], held[i, 4])
+        _on_diff(bk, hs, meta, st, pmeta, plv, ev, held[i, 5], held[i, 0], held[i, 1], held[i, 2], lvs, held[i, 3], held[i, 4])
     if st[S_PHASE] == PH_SYNCED:
-        _check_ticker(bk, bq, meta, st, ev, buf)
+        _check_ticker(bk, hs, meta, st, ev, buf)
 
 
 @njit(cache=True, nogil=True)
@@ -904,7 +985,7 @@ def _line_end(buf, p, n):
 
 
 @njit(cache=True, nogil=True)
-def run_binance(buf, sym, st, bk, bq, meta, pmeta, plv, lv, ev):
+def run_binance(buf, sym, st, bk, hs, meta, pmeta, plv, lv, ev):
     """Process the lines of ``buf`` from ``st[S_POS]`` on; returns an ``R_*`` code.
 
     ``buf`` uint8: capture lines (``st[S_PREFIX] == 1``) or one message.
@@ -953,7 +1034,7 @@ def run_binance(buf, sym, st, bk, bq, meta, pmeta, plv, lv, ev):
             st[C_MALFORMED] += 1
             _event(st, ev, line, EV_MALFORMED, 0, 0)
             if kind == K_DEPTH and st[S_PHASE] != PH_NOBOOK:
-                _discard_book(st, meta)  # a diff we could not read: the book is no longer exact
+                _discard_book(st, meta, hs)  # a diff we could not read: the book is no longer exact
                 _event(st, ev, line, EV_BOOK_DISCARDED, EV_MALFORMED, 0)
         elif kind == K_FOREIGN:
             st[C_FOREIGN] += 1
@@ -969,8 +1050,8 @@ def run_binance(buf, sym, st, bk, bq, meta, pmeta, plv, lv, ev):
             st[T_LINE] = line
         elif kind == K_DEPTH or kind == K_SNAPSHOT:
             n = F[F_NLV]
-            if n > st[S_NFREE] or n > st[S_NFREE + 1]:
-                return R_GROW_BOOK  # each level may split a block
+            if n > st[S_NFREE] or n > st[S_NFREE + 1] or 2 * (max(st[S_NB], st[S_NA]) + n) > hs.shape[2]:
+                return R_GROW_BOOK  # each level may split a block or fill a hash slot
             st[C_BOOK_MSGS] += 1
             st[B_E] = F[F_E]
             st[B_RECV] = st[S_RECV]
@@ -985,18 +1066,18 @@ def run_binance(buf, sym, st, bk, bq, meta, pmeta, plv, lv, ev):
                 bad = True
             if bad:
                 if st[S_PHASE] != PH_NOBOOK:
-                    _discard_book(st, meta)
+                    _discard_book(st, meta, hs)
                     _event(st, ev, line, EV_BOOK_DISCARDED, EV_OFFGRID, 0)
             elif kind == K_SNAPSHOT:
-                _on_snapshot(bk, bq, meta, st, pmeta, plv, ev, line, F[F_LUID], lv, n, buf)
+                _on_snapshot(bk, hs, meta, st, pmeta, plv, ev, line, F[F_LUID], lv, n, buf)
             elif st[S_FUTURES] == 1 and F[F_HAS_PU] == 0:
                 st[C_MALFORMED] += 1  # a futures diff without pu cannot be chained
                 _event(st, ev, line, EV_MALFORMED, 1, 0)
             else:
-                _on_diff(bk, bq, meta, st, pmeta, plv, ev, line, F[F_U], F[F_LU], F[F_PU], lv, 0, n)
-                _check_ticker(bk, bq, meta, st, ev, buf)
+                _on_diff(bk, hs, meta, st, pmeta, plv, ev, line, F[F_U], F[F_LU], F[F_PU], lv, 0, n)
+                _check_ticker(bk, hs, meta, st, ev, buf)
             if st[S_PHASE] == PH_SYNCED:
-                _read_best(bk, bq, meta, st, ev, line)
+                _read_best(bk, hs, meta, st, ev, line)
         elif kind == K_TICKER:
             st[C_TICKERS] += 1
             if F[F_NOFF] > 0:
@@ -1013,7 +1094,7 @@ def run_binance(buf, sym, st, bk, bq, meta, pmeta, plv, lv, ev):
                 st[T_AP] = F[F_TAP]
                 st[T_AQ] = F[F_TAQ]
                 st[T_LINE] = line
-                _check_ticker(bk, bq, meta, st, ev, buf)
+                _check_ticker(bk, hs, meta, st, ev, buf)
         else:
             st[C_UNKNOWN] += 1
             _event(st, ev, line, EV_UNKNOWN, 0, 0)

@@ -119,7 +119,7 @@ class BinanceBook:
         self._st[K.S_STRICT] = 1 if strict_grid else 0
         blocks = max(capacity // K.BLOCK, 16)
         self._bk = np.zeros((2, blocks, K.BLOCK), np.int64)
-        self._bq = np.zeros((2, blocks, K.BLOCK), np.int64)
+        self._hs = np.zeros((2, 2, 1 << max(int(2 * capacity - 1).bit_length(), 6)), np.int64)
         self._meta = np.zeros((2, 4, blocks), np.int64)
         K._reset_side(self._st, self._meta, 0)
         K._reset_side(self._st, self._meta, 1)
@@ -225,6 +225,13 @@ class BinanceBook:
         """All levels as two (n, 2) int64 arrays [ticks, lots], best first (bids, asks); empty when unsynced."""
         return self._side_arrays(None)
 
+    def _lots_of(self, side: int, keys: np.ndarray) -> np.ndarray:
+        hs = self._hs[side]
+        used = hs[1] != 0
+        order = np.argsort(hs[0][used])
+        hk, hq = hs[0][used][order], hs[1][used][order]
+        return hq[np.searchsorted(hk, keys)]
+
     def _side_arrays(self, n: int | None) -> tuple[np.ndarray, np.ndarray]:
         out = []
         for side in (0, 1):
@@ -237,11 +244,12 @@ class BinanceBook:
             rows, got = [], 0
             for b in order.tolist():
                 c = int(cnt[b])
-                rows.append(np.stack([self._bk[side, b, :c][::-1], self._bq[side, b, :c][::-1]], axis=1))
+                rows.append(self._bk[side, b, :c][::-1])
                 got += c
                 if n is not None and got >= n:
                     break
-            arr = np.concatenate(rows) if rows else np.zeros((0, 2), np.int64)
+            keys = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+            arr = np.stack([keys, self._lots_of(side, keys)], axis=1) if len(keys) else np.zeros((0, 2), np.int64)
             if side == 1:
                 arr[:, 0] = -arr[:, 0]
             out.append(arr if n is None else arr[:n])
@@ -267,7 +275,9 @@ class BinanceBook:
             order = self._meta[side, K.M_ORDER, :nord]
             cnt = self._meta[side, K.M_CNT]
             keys = np.concatenate([self._bk[side, b, : cnt[b]] for b in order]) if nord else np.zeros(0, np.int64)
-            qtys = np.concatenate([self._bq[side, b, : cnt[b]] for b in order]) if nord else np.zeros(0, np.int64)
+            hs = self._hs[side]
+            assert sorted(hs[0][hs[1] != 0].tolist()) == keys.tolist(), f"side {side}: hash and order disagree"
+            qtys = self._lots_of(side, keys)
             assert all(cnt[b] > 0 for b in order), f"side {side} has an empty block in order"
             assert np.all(self._meta[side, K.M_MIN, :nord] == [self._bk[side, b, 0] for b in order]), "stale block minimum"
             assert np.all(np.diff(keys) > 0), f"side {side} not strictly ascending"
@@ -303,16 +313,18 @@ class BinanceBook:
         old = self._meta.shape[2]
         cap = old * 2
         bk = np.zeros((2, cap, K.BLOCK), np.int64)
-        bq = np.zeros((2, cap, K.BLOCK), np.int64)
         meta = np.zeros((2, 4, cap), np.int64)
         bk[:, :old] = self._bk
-        bq[:, :old] = self._bq
         meta[:, :, :old] = self._meta
+        if self._hs.shape[2] < 2 * cap * K.BLOCK:  # keep the hash at most half full
+            hs = np.zeros((2, 2, self._hs.shape[2] * 2), np.int64)
+            K.rehash(self._hs, hs)
+            self._hs = hs
         for side in (0, 1):
             nf = int(self._st[K.S_NFREE + side])
             meta[side, K.M_FREE, nf : nf + old] = np.arange(cap - 1, old - 1, -1)
             self._st[K.S_NFREE + side] = nf + old
-        self._bk, self._bq, self._meta = bk, bq, meta
+        self._bk, self._meta = bk, meta
 
     def _first_snapshot(self, data: bytes, recv_ns: int, where: str) -> None:
         try:
@@ -336,7 +348,7 @@ class BinanceBook:
     def _run(self, buf: np.ndarray, where_of) -> None:
         st = self._st
         while True:
-            rc = K.run_binance(buf, self._sym, st, self._bk, self._bq, self._meta, self._pmeta, self._plv, self._lv, self._ev)
+            rc = K.run_binance(buf, self._sym, st, self._bk, self._hs, self._meta, self._pmeta, self._plv, self._lv, self._ev)
             self._drain(where_of)
             if rc == K.R_DONE:
                 return

@@ -7,6 +7,8 @@ size strings exactly as received; its CRC32 as a signed 32-bit integer must
 equal ``checksum``. Where ``seqId``/``prevSeqId`` are present, an update's
 ``prevSeqId`` must equal the previous message's ``seqId``. Either failure is a
 gap: the book is discarded until the next snapshot (a resubscribe, live).
+OKX announced that from 23 June 2026 the field stays in the messages but is
+always 0 (continuity then rests on ``seqId``/``prevSeqId``): a 0 is not checked.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class OkxBook(PyBookBuilder):
                 return
             self._apply(conv[0], conv[1])
         self._seq = seq
-        if "checksum" in d:
+        if d.get("checksum") not in (None, 0, "0"):  # OKX sends 0 once checksums are retired (June 2026)
             b, a = self.top_strings(25)
             want = int(d["checksum"])
             got = okx_checksum(b, a)
