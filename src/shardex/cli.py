@@ -9,6 +9,7 @@ from shardex.engine.cli import register as _register_engine
 from shardex.engine.benchmarks import register as _register_engine_bench
 from shardex.feeds.cli import app as _feeds_app
 from shardex.feeds.cli import bench_command as _bench_feeds
+from shardex.feeds.lobster_cli import replay_app as _replay_app
 from shardex.journal.cli import app as _journal_app
 from shardex.ledger.bench import settlement as _bench_settlement
 from shardex.options.cli import app as _options_app
@@ -25,6 +26,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(_options_app, name="options")
 app.add_typer(_feeds_app, name="feeds")
 app.add_typer(_journal_app, name="journal")
+app.add_typer(_replay_app, name="replay")
 _register_engine(app, bench_app)
 _register_engine_bench(app, bench_app)
 _register_conformance(app)

@@ -673,6 +673,16 @@ def _replay_kernel(st, book_of, inst_of_book, b, cmd, ev, mtype, moid, msize, mp
                     stats[S_SIZE_DISAGREE] += 1
                 if t == 3:
                     _reduce_order(st, book_of, inst_of_book, cmd, ev, stats, o, have, side, ts)
+                    # A deletion names the order's true remaining size.  Any
+                    # difference is liquidity whose history left the window:
+                    # the level total (matched before) stays right only if
+                    # the surplus turns into unseen liquidity, or a shortfall
+                    # is taken from it.
+                    if have > q:
+                        _add_placeholder(st, book_of, inst_of_book, cmd, ev, stats, side, p, have - q, ts)
+                    elif have < q:
+                        _take_liquidity(st, book_of, inst_of_book, cmd, ev, stats, b, side, p, q - have, ts, i,
+                                        ref_ids, ref_last, 0, 1)
                 else:
                     _reduce_order(st, book_of, inst_of_book, cmd, ev, stats, o, q, side, ts)
             else:
@@ -883,7 +893,7 @@ def replay_lobster(message_path: Path | str | io.StringIO, orderbook_path: Path 
     ex.sequencer.next_seq = int(stats[S_SEQ]) + 1
     ex.sequencer.last_ts = int(mts[-1]) if n else 0
 
-    counts = np.bincount(data.mtype, minlength=8)
+    counts = np.bincount(data.mtype[:stop], minlength=8)
     by_type = {_TYPE_NAMES[t]: int(counts[t]) for t in _MESSAGE_TYPES if counts[t] or t <= 5}
     first = []
     for k in range(min(int(stats[S_MISMATCH]), max_reported)):
@@ -906,13 +916,13 @@ def replay_lobster(message_path: Path | str | io.StringIO, orderbook_path: Path 
     elapsed = time.perf_counter() - t0
     return ReplayResult(
         symbol=data.symbol, date=data.date, message_file=data.message_path, orderbook_file=data.orderbook_path,
-        levels=nlev, messages=n, by_type=by_type, executions=int(stats[S_EXEC]),
+        levels=nlev, messages=stop, by_type=by_type, executions=int(stats[S_EXEC]),
         executions_matched=int(stats[S_EXEC_NAMED] + stats[S_EXEC_PH]),
         executions_of_named_orders=int(stats[S_EXEC_NAMED]), placeholder_hits=int(stats[S_EXEC_PH]),
         execution_mismatches=int(stats[S_EXEC_BAD]), hidden_executions=int(counts[5]), halts=int(counts[7]),
         mismatches=int(stats[S_MISMATCH]), first_mismatches=first, first_execution_mismatches=bad_execs, seed_levels=len(seed),
         seed_shares=sum(q for _, _, q in seed), details=details, elapsed_s=elapsed, read_s=t1 - t0,
-        replay_s=replay_s, messages_per_second=n / replay_s if replay_s > 0 else float("inf"),
+        replay_s=replay_s, messages_per_second=stop / replay_s if replay_s > 0 else float("inf"),
         state_hash=ex.state_hash(), tick_size=tick, exchange=ex if keep_exchange else None,
     )
 
