@@ -11,7 +11,7 @@ Command layout (``COMMAND_DTYPE``, 80 bytes, little-endian, aligned)::
 
     seq          i8   sequence number (set by the sequencer; 0 before)
     ts           i8   timestamp, ns (set by the sequencer)
-    order_id     i8   client order id, unique among the account's open orders
+    order_id     i8   client order id, unique among the account's open orders on the instrument
     account      i8   account id (>= 0)
     price        i8   limit price in ticks (amend: the new price)
     qty          i8   quantity in lots (amend: the new total quantity)
@@ -195,7 +195,7 @@ _MESSAGES = {
     Reason.QTY_BELOW_MIN: "the quantity is below the instrument's minimum order size",
     Reason.QTY_ABOVE_MAX: "the quantity is above the instrument's maximum order size",
     Reason.PRICE_OUT_OF_BAND: "the price is outside the instrument's price band",
-    Reason.DUPLICATE_ORDER_ID: "the account already has an open order with this order id",
+    Reason.DUPLICATE_ORDER_ID: "the account already has an open order with this order id on this instrument",
     Reason.UNKNOWN_ORDER: "the account has no open order with this order id on this instrument",
     Reason.MARKET_GTC: "market orders cannot rest: use IOC or FOK",
     Reason.POST_ONLY_WOULD_TAKE: "the post-only order would have traded on entry",

@@ -310,8 +310,6 @@ def test_stop_cascade_runs_in_arrival_order_and_each_may_trigger_more():
     assert ex.stats(0)["stops"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a post-only stop-limit is checked against the book only on entry; once "
-                                         "triggered it takes liquidity like any limit order")
 def test_triggered_post_only_stop_limit_never_takes():
     ex = make_exchange()
     run(ex, new("sell", 1, 105, oid=1, acct=1))

@@ -83,9 +83,6 @@ def test_replay_of_stamped_commands_gives_the_same_events():
     assert np.array_equal(ev, ev2) and ex.state_hash() == ex2.state_hash()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: client order id uniqueness is enforced per shard (one index per shard): "
-                                         "the same (account, order id) on two instruments is a duplicate with 1 shard "
-                                         "and accepted with 2")
 def test_order_id_reuse_across_instruments_is_shard_independent():
     recs = [new_order(0, "buy", 1, 100, order_id=5, account=1), new_order(1, "buy", 1, 100, order_id=5, account=1)]
     out = []
@@ -96,9 +93,6 @@ def test_order_id_reuse_across_instruments_is_shard_independent():
     assert out[0] == out[1]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a mass cancel of every instrument emits its cancels in book order on "
-                                         "one shard (listing order) but in instrument-id order when merged from "
-                                         "several shards; instruments added out of id order make the streams differ")
 def test_mass_cancel_all_order_is_shard_independent_when_listed_out_of_id_order():
     streams = []
     for shards in (1, 2):

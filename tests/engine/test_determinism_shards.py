@@ -84,8 +84,6 @@ def test_pipeline_matches_process_for_every_shard_count(stream, runs):
         assert ex.state_hash() == runs[1][1]
 
 
-@pytest.mark.xfail(strict=True, reason="book/: the order index is keyed by (account, order id) per shard, so reusing "
-                   "an order id on another instrument is a duplicate with 1 shard and accepted with 2 (reported to the lead)")
 def test_order_id_reused_on_another_instrument_does_not_depend_on_shards():
     cmds = batch([new_order(0, "buy", 1, 100, order_id=1, account=9), new_order(1, "buy", 1, 100, order_id=1, account=9)])
     outcomes = []

@@ -241,16 +241,17 @@ def check_state(st, inst_of_book=None) -> None:  # noqa: C901 - one long, flat l
     assert n_tomb == int(meta[M_INDEX_TOMB]), f"M_INDEX_TOMB={int(meta[M_INDEX_TOMB])}, recount {n_tomb}"
     assert n_live + n_tomb < hcap, f"index has no empty cell ({n_live} live, {n_tomb} tombstones, {hcap} cells)"
     seen_rows: dict[int, int] = {}
-    seen_keys: dict[tuple[int, int], int] = {}
+    seen_keys: dict[tuple[int, int, int], int] = {}  # (account, order id, book): ids are unique per book
     for cell in np.nonzero(rows >= 0)[0]:
         cell = int(cell)
         acct, oid, r = int(index[cell, H_ACCOUNT]), int(index[cell, H_OID]), int(index[cell, H_ROW])
         where = f"index cell {cell} (account {acct}, order id {oid}) -> row {r}"
         assert r in live, f"{where}: stale entry, row {r} is not a live order"
         assert r not in seen_rows, f"{where}: row already indexed by cell {seen_rows[r]}"
-        assert (acct, oid) not in seen_keys, f"{where}: key already in cell {seen_keys[(acct, oid)]}"
+        key = (acct, oid, int(ocold[r, C_BOOK]))
+        assert key not in seen_keys, f"{where}: key already in cell {seen_keys[key]}"
         seen_rows[r] = cell
-        seen_keys[(acct, oid)] = cell
+        seen_keys[key] = cell
         assert int(orders[r, O_ACCOUNT]) == acct and int(orders[r, O_OID]) == oid, \
             (f"{where}: the row holds account {int(orders[r, O_ACCOUNT])}, order id {int(orders[r, O_OID])}")
         # The entry must be reachable by a probe from its home slot: no empty cell in between.

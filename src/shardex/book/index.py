@@ -1,4 +1,4 @@
-"""The order index: an open-addressing hash map (account, order id) -> order row.
+"""The order index: an open-addressing hash map (account, order id) -> order rows.
 
 Linear probing over an (hcap x 3) int64 array whose capacity is a power of
 two, with backward-shift deletion (no tombstones); the Python layer doubles
@@ -41,6 +41,24 @@ def index_find(index, account, oid):
 
 
 @njit(cache=True, nogil=True)
+def index_find_book(index, ocold, book_col, account, oid, b):
+    """Row of the order (account, oid) on book ``b`` (``ocold[row, book_col] == b``), or -1.
+
+    Client order ids are unique per account and instrument, so one account
+    may use the same id on two books; the probe skips the other books' entry.
+    """
+    mask = index.shape[0] - 1
+    i = index_slot(account, oid, mask)
+    while True:
+        row = index[i, H_ROW]
+        if row == H_EMPTY:
+            return -1
+        if index[i, H_OID] == oid and index[i, H_ACCOUNT] == account and ocold[row, book_col] == b:
+            return row
+        i = (i + 1) & mask
+
+
+@njit(cache=True, nogil=True)
 def index_insert(index, meta, account, oid, row):
     """Insert a key known to be absent; the caller keeps the load below one half."""
     mask = index.shape[0] - 1
@@ -54,8 +72,8 @@ def index_insert(index, meta, account, oid, row):
 
 
 @njit(cache=True, nogil=True)
-def index_delete(index, meta, account, oid):
-    """Remove a key known to be present, shifting its cluster back (no tombstones).
+def index_delete(index, meta, account, oid, row):
+    """Remove the entry of order ``row`` (key (account, oid)), shifting its cluster back (no tombstones).
 
     Linear probing with backward-shift deletion keeps every probe sequence as
     short as if the deleted keys had never been inserted.
@@ -63,10 +81,9 @@ def index_delete(index, meta, account, oid):
     mask = index.shape[0] - 1
     i = index_slot(account, oid, mask)
     while True:
-        row = index[i, H_ROW]
-        if row == H_EMPTY:
+        if index[i, H_ROW] == H_EMPTY:
             return
-        if index[i, H_OID] == oid and index[i, H_ACCOUNT] == account:
+        if index[i, H_ROW] == row:
             break
         i = (i + 1) & mask
     meta[M_INDEX_USED] -= 1

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.book.index import index_delete, index_find, index_insert, index_slot
+from shardex.book.index import index_delete, index_find, index_find_book, index_insert, index_slot
 from shardex.book.lowlevel import borrow, prefetch_row, view1d, view2d
 from shardex.book.ladder import ladder_get_or_add, ladder_remove, side_key
 from shardex.book.layout import (
@@ -150,7 +150,7 @@ def _release(st, o):
     meta = view1d(st, S_META)
     b = ocold[o, C_BOOK]
     books[b, B_REFILLS] -= _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
-    index_delete(index, meta, orders[o, O_ACCOUNT], orders[o, O_OID])
+    index_delete(index, meta, orders[o, O_ACCOUNT], orders[o, O_OID], o)
     orders[o, O_NEXT] = meta[M_FREE_ORDER]
     meta[M_FREE_ORDER] = o
     meta[M_ORDERS_USED] -= 1
@@ -661,6 +661,16 @@ def _run_stops(st, inst, b, seq, ts, ev, n):
         _stop_unlink(st, b, o)
         n = _emit(ev, n, seq, ts, inst, E_TRIGGERED, ocold[o, C_SIDE], R_OK, orders[o, O_OID], orders[o, O_ACCOUNT], last, orders[o, O_QTY] + orders[o, O_HIDDEN], orders[o, O_QTY] + orders[o, O_HIDDEN], 0, 0, 0, 0)
         ocold[o, C_TYPE] = T_MARKET if ocold[o, C_TYPE] == T_STOP_MARKET else T_LIMIT
+        if ocold[o, C_FLAGS] & F_POST_ONLY:
+            # Post-only is checked on entry for everything else; a stop is
+            # only entering the book now, so check it now.
+            side = ocold[o, C_SIDE]
+            opp = 2 * b + 1 - side
+            if lad_n[opp] > 0 and _crosses(side, ocold[o, C_PRICE], levels[lad_lv[opp, lad_n[opp] - 1], L_PRICE]):
+                n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_POST_ONLY, orders[o, O_OID], orders[o, O_ACCOUNT],
+                          ocold[o, C_PRICE], orders[o, O_QTY], 0, 0, 0, 0, 0)
+                _release(st, o)
+                continue
         n = _execute(st, inst, b, o, seq, ts, ev, n)
     return n
 
@@ -734,7 +744,7 @@ def _cmd_new(st, cmds, i, b, ev, n):
     scratch = view1d(st, S_SCRATCH)
     c = cmds[i]
     reason = _check_new(cmds, i, st, b)
-    if reason == R_OK and index_find(index, c.account, c.order_id) >= 0:
+    if reason == R_OK and index_find_book(index, ocold, C_BOOK, c.account, c.order_id, b) >= 0:
         reason = R_DUPLICATE
     side = c.side
     if reason == R_OK and (c.flags & F_POST_ONLY):
@@ -788,8 +798,8 @@ def _cmd_cancel(st, cmds, i, b, ev, n):
     index = view2d(st, S_INDEX)
     meta = view1d(st, S_META)
     c = cmds[i]
-    o = index_find(index, c.account, c.order_id)
-    if o < 0 or ocold[o, C_BOOK] != b:
+    o = index_find_book(index, ocold, C_BOOK, c.account, c.order_id, b)
+    if o < 0:
         return _reject(cmds, i, R_UNKNOWN_ORDER, ev, n)
     if orders[o, O_LEVEL] == NIL:
         _stop_unlink(st, b, o)
@@ -813,8 +823,8 @@ def _cmd_amend(st, cmds, i, b, ev, n):
     meta = view1d(st, S_META)
     scratch = view1d(st, S_SCRATCH)
     c = cmds[i]
-    o = index_find(index, c.account, c.order_id)
-    if o < 0 or ocold[o, C_BOOK] != b:
+    o = index_find_book(index, ocold, C_BOOK, c.account, c.order_id, b)
+    if o < 0:
         return _reject(cmds, i, R_UNKNOWN_ORDER, ev, n)
     if orders[o, O_LEVEL] == NIL:
         return _reject(cmds, i, R_AMEND_STOP, ev, n)

@@ -11,7 +11,8 @@ import hashlib
 import numpy as np
 
 from shardex.book.layout import (
-    B_HAS_LAST, B_LAST, B_ORDERS, B_STOPS, B_TRADES, B_VOLUME, BOOK_COLS, M_ORDERS_USED, NIL, R_LISTED,
+    B_HAS_LAST, B_LAST, B_ORDERS, B_STOP_HEAD, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME, BOOK_COLS, C_BOOK,
+    M_ORDERS_USED, NIL,
     ST_DONE, ST_GROW_EVENTS, BookState,
 )
 from shardex.book.matching import process_commands
@@ -42,26 +43,31 @@ class MatchingShard:
             self.add(ins)
 
     def add(self, ins: Instrument) -> None:
-        """Give this shard the book of ``ins`` (a new, empty book)."""
+        """Give this shard the book of ``ins`` (a new, empty book).
+
+        Books are kept in instrument id order, whatever order they are listed
+        in, so that anything that walks every book (a mass cancel of all
+        instruments) does so in the same order on any number of shards.
+        """
         st = self.state
         if ins.id < len(self.book_of) and self.book_of[ins.id] != NIL:
             raise ValueError(f"instrument id {ins.id} is already listed on this shard")
-        b = len(self.instruments)
-        self.instruments.append(ins)
-        st.rules = np.vstack([st.rules, np.array(ins.rules_row(), dtype=np.int64)[None, :]])
-        row = np.zeros((1, BOOK_COLS), dtype=np.int64)
-        row[0, 2] = row[0, 3] = NIL  # empty stop list
-        st.books = np.vstack([st.books, row])
+        b = int(np.searchsorted(self.inst_of_book, ins.id))
+        self.instruments.insert(b, ins)
+        st.rules = np.insert(st.rules, b, np.array(ins.rules_row(), dtype=np.int64), axis=0)
+        row = np.zeros(BOOK_COLS, dtype=np.int64)
+        row[B_STOP_HEAD] = row[B_STOP_TAIL] = NIL  # empty stop list
+        st.books = np.insert(st.books, b, row, axis=0)
         width = st.lad_key.shape[1]
-        st.lad_key = np.vstack([st.lad_key, np.zeros((2, width), dtype=np.int64)])
-        st.lad_lv = np.vstack([st.lad_lv, np.zeros((2, width), dtype=np.int64)])
-        st.lad_n = np.concatenate([st.lad_n, np.zeros(2, dtype=np.int64)])
-        if ins.id >= len(self.book_of):
-            grown = np.full(ins.id + 1, NIL, dtype=np.int64)
-            grown[: len(self.book_of)] = self.book_of
-            self.book_of = grown
-        self.book_of[ins.id] = b
-        self.inst_of_book = np.append(self.inst_of_book, np.int64(ins.id))
+        st.lad_key = np.insert(st.lad_key, 2 * b, np.zeros((2, width), dtype=np.int64), axis=0)
+        st.lad_lv = np.insert(st.lad_lv, 2 * b, np.zeros((2, width), dtype=np.int64), axis=0)
+        st.lad_n = np.insert(st.lad_n, 2 * b, np.zeros(2, dtype=np.int64))
+        # Live orders of the books after the new one move down a row.
+        ocold = st.ocold
+        ocold[ocold[:, C_BOOK] >= b, C_BOOK] += 1
+        self.inst_of_book = np.insert(self.inst_of_book, b, np.int64(ins.id))
+        self.book_of = np.full(max(len(self.book_of), ins.id + 1), NIL, dtype=np.int64)
+        self.book_of[self.inst_of_book] = np.arange(len(self.inst_of_book), dtype=np.int64)
 
     def book(self, instrument_id: int) -> int:
         """Book row of an instrument id on this shard, or -1."""

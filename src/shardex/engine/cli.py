@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -76,12 +77,31 @@ def demo(
 
 
 def _demo_lobster(console: Console) -> None:
-    try:
-        from shardex.feeds.lobster import demo_replay
-    except ImportError:  # the LOBSTER replayer is optional in a trimmed install
-        console.print("[yellow]LOBSTER replay is not available in this build[/yellow]")
-        return
-    demo_replay(console, _DATA / "lobster")
+    from shardex.feeds.lobster import replay_lobster, sample_pair
+
+    folder = Path(os.environ.get("SHARDEX_DATA", _DATA)) / "lobster"
+    msg = folder / "AMZN_2012-06-21_34200000_57600000_message_5.csv"
+    book = folder / "AMZN_2012-06-21_34200000_57600000_orderbook_5.csv"
+    if msg.is_file() and book.is_file():
+        label = f"LOBSTER {msg.name} (NASDAQ AMZN, 2012-06-21, 5 levels)"
+    else:
+        console.print(f"[yellow]{folder} not found: replaying a built-in synthetic LOBSTER sample instead[/yellow]")
+        msg, book = sample_pair()
+        label = "built-in LOBSTER-format sample"
+    with console.status(f"replaying {label} ..."):
+        res = replay_lobster(msg, book)
+    table = Table(title=f"Replay of {label}: top of book checked after every message")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("messages", f"{res.messages:,}")
+    for name, count in res.by_type.items():
+        table.add_row(f"  {name}", f"{count:,}")
+    table.add_row("visible executions matched", f"{res.executions_matched:,} / {res.executions:,}")
+    table.add_row("placeholder hits", f"{res.placeholder_hits:,}")
+    table.add_row("top-of-book mismatches", f"{res.mismatches:,}")
+    table.add_row("messages/s (replay)", f"{res.messages_per_second:,.0f}")
+    table.add_row("state hash", res.state_hash[:16] + "...")
+    console.print(table)
 
 
 def bench_matching(
