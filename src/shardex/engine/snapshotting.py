@@ -46,7 +46,7 @@ _KNOWN_SLOTS = ("orders", "ocold", "levels", "lad_key", "lad_lv", "lad_n", "book
 _KNOWN_META = (M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB)
 #: The state arrays of a BookState (its ``ARRAYS`` where the class names them;
 #: its slots may also hold caches that are not state).
-_ARRAY_NAMES = tuple(getattr(BookState, "ARRAYS", BookState.ARRAYS))
+_ARRAY_NAMES = BookState.ARRAYS
 
 
 class SnapshotLayoutError(ShardexError, ValueError):
