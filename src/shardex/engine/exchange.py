@@ -30,6 +30,7 @@ from shardex.engine.commands import batch as _batch
 from shardex.engine.commands import cancel as _cancel
 from shardex.engine.commands import mass_cancel as _mass_cancel
 from shardex.engine.commands import new_order
+from shardex.engine.merge import merge_events
 from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
@@ -271,20 +272,3 @@ class Exchange:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def merge_events(parts: list[np.ndarray]) -> np.ndarray:
-    """Merge per-shard event streams into sequence order.
-
-    Within one command the events of one instrument keep their order; a
-    command that spans shards (a mass cancel of every instrument) lists its
-    instruments in id order, as one shard holding them all would.
-    """
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return np.zeros(0, dtype=EVENT_DTYPE)
-    if len(parts) == 1:
-        return parts[0]
-    allev = np.concatenate(parts)
-    order = np.lexsort((allev["instrument"], allev["seq"]))
-    return allev[order]
