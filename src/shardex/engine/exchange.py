@@ -30,7 +30,7 @@ from shardex.engine.commands import batch as _batch
 from shardex.engine.commands import cancel as _cancel
 from shardex.engine.commands import mass_cancel as _mass_cancel
 from shardex.engine.commands import new_order
-from shardex.engine.merge import merge_events
+from shardex.engine.merge import merge_events, partition
 from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
@@ -128,23 +128,16 @@ class Exchange:
         cmds = self._as_commands(cmds)
         if len(self.shards) == 1:
             return self.shards[0].process(cmds)
-        parts = self._split(cmds)
-        results = list(self._pool.map(lambda sp: sp[0].process(sp[1]), zip(self.shards, parts)))
-        return merge_events(results)
+        parts = partition(cmds, self._shard_of, len(self.shards))
+        # Each shard leaves its events in its own buffer; the merge copies them out.
+        counts = list(self._pool.map(lambda sp: sp[0].process_into(sp[1]), zip(self.shards, parts)))
+        return merge_events([sh.events_buffer[:n] for sh, n in zip(self.shards, counts)])
 
     def _as_commands(self, cmds: np.ndarray) -> np.ndarray:
         if not isinstance(cmds, np.ndarray) or cmds.dtype != COMMAND_DTYPE:
             raise TypeError("commands must be a numpy array of shardex.COMMAND_DTYPE; "
                             "build one with shardex.engine.commands.batch(...)")
         return np.ascontiguousarray(cmds)
-
-    def _split(self, cmds: np.ndarray) -> list[np.ndarray]:
-        inst = cmds["instrument"]
-        known = (inst >= 0) & (inst < len(self._shard_of))
-        shard = np.zeros(len(cmds), dtype=np.int64)
-        shard[known] = self._shard_of[inst[known]]
-        everywhere = (cmds["kind"] == CommandKind.MASS_CANCEL) & (inst == -1)
-        return [cmds[(shard == s) | everywhere] for s in range(len(self.shards))]
 
     # -- one order at a time, in decimal units ----------------------------------
     def submit(self, instrument: int | str, side: object, qty: object, price: object = None, *,

@@ -1,8 +1,11 @@
-"""Merging the shards' event streams back into one sequence order, in linear time.
+"""Dealing a batch out to the shards, and merging their events back, in linear time.
 
-Every shard emits its events in command order already, so the merge is a
-k-way merge on (seq, instrument), not a sort: O(events x shards) with a tiny
-constant, in a kernel that releases the GIL.
+``partition`` splits a command batch into one contiguous run per shard
+(commands keep their order within a run; a mass cancel of every instrument
+goes to every shard).  ``merge_events`` merges the shards' event streams,
+each already in command order, on (seq, instrument): a k-way merge, not a
+sort.  Both are kernels that release the GIL and copy whole records, which
+numpy's fancy indexing of structured arrays does slowly.
 """
 
 from __future__ import annotations
@@ -10,19 +13,59 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.schema import EVENT_DTYPE
+from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE
 
-__all__ = ["merge_events"]
+__all__ = ["merge_events", "partition"]
+
+_MASS_CANCEL = 4
 
 
 @njit(cache=True, nogil=True)
-def _merge_order(seq, inst, starts):
-    """Positions of the merged order; ``starts`` delimits the k sorted runs in ``seq``/``inst``."""
+def _partition(cmds, shard_of, nshards, out, starts):
+    n = cmds.shape[0]
+    counts = np.zeros(nshards, dtype=np.int64)
+    for i in range(n):
+        inst = cmds[i].instrument
+        if cmds[i].kind == _MASS_CANCEL and inst == -1:
+            for s in range(nshards):
+                counts[s] += 1
+        else:
+            s = 0
+            if 0 <= inst < shard_of.shape[0]:
+                s = shard_of[inst]
+            counts[s] += 1
+    starts[0] = 0
+    for s in range(nshards):
+        starts[s + 1] = starts[s] + counts[s]
+    fill = starts[:-1].copy()
+    for i in range(n):
+        inst = cmds[i].instrument
+        if cmds[i].kind == _MASS_CANCEL and inst == -1:
+            for s in range(nshards):
+                out[fill[s]] = cmds[i]
+                fill[s] += 1
+        else:
+            s = 0
+            if 0 <= inst < shard_of.shape[0]:
+                s = shard_of[inst]
+            out[fill[s]] = cmds[i]
+            fill[s] += 1
+    return starts[nshards]
+
+
+def partition(cmds: np.ndarray, shard_of: np.ndarray, nshards: int) -> list[np.ndarray]:
+    """One command array per shard; unknown instruments go to shard 0 (which rejects them)."""
+    out = np.empty(len(cmds) + (nshards - 1) * len(cmds), dtype=COMMAND_DTYPE) if nshards > 1 else cmds.copy()
+    starts = np.zeros(nshards + 1, dtype=np.int64)
+    _partition(cmds, shard_of, nshards, out, starts)
+    return [out[starts[s]:starts[s + 1]] for s in range(nshards)]
+
+
+@njit(cache=True, nogil=True)
+def _merge(allev, starts, out):
     k = starts.shape[0] - 1
-    n = seq.shape[0]
     heads = starts[:-1].copy()
-    out = np.empty(n, dtype=np.int64)
-    for j in range(n):
+    for j in range(out.shape[0]):
         best = -1
         for r in range(k):
             h = heads[r]
@@ -31,15 +74,15 @@ def _merge_order(seq, inst, starts):
                     best = r
                 else:
                     b = heads[best]
-                    if seq[h] < seq[b] or (seq[h] == seq[b] and inst[h] < inst[b]):
+                    if allev[h].seq < allev[b].seq or (allev[h].seq == allev[b].seq
+                                                       and allev[h].instrument < allev[b].instrument):
                         best = r
-        out[j] = heads[best]
+        out[j] = allev[heads[best]]
         heads[best] += 1
-    return out
 
 
 def merge_events(parts: list[np.ndarray]) -> np.ndarray:
-    """Merge per-shard event streams (each in sequence order) into one.
+    """Merge per-shard event streams (each in sequence order) into one new array.
 
     Within one command the events of one instrument keep their order; a
     command that spans shards (a mass cancel of every instrument) lists its
@@ -49,7 +92,9 @@ def merge_events(parts: list[np.ndarray]) -> np.ndarray:
     if not parts:
         return np.zeros(0, dtype=EVENT_DTYPE)
     if len(parts) == 1:
-        return parts[0]
+        return parts[0].copy()
     allev = np.concatenate(parts)
     starts = np.cumsum([0] + [len(p) for p in parts]).astype(np.int64)
-    return allev[_merge_order(allev["seq"], allev["instrument"], starts)]
+    out = np.empty(len(allev), dtype=EVENT_DTYPE)
+    _merge(allev, starts, out)
+    return out
