@@ -402,7 +402,7 @@ def _replay(ex: DurableExchange, batches: Iterable[np.ndarray]) -> int:
     def flush() -> None:
         chunk = pending[0] if len(pending) == 1 else np.concatenate(pending)
         ex.sequencer.observe(chunk)
-        ex.apply(chunk)
+        ex.apply(chunk, events=False)
         pending.clear()
 
     for batch in batches:

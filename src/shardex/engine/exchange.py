@@ -123,14 +123,23 @@ class Exchange:
         self.sequencer.stamp(cmds)
         return self.apply(cmds)
 
-    def apply(self, cmds: np.ndarray) -> np.ndarray:
-        """Run an already sequenced batch (replay path): no clock, no new sequence numbers."""
+    def apply(self, cmds: np.ndarray, *, events: bool = True) -> np.ndarray | None:
+        """Run an already sequenced batch (replay path): no clock, no new sequence numbers.
+
+        With ``events=False`` nothing is returned, which saves copying the
+        events out (recovery only needs the state).
+        """
         cmds = self._as_commands(cmds)
         if len(self.shards) == 1:
+            if not events:
+                self.shards[0].process_into(cmds)
+                return None
             return self.shards[0].process(cmds)
         parts = partition(cmds, self._shard_of, len(self.shards))
         # Each shard leaves its events in its own buffer; the merge copies them out.
         counts = list(self._pool.map(lambda sp: sp[0].process_into(sp[1]), zip(self.shards, parts)))
+        if not events:
+            return None
         return merge_events([sh.events_buffer[:n] for sh, n in zip(self.shards, counts)])
 
     def _as_commands(self, cmds: np.ndarray) -> np.ndarray:
