@@ -594,92 +594,87 @@ def _hash_delete(hs, side, i, mask):
         i = j
 
 
+# The order helpers index the 3-D arrays directly rather than taking views
+# (``bk[side, b]``): every view is an atomic refcount increment and decrement,
+# which cost more than the binary searches they served.
+
+
 @njit(cache=True, nogil=True)
 def _order_insert(bk, meta, st, side, key):
     """Insert key into the side's blocked sorted array (it is known to be absent)."""
     nord = st[S_NORD + side]
-    order = meta[side, M_ORDER]
-    mins = meta[side, M_MIN]
-    cnt = meta[side, M_CNT]
     if nord == 0:
         b = _take_block(st, meta, side)
         bk[side, b, 0] = key
-        cnt[b] = 1
-        order[0] = b
-        mins[0] = key
+        meta[side, M_CNT, b] = 1
+        meta[side, M_ORDER, 0] = b
+        meta[side, M_MIN, 0] = key
         st[S_NORD + side] = 1
         return
-    pos = _find_block(mins, nord, key)
-    b = order[pos]
-    n = cnt[b]
-    k = bk[side, b]
-    lo = _find_in_block(k, n, key)
+    pos = _find_block(meta, side, nord, key)
+    b = meta[side, M_ORDER, pos]
+    n = meta[side, M_CNT, b]
+    lo = _find_in_block(bk, side, b, n, key)
     if n == BLOCK:
         # split: the upper half moves to a new block right after this one
         nb = _take_block(st, meta, side)
         half = BLOCK >> 1
-        k2 = bk[side, nb]
         for i in range(half, BLOCK):
-            k2[i - half] = k[i]
-        cnt[b] = half
-        cnt[nb] = BLOCK - half
+            bk[side, nb, i - half] = bk[side, b, i]
+        meta[side, M_CNT, b] = half
+        meta[side, M_CNT, nb] = BLOCK - half
         for i in range(nord, pos + 1, -1):
-            order[i] = order[i - 1]
-            mins[i] = mins[i - 1]
-        order[pos + 1] = nb
-        mins[pos + 1] = k2[0]
+            meta[side, M_ORDER, i] = meta[side, M_ORDER, i - 1]
+            meta[side, M_MIN, i] = meta[side, M_MIN, i - 1]
+        meta[side, M_ORDER, pos + 1] = nb
+        meta[side, M_MIN, pos + 1] = bk[side, nb, 0]
         st[S_NORD + side] = nord + 1
         if lo > half:
             b = nb
-            k = k2
             lo -= half
             pos += 1
-        n = cnt[b]
+        n = meta[side, M_CNT, b]
     for i in range(n, lo, -1):
-        k[i] = k[i - 1]
-    k[lo] = key
-    cnt[b] = n + 1
+        bk[side, b, i] = bk[side, b, i - 1]
+    bk[side, b, lo] = key
+    meta[side, M_CNT, b] = n + 1
     if lo == 0:
-        mins[pos] = key
+        meta[side, M_MIN, pos] = key
 
 
 @njit(cache=True, nogil=True)
 def _order_delete(bk, meta, st, side, key):
     """Delete key (known present) from the side's blocked sorted array."""
     nord = st[S_NORD + side]
-    order = meta[side, M_ORDER]
-    mins = meta[side, M_MIN]
-    cnt = meta[side, M_CNT]
-    pos = _find_block(mins, nord, key)
-    b = order[pos]
-    n = cnt[b]
-    k = bk[side, b]
-    lo = _find_in_block(k, n, key)
+    pos = _find_block(meta, side, nord, key)
+    b = meta[side, M_ORDER, pos]
+    n = meta[side, M_CNT, b]
+    lo = _find_in_block(bk, side, b, n, key)
     for i in range(lo, n - 1):
-        k[i] = k[i + 1]
-    cnt[b] = n - 1
+        bk[side, b, i] = bk[side, b, i + 1]
+    meta[side, M_CNT, b] = n - 1
     if n - 1 == 0:
         for i in range(pos, nord - 1):
-            order[i] = order[i + 1]
-            mins[i] = mins[i + 1]
+            meta[side, M_ORDER, i] = meta[side, M_ORDER, i + 1]
+            meta[side, M_MIN, i] = meta[side, M_MIN, i + 1]
         st[S_NORD + side] = nord - 1
         meta[side, M_FREE, st[S_NFREE + side]] = b
         st[S_NFREE + side] += 1
     elif lo == 0:
-        mins[pos] = k[0]
+        meta[side, M_MIN, pos] = bk[side, b, 0]
 
 
 @njit(cache=True, nogil=True)
-def _find_block(mins, nord, key):
+def _find_block(meta, side, nord, key):
     """Sorted position of the block that holds key: the last whose first key <= key.
 
-    Most updates land near the best (the end), so gallop down from the top
-    before the binary search.
+    Most updates land near the best (the end), so gallop down from the top,
+    then binary-search the bracket: O(log distance from the top).
     """
     hi = nord
     step = 1
     lo = nord - 1
-    while lo > 0 and mins[lo] > key:
+    while lo > 0 and meta[side, M_MIN, lo] > key:
         hi = lo
         lo -= step
         step <<= 1
@@ -687,22 +682,20 @@ def _find_block(mins, nord, key):
         lo = 0
     while lo < hi:
         mid = (lo + hi) >> 1
-        le = mins[mid] <= key
+        le = meta[side, M_MIN, mid] <= key
         lo = mid + 1 if le else lo
         hi = hi if le else mid
     return lo - 1 if lo > 0 else 0
 
 
 @njit(cache=True, nogil=True)
-def _find_in_block(k, n, key):
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        lt = k[mid] < key
-        lo = mid + 1 if lt else lo
-        hi = hi if lt else mid
-    return lo
+def _find_in_block(bk, side, b, n, key):
+    """Index of the first key >= key within block b: a count of smaller keys, with no
+    data-dependent branch (LLVM vectorizes it; at most BLOCK compares)."""
+    c = 0
+    for i in range(n):
+        c += bk[side, b, i] < key
+    return c
 
 
 @njit(cache=True, nogil=True)
@@ -979,6 +972,19 @@ def _on_snapshot(bk, hs, meta, st, pmeta, plv, ev, line, luid, lv, n, buf):
 
 @njit(cache=True, nogil=True)
 def _line_end(buf, p, n):
+    """Index of the next newline at or after p (n if none).
+
+    Sixteen bytes at a time with no early exit inside the block, which LLVM
+    turns into one vector compare: most skipped bytes are the tails of
+    bookTicker and trade lines.
+    """
+    while p + 16 <= n:
+        hit = False
+        for i in range(16):
+            hit |= buf[p + i] == 10
+        if hit:
+            break
+        p += 16
     while p < n and buf[p] != 10:
         p += 1
     return p
