@@ -1,0 +1,36 @@
+"""Live feeds: the asyncio Binance handler, its conflating queue, and the loopback capture server.
+
+See docs/feeds-live.md. Public names:
+
+* :class:`BinanceFeedHandler`, :class:`LiveConfig` — keep exact books from a websocket connection.
+* :class:`ConflatingQueue` — bounded; book updates conflate, trades are never lost silently.
+* :class:`CaptureServer`, :class:`Faults` — ``shardex feeds serve-capture`` as a library.
+* :class:`Backoff` — reconnect delays.
+* the events: :class:`Trade`, :class:`BestBidAsk`, :class:`MarkPrice`, :class:`BookState`,
+  :class:`BookDelta`, :class:`BookInvalid`, :class:`Overflow`.
+"""
+
+from shardex.feeds.live.backoff import Backoff
+from shardex.feeds.live.events import BestBidAsk, BookDelta, BookInvalid, BookState, MarkPrice, Overflow, Trade
+from shardex.feeds.live.handler import BinanceFeedHandler, LiveConfig, LiveConfigError
+from shardex.feeds.live.queue import ConflatingQueue, QueueClosed
+from shardex.feeds.live.server import CaptureServer, Faults, ServeError
+
+__all__ = [
+    "Backoff",
+    "BestBidAsk",
+    "BinanceFeedHandler",
+    "BookDelta",
+    "BookInvalid",
+    "BookState",
+    "CaptureServer",
+    "ConflatingQueue",
+    "Faults",
+    "LiveConfig",
+    "LiveConfigError",
+    "MarkPrice",
+    "Overflow",
+    "QueueClosed",
+    "ServeError",
+    "Trade",
+]

@@ -1,0 +1,560 @@
+"""The live feed handler: one asyncio client per Binance websocket connection, books kept exact.
+
+For each connection: connect (combined streams ``<sym>@depth…/<sym>@trade/
+<sym>@bookTicker[/<sym>@markPrice@1s]``), start one fresh
+:class:`~shardex.feeds.builders.binance.BinanceBook` per symbol, fetch each
+REST depth snapshot while the diffs flow (the builder buffers them and
+applies the venue's rule: spot ``U == last_u + 1``, futures ``pu == last_u``),
+and publish normalized events to a :class:`~shardex.feeds.live.queue.ConflatingQueue`.
+
+* **Gap** (the builder turns unsynced): publish :class:`BookInvalid`, withdraw
+  the book's pending states, fetch a new snapshot; diffs keep flowing into the
+  builder, which buffers them and resyncs when the snapshot bridges them.
+* **Snapshot that cannot bridge** (older than every buffered diff: the
+  builder counts a ``snapshot_reject``), or one still waiting for its bridging
+  diff after ``resync_timeout`` s: fetch again, with the backoff delays.
+* **Disconnect** (any close but the server's end-of-stream reason, a
+  refused connect, a handshake error): every book is invalidated (what was
+  missed while away is unknown), and the handler reconnects after
+  ``Backoff.next_delay()`` (exponential, capped; jitter only if asked, so tests
+  are deterministic), at most ``max_reconnects`` times; the delays reset after
+  a session that synced a book.
+* A book is published (:class:`BookState`) only while its builder is synced.
+
+Everything the loops do is bounded: messages by the connection, reconnects
+by ``max_reconnects``, snapshot retries by ``snapshot_retries``, the whole run
+by ``duration`` when given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import msgspec
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from shardex.errors import ShardexError
+from shardex.feeds.builders._base import STAT_KEYS, Problem
+from shardex.feeds.builders.binance import BinanceBook
+from shardex.feeds.live._http import HttpError, http_get
+from shardex.feeds.live.backoff import Backoff
+from shardex.feeds.live.events import BestBidAsk, BookDelta, BookInvalid, BookState, MarkPrice, Trade
+from shardex.feeds.live.queue import ConflatingQueue, QueueClosed
+from shardex.feeds.live.server import END_REASON
+
+__all__ = ["LiveConfig", "BinanceFeedHandler", "VENUE_PROFILES", "LiveConfigError"]
+
+#: Per venue: futures rule or spot rule, the depth stream name, the REST depth path.
+VENUE_PROFILES: dict[str, tuple[bool, str, str]] = {
+    "binance-spot": (False, "depth@100ms", "/api/v3/depth"),
+    "binance-usdm": (True, "depth@0ms", "/fapi/v1/depth"),
+    "binance-cm": (True, "depth@0ms", "/dapi/v1/depth"),
+}
+
+#: Builder buffering before the first snapshot, in messages; beyond it the builder starts over.
+MAX_EARLY = 200_000
+
+_HEAD = re.compile(rb'\{\s*"stream"\s*:\s*"([^"@]+)@([^"]*)"')
+
+
+class LiveConfigError(ShardexError, ValueError):
+    """A live handler setting is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Settings of one handler (one websocket connection).
+
+    ``ws_url``: the combined-stream endpoint (``wss://fstream.binance.com/stream``
+    or ``ws://127.0.0.1:PORT/stream``); ``rest_url``: the REST base
+    (``https://fapi.binance.com`` or ``http://127.0.0.1:PORT``); ``venue``: a key
+    of :data:`VENUE_PROFILES`; ``symbols``: e.g. ``("BTCUSDT",)``.
+    ``channels``: streams per symbol besides depth (``trade``, ``aggTrade``,
+    ``bookTicker``, ``markPrice@1s``). ``depth``: levels a side in each
+    :class:`BookState`. ``deltas``: also publish :class:`BookDelta` events
+    (decodes every diff once more in Python). Seconds everywhere.
+    """
+
+    ws_url: str
+    rest_url: str
+    venue: str
+    symbols: tuple[str, ...]
+    channels: tuple[str, ...] = ("trade", "bookTicker")
+    depth: int = 10
+    snapshot_limit: int = 1000
+    deltas: bool = False
+    max_reconnects: int = 20
+    snapshot_retries: int = 8
+    resync_timeout: float = 5.0
+    duration: float | None = None
+    open_timeout: float = 5.0
+    http_timeout: float = 10.0
+    end_reason: str | None = END_REASON
+    depth_stream: str | None = None  # None: the venue profile's
+
+    def __post_init__(self) -> None:
+        if self.venue not in VENUE_PROFILES:
+            raise LiveConfigError(f"venue must be one of {sorted(VENUE_PROFILES)}, got {self.venue!r}")
+        if not self.symbols or not all(isinstance(s, str) and s.replace("_", "").isalnum() for s in self.symbols):
+            raise LiveConfigError(f"symbols must be non-empty venue symbols such as ('BTCUSDT',), got {self.symbols!r}")
+        if not self.ws_url.startswith(("ws://", "wss://")):
+            raise LiveConfigError(f"ws_url must start with ws:// or wss://, got {self.ws_url!r}")
+        if not self.rest_url.startswith(("http://", "https://")):
+            raise LiveConfigError(f"rest_url must start with http:// or https://, got {self.rest_url!r}")
+        if self.depth < 1 or self.snapshot_limit < 1 or self.max_reconnects < 0 or self.snapshot_retries < 1:
+            raise LiveConfigError("depth, snapshot_limit and snapshot_retries must be >= 1 and max_reconnects >= 0")
+        if self.duration is not None and self.duration <= 0:
+            raise LiveConfigError(f"duration must be > 0 seconds, got {self.duration}")
+
+    def stream_url(self) -> str:
+        """The websocket URL with every stream of every symbol in ``?streams=``."""
+        depth = self.depth_stream or VENUE_PROFILES[self.venue][1]
+        streams = []
+        for s in self.symbols:
+            s = s.lower()
+            streams.append(f"{s}@{depth}")
+            streams.extend(f"{s}@{c}" for c in self.channels)
+        sep = "&" if "?" in self.ws_url else "?"
+        return f"{self.ws_url}{sep}streams={'/'.join(streams)}"
+
+    def snapshot_url(self, symbol: str) -> str:
+        """The REST depth URL for one symbol."""
+        return f"{self.rest_url.rstrip('/')}{VENUE_PROFILES[self.venue][2]}?symbol={symbol.upper()}&limit={self.snapshot_limit}"
+
+
+# ---- decoders for the non-book messages (msgspec, typed: a few µs each) ----------------------
+class _Trade(msgspec.Struct):
+    p: str
+    q: str
+    T: int = 0
+    m: bool = False
+    t: int = -1
+    a: int = -1
+
+
+class _Ticker(msgspec.Struct):
+    u: int
+    b: str
+    B: str
+    a: str
+    A: str
+    E: int = 0
+    T: int = 0
+
+
+class _Mark(msgspec.Struct):
+    p: str
+    i: str = ""
+    r: str = ""
+    T: int = 0
+    E: int = 0
+
+
+class _Diff(msgspec.Struct):
+    U: int
+    u: int
+    b: list[tuple[str, str]]
+    a: list[tuple[str, str]]
+    E: int = 0
+
+
+def _env(t: type) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(msgspec.defstruct(f"Env{t.__name__}", [("data", t)]))
+
+
+_DEC_TRADE, _DEC_TICKER, _DEC_MARK, _DEC_DIFF = _env(_Trade), _env(_Ticker), _env(_Mark), _env(_Diff)
+
+
+@dataclass
+class _BookSlot:
+    """The handler's view of one symbol: its current builder and the counts of retired ones."""
+
+    key: str
+    book: BinanceBook
+    retired: dict[str, int] = field(default_factory=dict)
+    rejects_seen: int = 0
+    snapshot_at: float = 0.0
+    fetch: asyncio.Task | None = None
+    last_recv_ns: int = 0
+    resync_flag: bool = False
+    maker: Callable[[int], BookState | None] | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+class BinanceFeedHandler:
+    """Keep exact Binance books from a live (or replayed) websocket connection; publish to a queue.
+
+    Parameters
+    ----------
+    config:
+        :class:`LiveConfig`.
+    queue:
+        Where events go; a new ``ConflatingQueue()`` when None.
+    backoff:
+        Reconnect and snapshot-retry delays; ``Backoff()`` (0.1 s doubling to
+        5 s, no jitter) when None.
+    sleep:
+        ``asyncio.sleep`` by default; tests may pass a recorder.
+    close_queue:
+        Close the queue when :meth:`run` returns, so ``async for`` consumers end.
+
+    :meth:`run` returns :meth:`report`. One message costs one builder kernel
+    call (depth, bookTicker) or one msgspec decode (trade, markPrice) plus an
+    O(1) queue operation.
+    """
+
+    def __init__(
+        self,
+        config: LiveConfig,
+        queue: ConflatingQueue | None = None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        close_queue: bool = True,
+    ) -> None:
+        self.cfg = config
+        self.queue = queue if queue is not None else ConflatingQueue()
+        self.backoff = backoff if backoff is not None else Backoff()
+        self._sleep = sleep
+        self.close_queue = close_queue
+        self.futures = VENUE_PROFILES[config.venue][0]
+        self.venue = config.venue
+        self.slots: dict[str, _BookSlot] = {}
+        for s in config.symbols:
+            sym = s.lower()
+            self.slots[sym] = _BookSlot(f"{config.venue}:{s.upper()}", self._new_book(sym))
+        self.counts = {
+            "messages": 0,
+            "depth": 0,
+            "tickers": 0,
+            "trades": 0,
+            "marks": 0,
+            "other": 0,
+            "undecodable": 0,
+            "connections": 0,
+            "reconnects": 0,
+            "disconnects": 0,
+            "connect_failures": 0,
+            "snapshot_requests": 0,
+            "snapshot_errors": 0,
+            "snapshot_retries": 0,
+            "gaps_detected": 0,
+            "resyncs_done": 0,
+            "invalidations": 0,
+            "states_published": 0,
+        }
+        self.delays: list[float] = []
+        self.end = ""
+        self.problems: list[Problem] = []
+        self.seconds = 0.0
+        self._ws = None
+        self._conn_id = ""
+        self._synced_this_session = False
+
+    # ---- public -------------------------------------------------------------------------
+    def book(self, symbol: str) -> BinanceBook:
+        """The current builder of ``symbol`` (serve it only while ``.synced``)."""
+        return self.slots[symbol.lower()].book
+
+    def top10_sha256(self, symbol: str) -> str | None:
+        """The issue-7 top-10 hash of a symbol's book; None while unsynced."""
+        return self.book(symbol).top10_sha256()
+
+    async def run(self) -> dict[str, Any]:
+        """Connect, keep the books, reconnect on failure; return :meth:`report` when done.
+
+        Ends on the server's end-of-stream close (``config.end_reason``), after
+        ``config.duration`` seconds, or after ``max_reconnects`` failed reconnects.
+        """
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.cfg.duration):
+                await self._connect_loop()
+        except TimeoutError:
+            self.end = f"duration {self.cfg.duration} s reached"
+        finally:
+            for slot in self.slots.values():
+                if slot.fetch is not None and not slot.fetch.done():
+                    slot.fetch.cancel()
+            self.seconds = time.perf_counter() - t0
+            if self.close_queue:
+                self.queue.close()
+        return self.report()
+
+    def report(self) -> dict[str, Any]:
+        """Handler counters, per-book builder counters (all connections summed), hashes, queue counters."""
+        books = {}
+        for sym, slot in self.slots.items():
+            s = slot.book.stats()
+            summed = {k: s.get(k, 0) + slot.retired.get(k, 0) for k in STAT_KEYS}
+            books[slot.key] = {
+                "synced": slot.book.synced,
+                "top10_sha256": slot.book.top10_sha256(),
+                "last_update_id": slot.book.last_update_id,
+                **summed,
+                "problems": [str(p) for p in (slot.problems + list(slot.book.problems))[:20]],
+            }
+        secs = self.seconds or 1e-9
+        return {
+            "end": self.end,
+            "seconds": round(self.seconds, 4),
+            "messages_per_second": round(self.counts["messages"] / secs, 1),
+            **self.counts,
+            "reconnect_delays": [round(d, 4) for d in self.delays],
+            "queue": self.queue.stats(),
+            "books": books,
+            "problems": [str(p) for p in self.problems[:20]],
+        }
+
+    # ---- connections --------------------------------------------------------------------------
+    async def _connect_loop(self) -> None:
+        url = self.cfg.stream_url()
+        for attempt in range(self.cfg.max_reconnects + 1):  # bounded by max_reconnects
+            if attempt:
+                self.counts["reconnects"] += 1
+            self._conn_id = f"conn{attempt + 1}"
+            self._synced_this_session = False
+            ended = False
+            try:
+                async with connect(
+                    url,
+                    proxy=None,
+                    compression=None,
+                    open_timeout=self.cfg.open_timeout,
+                    max_size=1 << 22,
+                    max_queue=64,
+                ) as ws:
+                    self.counts["connections"] += 1
+                    self._ws = ws
+                    await self._session(ws)
+            except ConnectionClosed as exc:
+                reason = exc.rcvd.reason if exc.rcvd is not None else ""
+                if self.cfg.end_reason is not None and reason == self.cfg.end_reason:
+                    self.end = f"server closed: {reason}"
+                    await self._finish_fetches()
+                    ended = True  # the stream is over, not broken: the books are final, keep them served
+                    return
+                self.counts["disconnects"] += 1
+                self._problem(f"{self._conn_id}", "disconnect", str(exc))
+            except InvalidURI as exc:
+                raise LiveConfigError(f"bad websocket URL {url!r}: {exc}") from None
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                self.counts["connect_failures"] += 1
+                self._problem(self._conn_id, "connect_failed", f"{type(exc).__name__}: {exc}")
+            except QueueClosed:
+                self.end = "queue closed by the consumer"
+                return
+            finally:
+                self._ws = None
+                if not ended:
+                    self._invalidate_all("disconnect")
+            if self._synced_this_session:
+                self.backoff.reset()
+            if attempt == self.cfg.max_reconnects:
+                break
+            delay = self.backoff.next_delay()
+            self.delays.append(delay)
+            await self._sleep(delay)
+        self.end = f"gave up after {self.cfg.max_reconnects} reconnects"
+
+    async def _session(self, ws) -> None:
+        for sym, slot in self.slots.items():
+            self._fresh_book(sym, slot)
+            self._want_snapshot(sym, slot)
+        n = 0
+        recv = ws.recv
+        on = self._on_raw
+        while True:  # ends when the connection closes (recv raises ConnectionClosed)
+            data = await recv(decode=False)
+            n += 1
+            await on(data, n)
+
+    async def _finish_fetches(self) -> None:
+        """At the end of the stream, let snapshot requests in flight land (the diffs they bridge are buffered)."""
+        tasks = [s.fetch for s in self.slots.values() if s.fetch is not None and not s.fetch.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.cfg.http_timeout)
+
+    def _fresh_book(self, sym: str, slot: _BookSlot) -> None:
+        """A new connection: the old book cannot be trusted; keep its counters, start a new builder."""
+        old = slot.book.stats()
+        if old.get("book_messages") or old.get("snapshots"):
+            for k in STAT_KEYS:
+                slot.retired[k] = slot.retired.get(k, 0) + old.get(k, 0)
+            slot.problems.extend(slot.book.problems[: max(0, 200 - len(slot.problems))])
+            slot.book = self._new_book(sym)
+        slot.rejects_seen = 0
+        slot.snapshot_at = 0.0
+        slot.maker = None
+
+    def _new_book(self, sym: str) -> BinanceBook:
+        return BinanceBook(f"{self.venue}:{sym.upper()}", sym, self.futures)
+
+    # ---- one message ----------------------------------------------------------------------------
+    async def _on_raw(self, data: bytes, n: int) -> None:
+        self.counts["messages"] += 1
+        recv_ns = time.time_ns()
+        h = _HEAD.match(data)
+        if h is None:
+            self.counts["other"] += 1  # subscription replies and the like
+            return
+        sym = h.group(1).decode()
+        chan = h.group(2)
+        slot = self.slots.get(sym)
+        if slot is None:
+            self.counts["other"] += 1
+            return
+        if chan.startswith(b"depth"):
+            self.counts["depth"] += 1
+            book = slot.book
+            was = book.synced
+            book.on_message(data, recv_ns, f"{self._conn_id}#{n}")
+            slot.last_recv_ns = recv_ns
+            self._after_book(sym, slot, was, f"{self._conn_id}#{n}", recv_ns, data)
+        elif chan == b"bookTicker":
+            self.counts["tickers"] += 1
+            slot.book.on_message(data, recv_ns, f"{self._conn_id}#{n}")  # cross-checked against the book
+            try:
+                t = _DEC_TICKER.decode(data).data
+            except msgspec.DecodeError as exc:
+                self._undecodable(n, exc)
+                return
+            self.queue.put_latest(
+                ("bbo", slot.key),
+                BestBidAsk(self.venue, sym.upper(), t.u, t.b, t.B, t.a, t.A, (t.T or t.E) * 1_000_000, recv_ns),
+            )
+        elif chan == b"trade" or chan == b"aggTrade":
+            self.counts["trades"] += 1
+            try:
+                t = _DEC_TRADE.decode(data).data
+            except msgspec.DecodeError as exc:
+                self._undecodable(n, exc)
+                return
+            tid = t.t if t.t >= 0 else t.a
+            await self.queue.put(Trade(self.venue, sym.upper(), tid, t.p, t.q, t.m, t.T * 1_000_000, recv_ns))
+        elif chan.startswith(b"markPrice"):
+            self.counts["marks"] += 1
+            try:
+                m = _DEC_MARK.decode(data).data
+            except msgspec.DecodeError as exc:
+                self._undecodable(n, exc)
+                return
+            self.queue.put_latest(
+                ("mark", slot.key), MarkPrice(self.venue, sym.upper(), m.p, m.i, m.r, m.T * 1_000_000, m.E * 1_000_000, recv_ns)
+            )
+        else:
+            self.counts["other"] += 1
+
+    def _after_book(self, sym: str, slot: _BookSlot, was: bool, where: str, recv_ns: int, data: bytes | None) -> None:
+        book = slot.book
+        if book.synced:
+            if not was:
+                self.counts["resyncs_done"] += 1
+                self._synced_this_session = True
+                slot.resync_flag = True
+                slot.maker = self._maker(slot, book)
+            self.counts["states_published"] += 1
+            self.queue.put_latest(("book", slot.key), slot.maker, lazy=True)
+            if self.cfg.deltas and was and data is not None:
+                self._publish_delta(slot, data, recv_ns)
+            return
+        if was:  # a gap: the builder discarded the book and buffers from here
+            self.counts["gaps_detected"] += 1
+            self._invalidate(slot, "gap", where, recv_ns)
+            self._want_snapshot(sym, slot)
+            return
+        st = book.stats()
+        if st["snapshot_rejects"] > slot.rejects_seen:  # the snapshot can never bridge the buffered diffs
+            slot.rejects_seen = st["snapshot_rejects"]
+            self._want_snapshot(sym, slot)
+        elif slot.snapshot_at and time.monotonic() - slot.snapshot_at > self.cfg.resync_timeout:
+            slot.snapshot_at = 0.0
+            self._want_snapshot(sym, slot)
+        elif book.grid is None and st["buffered"] > MAX_EARLY:
+            self._problem(where, "no_snapshot", f"{st['buffered']} messages buffered before any snapshot: starting over")
+            self._fresh_book(sym, slot)
+
+    def _maker(self, slot: _BookSlot, book: BinanceBook) -> Callable[[int], BookState | None]:
+        depth = self.cfg.depth
+
+        def make(folded: int) -> BookState | None:
+            # built when the consumer takes it: the latest state, never an unsynced one
+            if slot.book is not book or not book.synced:
+                return None
+            bids, asks = book.top(depth)
+            resync, slot.resync_flag = slot.resync_flag, False
+            return BookState(slot.key, book.last_update_id, bids, asks, slot.last_recv_ns, folded, resync)
+
+        return make
+
+    def _publish_delta(self, slot: _BookSlot, data: bytes, recv_ns: int) -> None:
+        try:
+            d = _DEC_DIFF.decode(data).data
+        except msgspec.DecodeError:
+            return  # the builder already counted and reported it
+        self.queue.put_delta(
+            ("delta", slot.key), BookDelta(slot.key, d.U, d.u, dict(d.b), dict(d.a), d.E * 1_000_000, recv_ns)
+        )
+
+    def _invalidate(self, slot: _BookSlot, reason: str, where: str, recv_ns: int) -> None:
+        self.counts["invalidations"] += 1
+        self.queue.discard(("book", slot.key), ("delta", slot.key))
+        self.queue.put_latest(("invalid", slot.key), BookInvalid(slot.key, reason, where, recv_ns))
+
+    def _invalidate_all(self, reason: str) -> None:
+        for slot in self.slots.values():
+            if slot.fetch is not None and not slot.fetch.done():
+                slot.fetch.cancel()
+            if slot.book.synced:
+                self._invalidate(slot, reason, self._conn_id, time.time_ns())
+
+    # ---- snapshots ----------------------------------------------------------------------------
+    def _want_snapshot(self, sym: str, slot: _BookSlot) -> None:
+        if slot.fetch is None or slot.fetch.done():
+            slot.fetch = asyncio.get_running_loop().create_task(self._fetch_snapshot(sym, slot, slot.book))
+
+    async def _fetch_snapshot(self, sym: str, slot: _BookSlot, book: BinanceBook) -> None:
+        url = self.cfg.snapshot_url(sym)
+        retry = Backoff(self.backoff.initial, self.backoff.factor, self.backoff.cap, self.backoff.jitter, self.backoff.seed)
+        for attempt in range(self.cfg.snapshot_retries):  # bounded
+            if slot.book is not book or book.synced:
+                return  # reconnected meanwhile, or already healed
+            if attempt:
+                self.counts["snapshot_retries"] += 1
+                await self._sleep(retry.next_delay())
+            self.counts["snapshot_requests"] += 1
+            where = f"{self._conn_id} GET depth #{self.counts['snapshot_requests']}"
+            try:
+                body = await http_get(url, self.cfg.http_timeout)
+            except HttpError as exc:
+                self.counts["snapshot_errors"] += 1
+                self._problem(where, "snapshot_error", str(exc))
+                continue
+            if slot.book is not book:
+                return
+            was = book.synced
+            book.on_snapshot(body, time.time_ns(), where)
+            slot.snapshot_at = time.monotonic()
+            rejects = book.stats()["snapshot_rejects"]
+            if book.synced:
+                slot.rejects_seen = rejects
+                self._after_book(sym, slot, was, where, slot.last_recv_ns, None)
+                return
+            if rejects > slot.rejects_seen:
+                slot.rejects_seen = rejects
+                continue  # older than the buffered diffs: ask again
+            return  # loaded; waiting for the diff that bridges it (the message path watches the time)
+        self._problem(url, "snapshot_gave_up", f"no usable snapshot after {self.cfg.snapshot_retries} requests")
+
+    # ---- reports ----------------------------------------------------------------------------
+    def _undecodable(self, n: int, exc: Exception) -> None:
+        self.counts["undecodable"] += 1
+        self._problem(f"{self._conn_id}#{n}", "malformed", str(exc))
+
+    def _problem(self, where: str, code: str, detail: str) -> None:
+        if len(self.problems) < 200:
+            self.problems.append(Problem(where, code, detail))

@@ -1,0 +1,513 @@
+"""``shardex feeds serve-capture``: a loopback websocket + REST server that plays a Binance capture back.
+
+It stands in for the venue so the live handler can be tested for real with no
+internet: a combined-stream websocket endpoint (``/stream?streams=a/b/c``, or
+``SUBSCRIBE`` requests on the socket) sends the capture's raw messages, byte
+for byte, with their recorded pacing divided by ``speed`` (or as fast as the
+client reads, ``speed=inf``); a REST endpoint (any path ending in ``/depth``:
+``/api/v3/depth``, ``/fapi/v1/depth``, ``/dapi/v1/depth``, ``?symbol=&limit=``)
+on the same port answers depth snapshots.
+
+The capture is one timeline (several files play as one stream). Its clock runs
+only while a client is subscribed, so a test does not depend on how long a
+connect takes; after an injected disconnect, ``outage`` messages pass unsent
+(the venue moved on while the client was away) before the clock waits again.
+
+**Which snapshot a REST request gets.** The server keeps a *reference book*
+per symbol, built with the same :class:`~shardex.feeds.builders.binance.BinanceBook`
+as the offline replay from every message up to the playback position,
+including those a fault kept from the client (the venue sent them). Once
+that book is synced, a request gets a snapshot **synthesized** from it:
+``lastUpdateId`` = the final id of the last diff played, levels printed at
+the book's own decimals, at most ``limit`` (default 1000, at most 5000) a
+side. Before that (the capture's own snapshot not yet reached, or not yet
+bridged), the request gets the capture's recorded snapshot (the next one at
+or after the position, else the last one), exactly as the collector got it.
+A capture with no snapshot answers 503.
+
+Faults: ``drop_every`` K drops every K-th depth diff of the capture (1-based
+count), ``drop`` names diff ordinals to drop, ``disconnect_after`` N aborts a
+connection's TCP stream (no close frame) after N messages sent on it, at most
+``max_disconnects`` times (0: no limit).
+
+Every loop is bounded: playback ends at the end of the capture (connections
+are then closed with code 1000 and reason ``"end of capture"``) or after
+``idle_timeout`` seconds with no client. The server binds loopback addresses
+only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from shardex.errors import MalformedInputError, ShardexError
+from shardex.feeds.builders.binance import BinanceBook
+from shardex.feeds.readers import read
+
+__all__ = ["CaptureServer", "Faults", "load_capture", "Capture", "END_REASON", "ServeError"]
+
+#: Close reason sent at the end of the capture; the handler stops on it instead of reconnecting.
+END_REASON = "end of capture"
+
+_STREAM = re.compile(rb'"stream"\s*:\s*"(([^"@]+)@[^"]*)"')
+_log = logging.getLogger("shardex.feeds.serve")
+
+
+class ServeError(ShardexError, ValueError):
+    """The capture server cannot start as asked (not loopback, nothing to serve)."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Faults to inject; all off by default.
+
+    ``drop_every``: drop every K-th depth diff (counted over the capture, from 1).
+    ``drop``: depth-diff ordinals (from 1) to drop. ``disconnect_after``: abort a
+    connection after N messages sent on it. ``max_disconnects``: most injected
+    disconnects (0: no limit). ``outage``: capture messages that pass unsent
+    after an injected disconnect.
+    """
+
+    drop_every: int = 0
+    drop: frozenset[int] = frozenset()
+    disconnect_after: int = 0
+    max_disconnects: int = 0
+    outage: int = 20
+
+    def drops(self, diff_no: int) -> bool:
+        """True when the ``diff_no``-th depth diff (1-based) is to be lost."""
+        return (self.drop_every > 0 and diff_no % self.drop_every == 0) or diff_no in self.drop
+
+
+@dataclass
+class Capture:
+    """A capture as one timeline: per message its bytes, receive stamp (ns), stream, symbol, kind."""
+
+    venue: str  # binance-spot | binance-futures
+    data: list[bytes] = field(default_factory=list)
+    recv_ns: list[int] = field(default_factory=list)
+    stream: list[str] = field(default_factory=list)  # "" for a REST snapshot line
+    symbol: list[str] = field(default_factory=list)  # lower case
+    depth: list[bool] = field(default_factory=list)
+    rest: list[bool] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def load_capture(paths: Iterable[str | Path]) -> Capture:
+    """Read Binance captures (hftbacktest ``*.gz``, cryptofeed ``BINANCE*.ws.1.0``) as one timeline.
+
+    Raises :class:`MalformedInputError` for a file that is not a Binance capture.
+    O(total bytes).
+    """
+    cap: Capture | None = None
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise MalformedInputError(f"{p}: no such file")
+        n0 = len(cap) if cap else 0
+        for m in read(p):
+            if m.venue not in ("binance-spot", "binance-futures") or m.kind not in ("ws", "rest"):
+                continue
+            if cap is None:
+                cap = Capture(m.venue)
+            elif m.venue != cap.venue:
+                raise MalformedInputError(f"{p}:{m.line}: {m.venue} message in a {cap.venue} capture")
+            if m.kind == "rest":
+                stream, sym = "", m.key.lower()
+            else:
+                found = _STREAM.search(m.data[:160])
+                if not found:
+                    continue  # a subscription reply or other control message: not part of the stream
+                stream, sym = found.group(1).decode(), found.group(2).decode().lower()
+            cap.data.append(m.data)
+            cap.recv_ns.append(m.recv_ns)
+            cap.stream.append(stream)
+            cap.symbol.append(sym)
+            cap.depth.append("@depth" in stream)
+            cap.rest.append(m.kind == "rest")
+        if cap is None or len(cap) == n0:
+            raise MalformedInputError(f"{p}: no Binance stream messages (serve-capture serves Binance captures)")
+        cap.files.append(str(p))
+    if cap is None:
+        raise MalformedInputError("no capture files given")
+    return cap
+
+
+def _fixed(units: int, dec: int) -> str:
+    """``units * 10**-dec`` with exactly ``dec`` decimals (as the venue prints it)."""
+    if dec == 0:
+        return str(units)
+    s = str(units).rjust(dec + 1, "0")
+    return f"{s[:-dec]}.{s[-dec:]}"
+
+
+def _decimals(step_units: int) -> int:
+    """Decimals of a power-of-ten step given in 1e-8 units (1 -> 8, 10**8 -> 0)."""
+    return 8 - (len(str(step_units)) - 1)
+
+
+class _Sub:
+    __slots__ = ("ws", "streams", "sent", "cid")
+
+    def __init__(self, ws: ServerConnection, streams: set[str] | None, cid: int) -> None:
+        self.ws = ws
+        self.streams = streams  # None: every stream
+        self.sent = 0
+        self.cid = cid
+
+
+class CaptureServer:
+    """Serve a capture on loopback: websocket combined streams and REST depth snapshots (see the module doc).
+
+    Use as ``async with CaptureServer(files, speed=math.inf) as srv:`` then
+    connect to ``srv.ws_url`` / ``srv.rest_url``; ``await srv.wait_done()``
+    returns when playback has ended. ``port=0`` picks a free port.
+    """
+
+    def __init__(
+        self,
+        files: Iterable[str | Path] | Capture,
+        speed: float = 1.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+        idle_timeout: float = 120.0,
+    ) -> None:
+        if not (speed > 0):
+            raise ServeError(f"speed must be > 0 (math.inf for max), got {speed}")
+        if not _is_loopback(host):
+            raise ServeError(f"serve-capture binds loopback addresses only (127.0.0.1, ::1, localhost), got {host!r}")
+        self.capture = files if isinstance(files, Capture) else load_capture(files)
+        self.speed = speed
+        self.host = host
+        self.port = port
+        self.faults = faults or Faults()
+        self.idle_timeout = idle_timeout
+        self.cursor = 0  # messages of the timeline played so far
+        self.futures = self.capture.venue == "binance-futures"
+        self._ref: dict[str, BinanceBook] = {}
+        self._ref_pos = 0
+        self._subs: list[_Sub] = []
+        self._have_sub = asyncio.Event()
+        self._done = asyncio.Event()
+        self._server: Server | None = None
+        self._task: asyncio.Task | None = None
+        self._outage_left = 0
+        self._next_cid = 0
+        self._snapshots: dict[str, list[int]] = {}
+        for i, (r, s) in enumerate(zip(self.capture.rest, self.capture.symbol)):
+            if r:
+                self._snapshots.setdefault(s, []).append(i)
+        self.stats = {
+            "connections": 0,
+            "sent": 0,
+            "dropped_diffs": 0,
+            "disconnects": 0,
+            "unsent_outage": 0,
+            "snapshots_recorded": 0,
+            "snapshots_synthesized": 0,
+            "snapshot_unavailable": 0,
+            "http_requests": 0,
+        }
+        self.end_reason = ""
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> "CaptureServer":
+        """Bind and start playback (which waits for the first client)."""
+        self._server = await serve(
+            self._on_ws,
+            self.host,
+            self.port,
+            process_request=self._on_http,
+            compression=None,  # Binance streams are not deflated; compression would dominate the cost
+            ping_interval=None,
+            max_size=1 << 20,
+            logger=_log,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._task = asyncio.get_running_loop().create_task(self._playback())
+        return self
+
+    async def __aenter__(self) -> "CaptureServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop playback, close every connection and the listening socket."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        self._done.set()
+
+    async def wait_done(self, timeout: float | None = None) -> None:
+        """Wait until playback has ended (end of capture or idle timeout)."""
+        await asyncio.wait_for(self._done.wait(), timeout)
+
+    @property
+    def done(self) -> bool:
+        """True once playback has ended."""
+        return self._done.is_set()
+
+    @property
+    def ws_url(self) -> str:
+        """Base websocket URL of the combined-stream endpoint (append ``?streams=...``)."""
+        return f"ws://{self._hostport()}/stream"
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the REST endpoint (the handler appends ``/fapi/v1/depth?...``)."""
+        return f"http://{self._hostport()}"
+
+    def _hostport(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    # ---- websocket side ---------------------------------------------------------------------
+    async def _on_ws(self, ws: ServerConnection) -> None:
+        u = urlsplit(ws.request.path)
+        streams: set[str] | None = None
+        if u.path.startswith("/ws/") and len(u.path) > 4:
+            streams = set(u.path[4:].split("/"))
+        q = parse_qs(u.query).get("streams")
+        if q:
+            streams = {s for s in q[0].split("/") if s}
+        self._next_cid += 1
+        sub = _Sub(ws, streams, self._next_cid)
+        self.stats["connections"] += 1
+        self._subs.append(sub)
+        self._have_sub.set()
+        try:
+            async for msg in ws:  # ends when the connection closes
+                self._on_client_message(sub, msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            if sub in self._subs:
+                self._subs.remove(sub)
+
+    def _on_client_message(self, sub: _Sub, msg: str | bytes) -> None:
+        """Binance's SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS requests."""
+        try:
+            req = json.loads(msg)
+            method, rid, params = req.get("method"), req.get("id"), req.get("params") or []
+        except (ValueError, AttributeError):
+            asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"error": {"code": 2, "msg": "Invalid JSON"}})))
+            return
+        result: object = None
+        if method == "SUBSCRIBE":
+            sub.streams = (sub.streams or set()) | set(params)
+        elif method == "UNSUBSCRIBE":
+            sub.streams = (sub.streams or set()) - set(params)
+        elif method == "LIST_SUBSCRIPTIONS":
+            result = sorted(sub.streams or [])
+        else:
+            asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"error": {"code": 1, "msg": f"unknown method {method!r}"}, "id": rid})))
+            return
+        asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"result": result, "id": rid})))
+
+    async def _playback(self) -> None:
+        cap, faults, loop = self.capture, self.faults, asyncio.get_running_loop()
+        n = len(cap)
+        data, recv, stream, depth, rest = cap.data, cap.recv_ns, cap.stream, cap.depth, cap.rest
+        finite = math.isfinite(self.speed)
+        t0 = base = 0.0
+        clock_on = False
+        diff_no = 0
+        i = 0
+        try:
+            while i < n:  # bounded: i grows every turn, or the idle timeout returns
+                if not self._subs and self._outage_left <= 0:
+                    self._have_sub.clear()
+                    try:
+                        await asyncio.wait_for(self._have_sub.wait(), self.idle_timeout)
+                    except asyncio.TimeoutError:
+                        self.end_reason = f"no client for {self.idle_timeout} s"
+                        return
+                    clock_on = False  # the clock was stopped: rebase it
+                if finite:
+                    if not clock_on:
+                        t0, base, clock_on = loop.time(), recv[i], True
+                    delay = t0 + (recv[i] - base) / 1e9 / self.speed - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                elif (i & 31) == 0:
+                    await asyncio.sleep(0)  # at max speed, still let REST requests and readers in
+                self.cursor = i + 1
+                if rest[i]:
+                    i += 1
+                    continue  # a REST line is what the venue would answer, not a stream message
+                if depth[i]:
+                    diff_no += 1
+                    if faults.drops(diff_no):
+                        self.stats["dropped_diffs"] += 1
+                        i += 1
+                        continue
+                if not self._subs:
+                    self._outage_left -= 1
+                    self.stats["unsent_outage"] += 1
+                    i += 1
+                    continue
+                s = stream[i]
+                for sub in tuple(self._subs):
+                    if sub.streams is not None and s not in sub.streams:
+                        continue
+                    try:
+                        await sub.ws.send(data[i], text=True)
+                    except ConnectionClosed:
+                        if sub in self._subs:
+                            self._subs.remove(sub)
+                        continue
+                    sub.sent += 1
+                    self.stats["sent"] += 1
+                    if (
+                        faults.disconnect_after
+                        and sub.sent >= faults.disconnect_after
+                        and (not faults.max_disconnects or self.stats["disconnects"] < faults.max_disconnects)
+                    ):
+                        self._inject_disconnect(sub)
+                i += 1
+            self.end_reason = END_REASON
+        finally:
+            self.cursor = max(self.cursor, i)
+            for sub in tuple(self._subs):
+                try:
+                    await asyncio.wait_for(sub.ws.close(1000, END_REASON), 2.0)
+                except (ConnectionClosed, asyncio.TimeoutError, OSError):
+                    pass
+            self._done.set()
+
+    def _inject_disconnect(self, sub: _Sub) -> None:
+        """Drop the TCP stream with no close frame, as a network failure would."""
+        self.stats["disconnects"] += 1
+        if sub in self._subs:
+            self._subs.remove(sub)
+        self._outage_left = self.faults.outage
+        transport = sub.ws.transport
+        if transport is not None:
+            transport.abort()
+
+    # ---- REST side --------------------------------------------------------------------------
+    def _on_http(self, conn: ServerConnection, request: Request) -> Response | None:
+        u = urlsplit(request.path)
+        if u.path.startswith(("/stream", "/ws/")) and "upgrade" in request.headers.get("Connection", "").lower():
+            return None  # a websocket handshake: go on
+        self.stats["http_requests"] += 1
+        if not u.path.endswith("/depth"):
+            return _json(conn, 404, {"code": -1, "msg": f"no such endpoint {u.path}; try /fapi/v1/depth?symbol=BTCUSDT"})
+        q = parse_qs(u.query)
+        sym = (q.get("symbol") or [""])[0].lower()
+        try:
+            limit = min(max(int((q.get("limit") or ["1000"])[0]), 1), 5000)
+        except ValueError:
+            return _json(conn, 400, {"code": -1100, "msg": "limit must be an integer"})
+        if sym not in set(self.capture.symbol):
+            return _json(conn, 400, {"code": -1121, "msg": f"Invalid symbol {sym.upper()!r}: not in the capture"})
+        body = self.snapshot(sym, limit)
+        if body is None:
+            self.stats["snapshot_unavailable"] += 1
+            return _json(conn, 503, {"code": -1, "msg": "no snapshot available at this point of the capture"})
+        resp = conn.respond(200, "")
+        resp = Response(200, "OK", resp.headers, body)
+        del resp.headers["Content-Length"]
+        del resp.headers["Content-Type"]
+        resp.headers["Content-Length"] = str(len(body))
+        resp.headers["Content-Type"] = "application/json"
+        return resp
+
+    def snapshot(self, symbol: str, limit: int = 1000) -> bytes | None:
+        """The REST depth body for ``symbol`` at the playback position (see the module doc), or None. O(messages since the last call + limit)."""
+        book = self._catch_up(symbol)
+        if book is not None and book.synced and book.grid is not None:
+            self.stats["snapshots_synthesized"] += 1
+            bids, asks = book.levels()
+            pd, qd = _decimals(book.grid.tick), _decimals(book.grid.lot)
+            doc = {
+                "lastUpdateId": book.last_update_id,
+                "bids": [[_fixed(p, pd), _fixed(q, qd)] for p, q in bids[:limit].tolist()],
+                "asks": [[_fixed(p, pd), _fixed(q, qd)] for p, q in asks[:limit].tolist()],
+            }
+            return json.dumps(doc, separators=(",", ":")).encode()
+        idx = self._snapshots.get(symbol)
+        if not idx:
+            return None
+        later = [i for i in idx if i >= self.cursor]
+        self.stats["snapshots_recorded"] += 1
+        return self.capture.data[later[0] if later else idx[-1]]
+
+    def _catch_up(self, symbol: str) -> BinanceBook | None:
+        """Feed the reference books every depth/snapshot message played since the last call."""
+        cap = self.capture
+        for i in range(self._ref_pos, self.cursor):  # bounded by the capture
+            if not (cap.depth[i] or cap.rest[i]):
+                continue
+            s = cap.symbol[i]
+            book = self._ref.get(s)
+            if book is None:
+                book = self._ref[s] = BinanceBook(f"reference:{s.upper()}", s, self.futures)
+            if cap.rest[i]:
+                book.on_snapshot(cap.data[i], cap.recv_ns[i], f"capture#{i + 1}")
+            else:
+                book.on_message(cap.data[i], cap.recv_ns[i], f"capture#{i + 1}")
+        self._ref_pos = max(self._ref_pos, self.cursor)
+        return self._ref.get(symbol)
+
+
+def _json(conn: ServerConnection, status: int, doc: dict) -> Response:
+    resp = conn.respond(status, json.dumps(doc))
+    del resp.headers["Content-Type"]
+    resp.headers["Content-Type"] = "application/json"
+    return resp
+
+
+async def _safe_send(ws: ServerConnection, text: str) -> None:
+    try:
+        await ws.send(text)
+    except ConnectionClosed:
+        pass
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def serve_capture(
+    files: list[Path], speed: float, host: str, port: int, faults: Faults, idle_timeout: float, on_ready=None
+) -> CaptureServer:
+    """Run a :class:`CaptureServer` until its playback ends; ``on_ready(server)`` is called once bound."""
+    srv = CaptureServer(files, speed=speed, host=host, port=port, faults=faults, idle_timeout=idle_timeout)
+    t0 = time.perf_counter()
+    async with srv:
+        if on_ready is not None:
+            on_ready(srv)
+        await srv.wait_done()
+    srv.stats["seconds"] = round(time.perf_counter() - t0, 3)  # type: ignore[assignment]
+    return srv
