@@ -94,6 +94,7 @@ S_SCRATCH = 10
 # How many commands ahead the kernel prefetches index cells and order rows.
 PREFETCH_FAR = 16
 PREFETCH_NEAR = 8
+PREFETCH_LINKS = 3
 
 
 # ---------------------------------------------------------------------------
@@ -217,7 +218,6 @@ def _place(st, o):
 @njit(cache=True, nogil=True)
 def _remove_resting(st, o):
     """Take a resting order out of the book, dropping its level if it empties."""
-    orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
     lad_key = view2d(st, S_LAD_KEY)
@@ -314,7 +314,6 @@ def _fillable(st, b, side, limit, qty, acct, stp):
 def _trade(st, b, inst, lv, o, q, rem, side, acct, oid, seq, ts, ev, n):
     """Fill q lots of resting order o; the caller has already reduced ``rem``."""
     orders = view2d(st, S_ORDERS)
-    ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
     books = view2d(st, S_BOOKS)
     price = levels[lv, L_PRICE]
@@ -350,13 +349,6 @@ def _replenish(st, inst, o, seq, ts, ev, n):
 def _cancel_resting(st, inst, o, reason, seq, ts, ev, n):
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
-    levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
-    books = view2d(st, S_BOOKS)
-    index = view2d(st, S_INDEX)
-    meta = view1d(st, S_META)
     open_qty = orders[o, O_QTY] + orders[o, O_HIDDEN]
     _remove_resting(st, o)
     n = _emit(ev, n, seq, ts, inst, E_CANCELLED, ocold[o, C_SIDE], reason, orders[o, O_OID], orders[o, O_ACCOUNT], ocold[o, C_PRICE], open_qty, 0, 0, 0, 0, 0)
@@ -370,12 +362,7 @@ def _decrement(st, inst, o, rem, side, acct, oid, price, seq, ts, ev, n):
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
-    index = view2d(st, S_INDEX)
-    meta = view1d(st, S_META)
     mk_open = orders[o, O_QTY] + orders[o, O_HIDDEN]
     d = min(rem, mk_open)
     rem -= d
@@ -399,14 +386,7 @@ def _decrement(st, inst, o, rem, side, acct, oid, price, seq, ts, ev, n):
 def _match_fifo(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, n):
     """Walk one level head to tail; returns (rem, n, taker_done)."""
     orders = view2d(st, S_ORDERS)
-    ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
-    books = view2d(st, S_BOOKS)
-    index = view2d(st, S_INDEX)
-    meta = view1d(st, S_META)
     o = levels[lv, L_HEAD]
     while rem > 0 and o != NIL:
         nxt = orders[o, O_NEXT]
@@ -485,14 +465,7 @@ def muldiv(a, b, c):
 def _match_prorata(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, n):
     """Share the taker across one level in proportion to size; returns (rem, n, taker_done)."""
     orders = view2d(st, S_ORDERS)
-    ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
-    books = view2d(st, S_BOOKS)
-    index = view2d(st, S_INDEX)
-    meta = view1d(st, S_META)
     scratch = view1d(st, S_SCRATCH)
     k = 0
     avail = 0
@@ -554,17 +527,10 @@ def _match_prorata(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, e
 @njit(cache=True, nogil=True)
 def _take(st, inst, b, side, limit, rem, acct, oid, price, stp, seq, ts, ev, n):
     """Match an incoming order against the opposite side; returns (rem, n, taker_done)."""
-    orders = view2d(st, S_ORDERS)
-    ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
     lad_lv = view2d(st, S_LAD_LV)
     lad_n = view1d(st, S_LAD_N)
-    books = view2d(st, S_BOOKS)
     rules = view2d(st, S_RULES)
-    index = view2d(st, S_INDEX)
-    meta = view1d(st, S_META)
-    scratch = view1d(st, S_SCRATCH)
     opp = 2 * b + 1 - side
     prorata = rules[b, R_MATCHING] == 1
     while rem > 0 and lad_n[opp] > 0:
@@ -585,15 +551,7 @@ def _execute(st, inst, b, o, seq, ts, ev, n):
     """Run order row ``o`` (accepted, fields set, not resting) as a taker, then rest or cancel it."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
-    levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
-    rules = view2d(st, S_RULES)
-    index = view2d(st, S_INDEX)
-    meta = view1d(st, S_META)
-    scratch = view1d(st, S_SCRATCH)
     side = ocold[o, C_SIDE]
     otype = ocold[o, C_TYPE]
     tif = ocold[o, C_TIF]
@@ -640,14 +598,9 @@ def _run_stops(st, inst, b, seq, ts, ev, n):
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
     lad_lv = view2d(st, S_LAD_LV)
     lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
-    rules = view2d(st, S_RULES)
-    index = view2d(st, S_INDEX)
-    meta = view1d(st, S_META)
-    scratch = view1d(st, S_SCRATCH)
     while books[b, B_STOPS] > 0 and books[b, B_HAS_LAST] == 1:
         last = books[b, B_LAST]
         o = books[b, B_STOP_HEAD]
@@ -734,14 +687,10 @@ def _cmd_new(st, cmds, i, b, ev, n):
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
     lad_lv = view2d(st, S_LAD_LV)
     lad_n = view1d(st, S_LAD_N)
-    books = view2d(st, S_BOOKS)
-    rules = view2d(st, S_RULES)
     index = view2d(st, S_INDEX)
     meta = view1d(st, S_META)
-    scratch = view1d(st, S_SCRATCH)
     c = cmds[i]
     reason = _check_new(cmds, i, st, b)
     if reason == R_OK and index_find_book(index, ocold, C_BOOK, c.account, c.order_id, b) >= 0:
@@ -790,13 +739,7 @@ def _cmd_new(st, cmds, i, b, ev, n):
 def _cmd_cancel(st, cmds, i, b, ev, n):
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
-    levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
-    books = view2d(st, S_BOOKS)
     index = view2d(st, S_INDEX)
-    meta = view1d(st, S_META)
     c = cmds[i]
     o = index_find_book(index, ocold, C_BOOK, c.account, c.order_id, b)
     if o < 0:
@@ -814,14 +757,11 @@ def _cmd_amend(st, cmds, i, b, ev, n):
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
     lad_lv = view2d(st, S_LAD_LV)
     lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
     rules = view2d(st, S_RULES)
     index = view2d(st, S_INDEX)
-    meta = view1d(st, S_META)
-    scratch = view1d(st, S_SCRATCH)
     c = cmds[i]
     o = index_find_book(index, ocold, C_BOOK, c.account, c.order_id, b)
     if o < 0:
@@ -882,12 +822,9 @@ def _cmd_mass_cancel(st, cmds, i, b, inst_of_book, ev, n):
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
     lad_lv = view2d(st, S_LAD_LV)
     lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
-    index = view2d(st, S_INDEX)
-    meta = view1d(st, S_META)
     scratch = view1d(st, S_SCRATCH)
     c = cmds[i]
     b0 = b if b >= 0 else 0
@@ -968,15 +905,12 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n):
     """The worker of ``process_commands``, on borrowed views of its arrays."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
-    levels = view2d(st, S_LEVELS)
     lad_key = view2d(st, S_LAD_KEY)
-    lad_lv = view2d(st, S_LAD_LV)
     lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
     rules = view2d(st, S_RULES)
     index = view2d(st, S_INDEX)
     meta = view1d(st, S_META)
-    scratch = view1d(st, S_SCRATCH)
     nbooks = books.shape[0]
     ncmd = cmds.shape[0]
     width = lad_key.shape[1]
@@ -995,6 +929,16 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n):
                 if o >= 0:
                     prefetch_row(orders, o)
                     prefetch_row(ocold, o)
+        if i + PREFETCH_LINKS < ncmd:
+            # Unlinking an order writes its queue neighbours: warm them too.
+            f = cmds[i + PREFETCH_LINKS]
+            if f.kind == K_CANCEL:
+                o = index_find(index, f.account, f.order_id)
+                if o >= 0:
+                    if orders[o, O_PREV] >= 0:
+                        prefetch_row(orders, orders[o, O_PREV])
+                    if orders[o, O_NEXT] >= 0:
+                        prefetch_row(orders, orders[o, O_NEXT])
         c = cmds[i]
         inst = c.instrument
         b = -1
