@@ -1,1 +1,33 @@
-"""Pre-trade checks, margin models and liquidation."""
+"""Pre-trade checks, tiered margin, liquidation with insurance fund and ADL, funding and expiry.
+
+``RiskExchange`` wraps the matching ``Exchange`` and the settlement
+``Ledger``: every batch goes through pre-trade risk, matching and parallel
+settlement.  See docs/risk.md.
+"""
+
+from shardex.risk.engine import (
+    LiqStep,
+    RiskExchange,
+    RiskInvariantError,
+    deposit,
+    expire,
+    funding,
+    mark_price,
+    withdraw,
+)
+from shardex.risk.margin import BINANCE_BTCUSDT_BRACKETS, MarginTiers
+from shardex.risk.pretrade import RESERVED_ORDER_ID
+
+__all__ = [
+    "BINANCE_BTCUSDT_BRACKETS",
+    "RESERVED_ORDER_ID",
+    "LiqStep",
+    "MarginTiers",
+    "RiskExchange",
+    "RiskInvariantError",
+    "deposit",
+    "expire",
+    "funding",
+    "mark_price",
+    "withdraw",
+]

@@ -1,0 +1,588 @@
+"""``RiskExchange``: pre-trade risk, matching and settlement of every batch, plus liquidation, funding, expiry.
+
+>>> from shardex.instruments import Instrument, InstrumentKind
+>>> from shardex.risk import RiskExchange, MarginTiers, deposit
+>>> from shardex.schema import Reason
+>>> from shardex.engine.commands import batch, new_order
+>>> perp = Instrument(0, "BTC-PERP", tick_size="0.1", lot_size="0.001", kind=InstrumentKind.PERPETUAL)
+>>> rx = RiskExchange([perp], n_accounts=3, tiers=MarginTiers.flat(1000, 500), marks=[600_000], clock=lambda: 1)
+>>> ev = rx.process(batch([deposit(1, 0, 10_000_000_000), deposit(2, 0, 10_000_000_000)]))
+>>> ev = rx.process(batch([new_order(0, "sell", 5, 600_000, order_id=1, account=1),
+...                        new_order(0, "buy", 5, 600_000, order_id=1, account=2)]))
+>>> rx.ledger.positions[1:, 0, 0].tolist()
+[-5, 5]
+>>> ev = rx.process(batch([new_order(0, "buy", 10**9, 600_000, order_id=2, account=2)]))
+>>> Reason(int(ev["reason"][0])).name
+'INSUFFICIENT_MARGIN'
+>>> rx.check()
+
+A batch is cut at its risk commands (DEPOSIT, WITHDRAW, MARK_PRICE,
+FUNDING, EXPIRE), which run one at a time in sequence order; each run of
+order commands between them goes through ``pretrade`` (reject with a reason
+code, reserve the rest), matching (``Exchange.apply``) and settlement of its
+trades through the ledger's parallel executor (the same state whatever the
+thread count).  Risk command fields (all integers):
+
+========== ============ ============================= =======================
+command    ``account``  ``instrument``                ``price`` / ``qty`` / ``stop_price``
+========== ============ ============================= =======================
+DEPOSIT    account      currency index                qty = amount, minor units
+WITHDRAW   account      currency index                qty = amount, minor units
+MARK_PRICE --           instrument                    price = mark ticks; stop_price = index ticks (0: none)
+FUNDING    --           perpetual                     (rate from the premium samples)
+EXPIRE     --           dated future                  price = settlement price, ticks
+========== ============ ============================= =======================
+
+docs/risk.md lists the events each one emits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from enum import IntEnum
+
+import numpy as np
+
+from shardex.engine.commands import batch as _batch
+from shardex.engine.commands import mass_cancel, new_order
+from shardex.engine.exchange import Exchange
+from shardex.errors import OffGridError, OrderRejected, ShardexError
+from shardex.instruments import Instrument, InstrumentKind
+from shardex.ledger import AuditCause, Ledger, LinearPerp, TxnKind, empty_txns, funding_txns, trade_txns
+from shardex.ledger import deposit_txns, withdraw_txns
+from shardex.ledger.margin import INST_MULT, POS_QTY
+from shardex.risk.expiry import pair_positions
+from shardex.risk.funding import DEFAULT_INTEREST_PPM, PREMIUM_CLAMP_PPM, default_cap_ppm, funding_rate_ppm, holders
+from shardex.risk.funding import premium_ppm
+from shardex.risk.liquidation import adl_ranking, below_maintenance, close_prices
+from shardex.risk.margin import MarginTiers, account_margin, tier_table
+from shardex.risk.orders import OrderTable
+from shardex.risk.pretrade import RESERVED_ORDER_ID, ST_EXPIRED, apply_order_events, pretrade
+from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, CommandKind, EventKind, Reason, Side, TimeInForce
+
+__all__ = ["LiqStep", "RiskExchange", "RiskInvariantError", "deposit", "withdraw", "mark_price", "funding", "expire"]
+
+_RISK_KINDS = (CommandKind.DEPOSIT, CommandKind.WITHDRAW, CommandKind.MARK_PRICE, CommandKind.FUNDING,
+               CommandKind.EXPIRE)
+_EMPTY_EVENTS = np.zeros(0, EVENT_DTYPE)
+
+
+class RiskInvariantError(ShardexError, AssertionError):
+    """``RiskExchange.check`` found the risk state inconsistent (a bug, never bad input)."""
+
+
+class LiqStep(IntEnum):
+    """Step of a liquidation, in ``maker_order_id`` of its ``LIQUIDATION`` events."""
+
+    START = 1  # qty: equity, leaves: maintenance margin (minor units)
+    ORDER = 2  # instrument, side, price: IOC limit (ticks), qty: lots, leaves: bankruptcy price
+    ADL = 3  # account: the deleveraged counterparty, maker_account: the liquidated one, price: bankruptcy, qty: lots
+    INSURANCE = 4  # qty: the insurance fund's change (> 0 surplus taken, < 0 deficit paid), leaves: fund after
+    DONE = 5  # qty: the account's balance after, leaves: deficit the fund could not cover
+
+
+# -- command builders (records for shardex.engine.commands.batch) ---------------------------------
+def _rec(kind, account=0, instrument=0, price=0, qty=0, stop_price=0):
+    return (0, 0, 0, int(account), int(price), int(qty), int(stop_price), 0, int(instrument), int(kind), 0, 0, 0, 0,
+            0, 0, 0)
+
+
+def deposit(account: int, currency: int, amount: int) -> tuple:
+    """A DEPOSIT command record: ``amount`` minor units of currency index ``currency``."""
+    return _rec(CommandKind.DEPOSIT, account, currency, qty=amount)
+
+
+def withdraw(account: int, currency: int, amount: int) -> tuple:
+    """A WITHDRAW command record: ``amount`` minor units, at most the free balance."""
+    return _rec(CommandKind.WITHDRAW, account, currency, qty=amount)
+
+
+def mark_price(instrument: int, mark: int, index: int = 0) -> tuple:
+    """A MARK_PRICE command record: mark (and optionally index) price in ticks."""
+    return _rec(CommandKind.MARK_PRICE, 0, instrument, price=mark, stop_price=index)
+
+
+def funding(instrument: int) -> tuple:
+    """A FUNDING command record: pay the perpetual's funding for the interval now ending."""
+    return _rec(CommandKind.FUNDING, 0, instrument)
+
+
+def expire(instrument: int, settlement_price: int) -> tuple:
+    """An EXPIRE command record: settle the dated future at ``settlement_price`` ticks."""
+    return _rec(CommandKind.EXPIRE, 0, instrument, price=settlement_price)
+
+
+def _as_tiers(tiers, n: int) -> list[MarginTiers]:
+    if tiers is None:
+        return [MarginTiers.flat(1000, 500)] * n
+    if isinstance(tiers, MarginTiers):
+        return [tiers] * n
+    tiers = list(tiers)
+    if len(tiers) != n or not all(isinstance(t, MarginTiers) for t in tiers):
+        raise ValueError(f"tiers must be one MarginTiers or one per instrument ({n}), got {len(tiers)}")
+    return tiers
+
+
+class RiskExchange:
+    """An ``Exchange`` with accounts, margin, liquidation, funding and expiry around it.
+
+    Parameters
+    ----------
+    instruments
+        Linear perpetuals and dated futures (``InstrumentKind.PERPETUAL`` /
+        ``FUTURE``) with ids ``0 .. n-1``, all settled in ``margin_currency``.
+    n_accounts
+        Accounts are ``0 .. n_accounts - 1``.
+    currencies, margin_currency, currency_decimals
+        Ledger currencies; the collateral currency and its minor units
+        (USDT in 1e-6: 6).
+    tiers
+        ``MarginTiers`` for every instrument, or one per instrument
+        (default: flat 10 % / 5 %).
+    marks
+        Initial mark prices, ticks (default: 1 tick each -- set real marks
+        before trading).
+    taker_fee_bps, maker_fee_bps
+        Trading fees (a negative maker fee is a rebate).
+    threads, settle_mode
+        Settlement executor threads and mode (``"auto"``, ``"parallel"``,
+        ``"sequential"``): any choice gives the same state.
+    shards, clock, order_capacity
+        Passed to ``Exchange``.
+    interest_ppm, funding_cap_ppm
+        Funding interest per interval and rate cap (default: BitMEX's 75 %
+        of the first tier's initial minus maintenance rate).
+    keep_audit
+        Keep every settlement's audit records in ``audit`` (tests).
+    """
+
+    def __init__(self, instruments: Iterable[Instrument], n_accounts: int, *, currencies: Sequence[str] = ("USDT",),
+                 margin_currency: str | int = 0, currency_decimals: int = 6,
+                 tiers: MarginTiers | Sequence[MarginTiers] | None = None, marks: Sequence[int] | None = None,
+                 taker_fee_bps: int = 0, maker_fee_bps: int = 0, threads: int | None = None,
+                 settle_mode: str = "auto", shards: int = 1, clock: Callable[[], int] = time.time_ns,
+                 order_capacity: int = 1024, interest_ppm: int = DEFAULT_INTEREST_PPM,
+                 funding_cap_ppm: int | None = None, keep_audit: bool = False) -> None:
+        ins = sorted(instruments, key=lambda x: x.id)
+        if [x.id for x in ins] != list(range(len(ins))) or not ins:
+            raise ValueError(f"instrument ids must be 0..n-1, got {[x.id for x in ins]}")
+        for x in ins:
+            if x.kind not in (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE):
+                raise ValueError(f"{x.symbol}: the risk layer handles linear perpetuals and futures only, "
+                                 f"not {x.kind.name} (see docs/risk.md, 'What is missing')")
+        self.instruments = ins
+        self.exchange = Exchange(ins, shards=shards, clock=clock, order_capacity=order_capacity)
+        self.tier_specs = _as_tiers(tiers, len(ins))
+        specs = [LinearPerp.from_instrument(x, currency_decimals, t.im_bps[0], t.mm_bps[0])
+                 for x, t in zip(ins, self.tier_specs)]
+        self.ledger = Ledger(n_accounts, currencies, specs, margin_currency)
+        self.mult = np.ascontiguousarray(self.ledger.inst[:, INST_MULT])
+        self.tiers, self.n_tiers = tier_table(self.tier_specs)
+        self.inst_state = np.zeros(len(ins), np.int64)
+        self.open_lots = np.zeros((n_accounts, len(ins), 2), np.int64)
+        self.orders = OrderTable(max(1024, order_capacity))
+        self.taker_fee = np.full(len(ins), taker_fee_bps, np.int64)
+        self.maker_fee = np.full(len(ins), maker_fee_bps, np.int64)
+        self.threads = threads
+        self.settle_mode = settle_mode
+        self.interest_ppm = interest_ppm
+        self.funding_cap = np.array([funding_cap_ppm if funding_cap_ppm is not None
+                                     else default_cap_ppm(t.im_bps[0], t.mm_bps[0]) for t in self.tier_specs], np.int64)
+        self.premium_sum = np.zeros(len(ins), np.int64)
+        self.premium_n = np.zeros(len(ins), np.int64)
+        self.keep_audit = keep_audit
+        self.audit: list[np.ndarray] = []
+        self.settle_modes: dict[str, int] = {}
+        self._next_liq_oid = RESERVED_ORDER_ID
+        self._band = np.array([[x.min_price, x.max_price if x.max_price is not None else np.iinfo(np.int64).max]
+                               for x in ins], np.int64)
+        if marks is not None:
+            self.ledger.set_marks(marks)
+
+    # -- the batch path ---------------------------------------------------------------
+    @property
+    def n_accounts(self) -> int:
+        """Number of accounts."""
+        return self.ledger.n_accounts
+
+    def process(self, cmds: np.ndarray) -> np.ndarray:
+        """Sequence and run a batch of ``COMMAND_DTYPE`` commands; return its events in sequence order.
+
+        Rejected commands (risk or matching) get a ``REJECTED`` event with a
+        reason code and change nothing; the rest of the batch goes on.
+        """
+        cmds = self.exchange._as_commands(cmds)
+        self.exchange.sequencer.stamp(cmds)
+        return self.apply(cmds)
+
+    def apply(self, cmds: np.ndarray) -> np.ndarray:
+        """Run an already sequenced batch (replay path)."""
+        cmds = self.exchange._as_commands(cmds)
+        risk = np.isin(cmds["kind"], _RISK_KINDS)
+        if not risk.any():
+            return self._orders(cmds)
+        out = []
+        cuts = np.flatnonzero(risk)
+        start = 0
+        for r in cuts:
+            if r > start:
+                out.append(self._orders(cmds[start:r]))
+            out.append(self._risk_command(cmds[r]))
+            start = r + 1
+        if start < len(cmds):
+            out.append(self._orders(cmds[start:]))
+        out = [e for e in out if len(e)]
+        return np.concatenate(out) if out else _EMPTY_EVENTS.copy()
+
+    def _orders(self, cmds: np.ndarray) -> np.ndarray:
+        """Pre-trade risk, matching, reservations and settlement of a run of order commands."""
+        n = len(cmds)
+        self.orders.reserve(n)
+        codes = np.empty(n, np.int64)
+        led = self.ledger
+        t = self.orders
+        n_rej = pretrade(cmds, codes, t.tab, t.used, t.leaves, self.open_lots, led.positions, led.margin, led.marks,
+                         self.mult, self.tiers, self.n_tiers, self.inst_state, led.n_accounts)
+        t.filled += n - n_rej
+        if n_rej:
+            ok = codes == 0
+            rejects = _reject_events(cmds[~ok], codes[~ok])
+            cmds = cmds[ok]
+        events = self._match(cmds) if len(cmds) else _EMPTY_EVENTS
+        self._settle_trades(events)
+        if n_rej:
+            events = np.concatenate([events, rejects])
+            events = events[np.argsort(events["seq"], kind="stable")]
+        return events
+
+    def _match(self, cmds: np.ndarray) -> np.ndarray:
+        events = self.exchange.apply(cmds)
+        t = self.orders
+        apply_order_events(events, np.ascontiguousarray(cmds["seq"]), np.ascontiguousarray(cmds["kind"]).astype(np.int64),
+                           t.tab, t.used, t.leaves, self.open_lots)
+        return events
+
+    def _settle(self, txns: np.ndarray):
+        res = self.ledger.settle(txns, threads=self.threads, mode=self.settle_mode)
+        if res.codes.any():
+            bad = int(np.flatnonzero(res.codes)[0])
+            raise RiskInvariantError(f"settlement refused transaction {bad} ({txns[bad]}) with "
+                                     f"{Reason(int(res.codes[bad])).name}: the risk layer built it wrong")
+        self.settle_modes[res.mode] = self.settle_modes.get(res.mode, 0) + 1
+        if self.keep_audit:
+            self.audit.append(res.audit)
+        return res
+
+    def _settle_trades(self, events: np.ndarray) -> None:
+        tr = events[events["kind"] == EventKind.TRADE]
+        if not len(tr):
+            return
+        # A self-trade (allowed with STP NONE) moves nothing between accounts: no settlement.
+        tr = tr[tr["account"] != tr["maker_account"]]
+        if not len(tr):
+            return
+        i = tr["instrument"].astype(np.int64)
+        qty = np.where(tr["side"] == Side.BUY, tr["qty"], -tr["qty"])
+        self._settle(trade_txns(tr["account"], tr["maker_account"], i, tr["price"], qty,
+                                taker_fee_bps=self.taker_fee[i], maker_fee_bps=self.maker_fee[i],
+                                trade_id=tr["trade_id"], seq=tr["seq"]))
+
+    # -- risk commands --------------------------------------------------------------------
+    def _risk_command(self, c: np.void) -> np.ndarray:
+        kind = int(c["kind"])
+        if kind in (CommandKind.DEPOSIT, CommandKind.WITHDRAW):
+            return self._transfer(c, kind)
+        i = int(c["instrument"])
+        if not 0 <= i < len(self.instruments):
+            return _reject_one(c, Reason.UNKNOWN_INSTRUMENT)
+        if self.inst_state[i] == ST_EXPIRED:
+            return _reject_one(c, Reason.EXPIRY)
+        if kind == CommandKind.MARK_PRICE:
+            return self._mark(c, i)
+        if kind == CommandKind.FUNDING:
+            return self._funding(c, i)
+        return self._expire(c, i)
+
+    def free_balance(self, account: int, currency: int) -> int:
+        """What ``account`` may withdraw of ``currency``, minor units.
+
+        In the margin currency: ``min(balance, equity - initial margin
+        including open orders)`` (tiered); elsewhere the balance.
+        """
+        led = self.ledger
+        bal = int(led.balances[account, currency])
+        if currency != led.mccy:
+            return bal
+        im, _ = account_margin(led.positions[account], self.open_lots[account], led.marks, self.mult, self.tiers,
+                               self.n_tiers, -1, 0, 0)
+        return min(bal, int(led.margin[account, 0]) - int(im))
+
+    def _transfer(self, c: np.void, kind: int) -> np.ndarray:
+        a, ccy, amount = int(c["account"]), int(c["instrument"]), int(c["qty"])
+        if not 0 <= a < self.n_accounts:
+            return _reject_one(c, Reason.UNKNOWN_ACCOUNT)
+        if not 0 <= ccy < len(self.ledger.currencies):
+            return _reject_one(c, Reason.UNKNOWN_CURRENCY)
+        if amount <= 0:
+            return _reject_one(c, Reason.QTY_NOT_POSITIVE)
+        if kind == CommandKind.WITHDRAW:
+            if amount > self.free_balance(a, ccy):
+                return _reject_one(c, Reason.INSUFFICIENT_BALANCE)
+            txns = withdraw_txns(a, ccy, amount, seq=c["seq"])
+        else:
+            txns = deposit_txns(a, ccy, amount, seq=c["seq"])
+        self._settle(txns)
+        return _event(c, EventKind.BALANCE, account=a, instrument=ccy,
+                      qty=amount if kind == CommandKind.DEPOSIT else -amount, leaves=self.ledger.balances[a, ccy])
+
+    def _mark(self, c: np.void, i: int) -> np.ndarray:
+        p, index = int(c["price"]), int(c["stop_price"])
+        lo, hi = self._band[i]
+        if p <= 0 or p < lo or p > hi or index < 0:
+            return _reject_one(c, Reason.INVALID_MARK_PRICE)
+        marks = self.ledger.marks.copy()
+        marks[i] = p
+        self.ledger.set_marks(marks)
+        if index > 0:
+            self.premium_sum[i] += premium_ppm(p, index)
+            self.premium_n[i] += 1
+        return self._liquidations(c)
+
+    def _liquidations(self, c: np.void) -> np.ndarray:
+        """Liquidate every account below maintenance margin, in account order, until none is left."""
+        led = self.ledger
+        out: list[np.ndarray] = []
+        for _ in range(self.n_accounts):
+            cands = below_maintenance(led.positions, self.open_lots, led.margin, led.marks, self.mult, self.tiers,
+                                      self.n_tiers)
+            if not len(cands):
+                break
+            for a in cands.tolist():
+                if self._below_maintenance(a):  # earlier liquidations this round may have changed it
+                    self._liquidate(a, c, out)
+        return np.concatenate(out) if out else _EMPTY_EVENTS.copy()
+
+    def _below_maintenance(self, a: int) -> bool:
+        """Whether account ``a`` holds a position and its equity is below its maintenance margin now."""
+        led = self.ledger
+        if not led.positions[a, :, POS_QTY].any():
+            return False
+        _im, mm = account_margin(led.positions[a], self.open_lots[a], led.marks, self.mult, self.tiers,
+                                 self.n_tiers, -1, 0, 0)
+        return bool(led.margin[a, 0] < mm)
+
+    def _liquidate(self, a: int, c: np.void, out: list[np.ndarray]) -> None:
+        led = self.ledger
+        mccy = led.mccy
+        equity = int(led.margin[a, 0])
+        _im, mm = account_margin(led.positions[a], self.open_lots[a], led.marks, self.mult, self.tiers, self.n_tiers,
+                                 -1, 0, 0)
+        out.append(_event(c, EventKind.LIQUIDATION, account=a, instrument=-1, qty=equity, leaves=mm,
+                          step=LiqStep.START))
+        # 1. cancel the account's orders
+        if self.open_lots[a].any():
+            ev = self._match(self._synthetic(c, [mass_cancel(a, -1)]))
+            ev["reason"][ev["kind"] == EventKind.CANCELLED] = Reason.LIQUIDATION
+            out.append(ev)
+        # 2. IOC limit orders at the bankruptcy price, past it by what the fund can absorb
+        bp, lim = close_prices(led.positions[a], equity, int(led.insurance[mccy]), led.marks, self.mult)
+        recs = []
+        for i in np.flatnonzero(led.positions[a, :, POS_QTY]).tolist():
+            q = int(led.positions[a, i, POS_QTY])
+            price = int(min(max(lim[i], self._band[i, 0]), self._band[i, 1]))
+            side = Side.SELL if q > 0 else Side.BUY
+            oid = self._next_liq_oid
+            self._next_liq_oid += 1
+            recs.append(new_order(i, side, abs(q), price, order_id=oid, account=a, tif=TimeInForce.IOC))
+            out.append(_event(c, EventKind.LIQUIDATION, account=a, instrument=i, price=price, qty=abs(q),
+                              leaves=int(bp[i]), side=side, order_id=oid, step=LiqStep.ORDER))
+        if recs:
+            ev = self._match(self._synthetic(c, recs))
+            self._settle_trades(ev)
+            out.append(ev)
+        # 3. auto-deleverage what the book did not take, at the bankruptcy price
+        bp, _ = close_prices(led.positions[a], int(led.margin[a, 0]), 0, led.marks, self.mult)
+        for i in np.flatnonzero(led.positions[a, :, POS_QTY]).tolist():
+            q = int(led.positions[a, i, POS_QTY])
+            ranked = adl_ranking(led.positions, led.margin, led.marks, self.mult, i, -1 if q > 0 else 1, a)
+            left = abs(q)
+            cps, lots = [], []
+            for cp in ranked.tolist():
+                k = min(left, abs(int(led.positions[cp, i, POS_QTY])))
+                cps.append(cp)
+                lots.append(k)
+                left -= k
+                if left == 0:
+                    break
+            sign = -1 if q > 0 else 1  # the liquidated account's side: sells a long
+            self._settle(trade_txns(np.full(len(cps), a), np.array(cps, np.int64), i, int(bp[i]),
+                                    sign * np.array(lots, np.int64), trade_id=-int(c["seq"]), seq=c["seq"]))
+            for cp, k in zip(cps, lots):
+                out.append(_event(c, EventKind.LIQUIDATION, account=cp, instrument=i, price=int(bp[i]), qty=k,
+                                  maker_account=a, side=Side.BUY if sign < 0 else Side.SELL, step=LiqStep.ADL))
+        # 4. the insurance fund takes the surplus (up to the maintenance margin) or covers the deficit
+        bal = int(led.margin[a, 0])
+        fund = int(led.insurance[mccy])
+        delta = min(bal, int(mm)) if bal > 0 else -min(-bal, fund)
+        if delta:
+            txn = empty_txns(1)
+            txn["kind"] = TxnKind.INSURANCE
+            txn["seq"] = c["seq"]
+            txn["a"] = a
+            txn["decl"][0, 0] = a
+            txn["currency"] = mccy
+            txn["amount"] = delta
+            txn["ref"] = -int(c["seq"])
+            self._settle(txn)
+            out.append(_event(c, EventKind.LIQUIDATION, account=a, instrument=-1, qty=delta,
+                              leaves=int(led.insurance[mccy]), step=LiqStep.INSURANCE))
+        bal = int(led.margin[a, 0])
+        out.append(_event(c, EventKind.LIQUIDATION, account=a, instrument=-1, qty=bal, leaves=max(-bal, 0),
+                          step=LiqStep.DONE))
+
+    def _funding(self, c: np.void, i: int) -> np.ndarray:
+        if self.instruments[i].kind != InstrumentKind.PERPETUAL:
+            return _reject_one(c, Reason.INVALID_COMMAND)
+        led = self.ledger
+        rate = int(funding_rate_ppm(self.premium_sum[i], self.premium_n[i], self.interest_ppm, PREMIUM_CLAMP_PPM,
+                                    self.funding_cap[i]))
+        self.premium_sum[i] = 0
+        self.premium_n[i] = 0
+        who = holders(led.positions, i)
+        if rate == 0 or not len(who):
+            return _EMPTY_EVENTS.copy()
+        res = self._settle(funding_txns(who, i, rate, seq=c["seq"]))
+        aud = res.audit[(res.audit["account"] >= 0) & (res.audit["cause"] == AuditCause.FUNDING)]
+        ev = np.zeros(len(aud), EVENT_DTYPE)
+        ev["seq"], ev["ts"], ev["instrument"], ev["kind"] = c["seq"], c["ts"], i, EventKind.FUNDING
+        ev["account"], ev["qty"], ev["leaves"], ev["price"] = aud["account"], aud["delta"], aud["balance_after"], rate
+        return ev
+
+    def _expire(self, c: np.void, i: int) -> np.ndarray:
+        if self.instruments[i].kind != InstrumentKind.FUTURE:
+            return _reject_one(c, Reason.INVALID_COMMAND)
+        p = int(c["price"])
+        lo, hi = self._band[i]
+        if p <= 0 or p < lo or p > hi:
+            return _reject_one(c, Reason.INVALID_MARK_PRICE)
+        led = self.ledger
+        out = []
+        accts = np.flatnonzero(self.open_lots[:, i].any(axis=1))
+        if len(accts):
+            ev = self._match(self._synthetic(c, [mass_cancel(int(a), i) for a in accts]))
+            ev["reason"][ev["kind"] == EventKind.CANCELLED] = Reason.EXPIRY
+            out.append(ev)
+        marks = led.marks.copy()
+        marks[i] = p
+        led.set_marks(marks)
+        self.inst_state[i] = ST_EXPIRED
+        before = led.positions[:, i, POS_QTY].copy()
+        longs, shorts, lots = pair_positions(led.positions, i)
+        if len(lots):
+            self._settle(trade_txns(longs, shorts, i, p, -lots, trade_id=-int(c["seq"]), seq=c["seq"]))
+        who = np.flatnonzero(before)
+        ev = np.zeros(len(who), EVENT_DTYPE)
+        ev["seq"], ev["ts"], ev["instrument"], ev["kind"] = c["seq"], c["ts"], i, EventKind.SETTLEMENT
+        ev["account"], ev["price"], ev["qty"], ev["leaves"] = who, p, before[who], led.balances[who, led.mccy]
+        out.append(ev)
+        return np.concatenate(out)
+
+    def _synthetic(self, c: np.void, recs: list[tuple]) -> np.ndarray:
+        """Commands the risk layer issues (cancels, liquidation orders), stamped with ``c``'s seq and ts."""
+        cmds = _batch(recs)
+        cmds["seq"] = c["seq"]
+        cmds["ts"] = c["ts"]
+        return cmds
+
+    # -- decimal conveniences ---------------------------------------------------------------
+    def set_mark(self, instrument: int | str, mark: object, index: object = None) -> np.ndarray:
+        """Apply a mark price given as a decimal; return the events (liquidations).
+
+        Raises ``OrderRejected`` with ``Reason.INVALID_MARK_PRICE`` for a mark
+        that is off the tick grid, zero or negative.
+        """
+        ins = self.exchange.instrument(instrument)
+        try:
+            m = ins.price_to_ticks(mark)
+            x = 0 if index is None else ins.price_to_ticks(index)
+        except OffGridError as exc:
+            raise OrderRejected(Reason.INVALID_MARK_PRICE, f"mark price rejected: {exc}") from None
+        events = self.process(_batch([mark_price(ins.id, m, x)]))
+        rej = events[events["kind"] == EventKind.REJECTED]
+        if len(rej):
+            code = int(rej["reason"][0])
+            raise OrderRejected(code, f"mark price {mark} for {ins.symbol} rejected: {Reason(code).name}")
+        return events
+
+    # -- identity and invariants -------------------------------------------------------------
+    def state_hash(self) -> str:
+        """SHA-256 over the books, the ledger and the reservations."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(self.exchange.state_hash().encode())
+        h.update(self.ledger.state_hash().encode())
+        h.update(self.open_lots.tobytes())
+        h.update(self.orders.live_orders().tobytes())
+        h.update(self.inst_state.tobytes())
+        return h.hexdigest()
+
+    def check(self) -> None:
+        """Validate the invariants; raise ``LedgerInvariantError`` / ``RiskInvariantError``.
+
+        * the ledger's (money conserved, positions net to zero, margins)
+        * ``open_lots`` is the sum of the live reservations
+        * every resting order of the books is reserved at its open quantity
+
+        Complexity: O(accounts * instruments + orders).
+        """
+        self.ledger.check()
+        live = self.orders.live_orders()
+        want = np.zeros_like(self.open_lots)
+        np.add.at(want, (live[:, 0], live[:, 1], live[:, 3]), live[:, 4])
+        if not np.array_equal(want, self.open_lots):
+            a, i, s = np.argwhere(want != self.open_lots)[0]
+            raise RiskInvariantError(f"open lots of account {a} on {i} side {s}: {self.open_lots[a, i, s]} "
+                                     f"!= reserved {want[a, i, s]}")
+        keys = {(int(r[0]), int(r[1]), int(r[2])): int(r[4]) for r in live}
+        for ins in self.instruments:
+            for row in self.exchange.l3(ins.id):
+                key = (int(row[3]), ins.id, int(row[2]))
+                if keys.get(key) != int(row[4] + row[5]):
+                    raise RiskInvariantError(f"resting order {key} has {int(row[4] + row[5])} lots open but "
+                                             f"{keys.get(key)} reserved")
+
+    def close(self) -> None:
+        """Stop the matching shard threads."""
+        self.exchange.close()
+
+    def __enter__(self) -> RiskExchange:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _event(c: np.void, kind: int, *, account: int = 0, instrument: int = 0, price: int = 0, qty: int = 0,
+           leaves: int = 0, maker_account: int = 0, side: int = 0, order_id: int = 0, step: int = 0) -> np.ndarray:
+    ev = np.zeros(1, EVENT_DTYPE)
+    ev["seq"], ev["ts"], ev["kind"] = c["seq"], c["ts"], kind
+    ev["account"], ev["instrument"], ev["price"], ev["qty"], ev["leaves"] = account, instrument, price, qty, leaves
+    ev["maker_account"], ev["side"], ev["order_id"], ev["maker_order_id"] = maker_account, side, order_id, step
+    if kind == EventKind.LIQUIDATION:
+        ev["reason"] = Reason.LIQUIDATION
+    return ev
+
+
+def _reject_one(c: np.void, reason: int) -> np.ndarray:
+    return _reject_events(np.array([c], COMMAND_DTYPE), np.array([int(reason)]))
+
+
+def _reject_events(cmds: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    ev = np.zeros(len(cmds), EVENT_DTYPE)
+    for f in ("seq", "ts", "order_id", "account", "price", "qty", "instrument", "side"):
+        ev[f] = cmds[f]
+    ev["kind"] = EventKind.REJECTED
+    ev["reason"] = codes
+    return ev
