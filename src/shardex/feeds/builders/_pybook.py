@@ -12,7 +12,7 @@ import heapq
 from typing import Iterable
 
 from shardex.errors import MalformedInputError, OffGridError
-from shardex.feeds._decimal import Grid, parse_units
+from shardex.feeds._decimal import Grid
 from shardex.feeds.builders._base import MAX_PROBLEMS, STAT_KEYS, Problem, sha_of
 
 __all__ = ["PyBookBuilder", "grid_from_strings"]
@@ -218,5 +218,3 @@ def parse_or_report(builder: PyBookBuilder, where: str, fn, *args):
         builder._bad_input(where, exc if isinstance(exc, (OffGridError, MalformedInputError)) else MalformedInputError(str(exc)))
         return None
 
-
-_ = parse_units  # re-exported for subclasses that read stamps
