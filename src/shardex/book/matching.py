@@ -158,18 +158,43 @@ def _release(st, o):
 
 
 @njit(cache=True, nogil=True)
+def _list_append(orders, owner, row, head_col, tail_col, o):
+    """Append order ``o`` to the doubly linked list whose ends are ``owner[row, head_col/tail_col]``.
+
+    Price-level queues (in ``levels``) and stop lists (in ``books``) are both
+    such lists over the order rows' O_PREV/O_NEXT fields.
+    """
+    tail = owner[row, tail_col]
+    orders[o, O_PREV] = tail
+    orders[o, O_NEXT] = NIL
+    if tail == NIL:
+        owner[row, head_col] = o
+    else:
+        orders[tail, O_NEXT] = o
+    owner[row, tail_col] = o
+
+
+@njit(cache=True, nogil=True)
+def _list_remove(orders, owner, row, head_col, tail_col, o):
+    """Take order ``o`` out of its doubly linked list, O(1)."""
+    prv = orders[o, O_PREV]
+    nxt = orders[o, O_NEXT]
+    if prv == NIL:
+        owner[row, head_col] = nxt
+    else:
+        orders[prv, O_NEXT] = nxt
+    if nxt == NIL:
+        owner[row, tail_col] = prv
+    else:
+        orders[nxt, O_PREV] = prv
+
+
+@njit(cache=True, nogil=True)
 def _link_tail(st, lv, o):
     orders = view2d(st, S_ORDERS)
     levels = view2d(st, S_LEVELS)
-    tail = levels[lv, L_TAIL]
-    orders[o, O_PREV] = tail
-    orders[o, O_NEXT] = NIL
+    _list_append(orders, levels, lv, L_HEAD, L_TAIL, o)
     orders[o, O_LEVEL] = lv
-    if tail == NIL:
-        levels[lv, L_HEAD] = o
-    else:
-        orders[tail, O_NEXT] = o
-    levels[lv, L_TAIL] = o
     levels[lv, L_COUNT] += 1
     levels[lv, L_QTY] += orders[o, O_QTY]
 
@@ -180,16 +205,7 @@ def _unlink(st, o):
     orders = view2d(st, S_ORDERS)
     levels = view2d(st, S_LEVELS)
     lv = orders[o, O_LEVEL]
-    prv = orders[o, O_PREV]
-    nxt = orders[o, O_NEXT]
-    if prv == NIL:
-        levels[lv, L_HEAD] = nxt
-    else:
-        orders[prv, O_NEXT] = nxt
-    if nxt == NIL:
-        levels[lv, L_TAIL] = prv
-    else:
-        orders[nxt, O_PREV] = prv
+    _list_remove(orders, levels, lv, L_HEAD, L_TAIL, o)
     levels[lv, L_COUNT] -= 1
     levels[lv, L_QTY] -= orders[o, O_QTY]
     return lv
@@ -237,16 +253,7 @@ def _remove_resting(st, o):
 def _stop_unlink(st, b, o):
     orders = view2d(st, S_ORDERS)
     books = view2d(st, S_BOOKS)
-    prv = orders[o, O_PREV]
-    nxt = orders[o, O_NEXT]
-    if prv == NIL:
-        books[b, B_STOP_HEAD] = nxt
-    else:
-        orders[prv, O_NEXT] = nxt
-    if nxt == NIL:
-        books[b, B_STOP_TAIL] = prv
-    else:
-        orders[nxt, O_PREV] = prv
+    _list_remove(orders, books, b, B_STOP_HEAD, B_STOP_TAIL, o)
     books[b, B_STOPS] -= 1
     books[b, B_STOP_QTY] -= orders[o, O_QTY]
 
@@ -255,15 +262,8 @@ def _stop_unlink(st, b, o):
 def _stop_append(st, b, o):
     orders = view2d(st, S_ORDERS)
     books = view2d(st, S_BOOKS)
-    tail = books[b, B_STOP_TAIL]
-    orders[o, O_PREV] = tail
-    orders[o, O_NEXT] = NIL
+    _list_append(orders, books, b, B_STOP_HEAD, B_STOP_TAIL, o)
     orders[o, O_LEVEL] = NIL
-    if tail == NIL:
-        books[b, B_STOP_HEAD] = o
-    else:
-        orders[tail, O_NEXT] = o
-    books[b, B_STOP_TAIL] = o
     books[b, B_STOPS] += 1
     books[b, B_STOP_QTY] += orders[o, O_QTY]
 
