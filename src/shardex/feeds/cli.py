@@ -89,3 +89,11 @@ def bench_command(
         f"{res['messages_per_second']:,.0f} msgs/s  [read {res['read_seconds']:.3f} s, compile {res['compile_seconds']:.2f} s]"
     )
     typer.echo(f"top10_sha256: {res['top10_sha256']}")
+
+
+# part 4 (live handler, loopback capture server): the commands live in shardex.feeds.live.cli_live
+from shardex.feeds.live.cli_live import live_cmd as _live_cmd  # noqa: E402
+from shardex.feeds.live.cli_live import serve_capture_cmd as _serve_capture_cmd  # noqa: E402
+
+app.command("serve-capture")(_serve_capture_cmd)
+app.command("live")(_live_cmd)
