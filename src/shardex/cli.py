@@ -12,6 +12,7 @@ from shardex.feeds.cli import bench_command as _bench_feeds
 from shardex.feeds.lobster_cli import replay_app as _replay_app
 from shardex.journal.cli import app as _journal_app
 from shardex.ledger.bench import settlement as _bench_settlement
+from shardex.risk.bench import risk as _bench_risk
 from shardex.options.cli import app as _options_app
 from shardex.options.cli import register_bench as _register_options_bench
 
@@ -32,6 +33,7 @@ _register_engine_bench(app, bench_app)
 _register_conformance(app)
 _register_options_bench(bench_app)
 bench_app.command("settlement")(_bench_settlement)
+bench_app.command("risk")(_bench_risk)
 bench_app.command("feeds")(_bench_feeds)
 
 
