@@ -1,7 +1,7 @@
 """``shardex bench risk``: the full pipeline with risk on, against matching alone, same workload, same run.
 
 The workload is the matching benchmark's (``bench/out/order_flow_seed42_1000000.csv``
-when present, else ``shardex.engine.flowgen.generate_flow``), on linear
+when present, else ``shardex.engine.flowgen.generate_flow`` or ``loadgen.order_flow``), on linear
 perpetuals with every account funded at start.  Each batch goes through the
 sequencer, pre-trade risk, matching and parallel settlement
 (``RiskExchange.process``); the peer is ``Exchange.process`` on the same
@@ -47,8 +47,12 @@ def load_workload(path: Path | None, commands: int, instruments: int) -> tuple[n
 
         cmds = read_workload_csv(path).commands[:commands]
         return cmds, f"{path.name} (1 instrument)"
-    from shardex.engine.flowgen import generate_flow
+    try:
+        from shardex.engine.flowgen import generate_flow
+    except ImportError:  # flowgen is newer than some checkouts; loadgen makes the same kind of flow
+        from shardex.engine.loadgen import order_flow
 
+        return order_flow(commands, n_instruments=instruments, seed=42), f"loadgen.order_flow({commands}, {instruments})"
     return generate_flow(commands, instruments), f"generate_flow({commands}, {instruments}, seed=42)"
 
 
