@@ -234,3 +234,24 @@ def test_config_errors_name_the_setting():
         LiveConfig("ws://127.0.0.1:1/stream", "http://127.0.0.1:1", "binance-options", ("BTCUSDT",))
     with pytest.raises(LiveConfigError, match="ws_url"):
         LiveConfig("http://127.0.0.1:1/stream", "http://127.0.0.1:1", "binance-usdm", ("BTCUSDT",))
+
+
+def test_cryptofeed_capture_four_symbols_on_one_connection(cf: Path):
+    """cryptofeed's BINANCE_FUTURES.ws.1.0 (4 perps, snapshots from .http.0.0): one handler, four books."""
+    f = cf / "BINANCE_FUTURES.ws.1.0"
+
+    async def go():
+        async with CaptureServer([f], speed=math.inf, idle_timeout=10) as srv:
+            syms = tuple(sorted({s.upper() for s in srv.capture.symbol}))
+            h = BinanceFeedHandler(LiveConfig(srv.ws_url, srv.rest_url, "binance-usdm", syms, depth_stream="depth@100ms",
+                                              channels=("aggTrade", "bookTicker"), duration=30))
+            task = asyncio.ensure_future(_drain(h.queue))
+            rep = await asyncio.wait_for(h.run(), 40)
+            events = await task
+            return rep, events
+
+    rep, events = asyncio.run(go())
+    live = {k.split(":")[1]: b["top10_sha256"] for k, b in rep["books"].items()}
+    offline = {k.split(":")[1]: b["top10_sha256"] for k, b in replay_files([f]).report()["books"].items()}
+    assert len(live) == 4 and None not in live.values() and live == offline
+    assert sum(isinstance(e, Trade) for e in events) == rep["trades"] == 91

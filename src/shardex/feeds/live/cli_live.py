@@ -158,7 +158,7 @@ def _render(handler, view: dict):
     parts = []
     for slot in handler.slots.values():
         st = view["states"].get(slot.key)
-        t = Table(title=f"{slot.key}  " + ("synced" if st is not None else "[red]not synced[/red]"), show_lines=False)
+        t = Table(title=f"{slot.key}  " + ("synced" if st is not None else ("stopped" if handler.end else "[red]not synced[/red]")), show_lines=False)
         for col in ("bid qty", "bid", "ask", "ask qty"):
             t.add_column(col, justify="right")
         if st is not None:
