@@ -71,8 +71,9 @@ ADL_MAX_PICKS = MAX_DECL - 1
 # its core away every SPIN_YIELD spins (more threads than cores must progress).
 SPIN_CHECK = 255
 SPIN_YIELD = 4096
-# Transactions a thread claims at once: amortizes the shared cursor's
-# cache-line transfer; small, so that a descheduled thread holds little.
+# Transactions a thread claims at once (default of ``ctl[CTL_BLOCK]``):
+# amortizes the shared cursor's cache-line transfer; small, so that a
+# descheduled thread holds little and neighbours rarely wait on each other.
 CLAIM_BLOCK = 8
 # ``ctl`` slots, 8 int64 apart so that no two share a cache line.
 CTL_CURSOR = 0  # next entry of ``order`` to claim
@@ -82,7 +83,8 @@ CTL_TAKER = 24  # the first thread to see CTL_STALLED takes the rest of the batc
 CTL_TAKEOVER = 32  # the wait, in CPU cycles, that counts as a stall
 CTL_ARRIVED = 40  # threads done running transactions
 CTL_CHUNK = 48  # next chunk of the audit merge to claim
-CTL_SIZE = 56
+CTL_BLOCK = 56  # rows per claim
+CTL_SIZE = 64
 # Rows per chunk of the parallel audit merge; fixed, whatever the thread count,
 # so that the merge order never depends on it.
 CHUNK_ROWS = 512
@@ -587,7 +589,7 @@ def run_worker(
     """Settlement thread ``k`` of ``n_threads``: claim blocks of ``order``, run them, merge.
 
     ``order`` lists the valid transactions (by row, or level by level).
-    Threads claim ``CLAIM_BLOCK`` consecutive entries at a time from the
+    Threads claim ``ctl[CTL_BLOCK]`` consecutive entries at a time from the
     shared cursor ``ctl[CTL_CURSOR]``; instead of a barrier after each level,
     a transaction waits only for its own predecessors: each declared
     account's counter in ``ver`` (transactions done that declared it) must
@@ -615,7 +617,7 @@ def run_worker(
     while True:
         if load_acquire(ctl, CTL_ABORT) != 0:
             break
-        block = CLAIM_BLOCK
+        block = ctl[CTL_BLOCK]
         if load_acquire(ctl, CTL_STALLED) != 0:
             if fetch_add(ctl, CTL_TAKER, 1) != 0:
                 break

@@ -48,13 +48,18 @@ __all__ = ["MIN_TXNS_PER_LEVEL", "SettlementResult", "declare_adl", "schedule", 
 
 #: Below this many transactions per level (on average over the batch) the
 #: executor runs the sequential kernel: the threads would spend their time
-#: waiting on each other.  Chosen by measurement, docs/settlement.md.
-MIN_TXNS_PER_LEVEL = 16
+#: waiting on each other.  Measured on 2 cores (docs/settlement.md): forced
+#: parallel runs lose below ~5 per level, break even at 5, and gain at 10
+#: and above in every quiet run (1.03-1.35x at 10, 1.1-1.5x at 18).
+MIN_TXNS_PER_LEVEL = 10
 
 #: A wait for another thread longer than this many CPU cycles (~30 us at
 #: 3 GHz; a transaction takes well under 1 us) means that thread lost its
 #: core; one thread then finishes the batch alone.  Tests set 0 to force it.
 TAKEOVER_CYCLES = 100_000
+
+#: Rows a thread claims at once from the shared cursor (measured, docs/settlement.md).
+CLAIM_BLOCK = K.CLAIM_BLOCK
 
 _MODES = ("auto", "parallel", "sequential")
 
@@ -223,6 +228,7 @@ def settle(
     inst_done = np.zeros(2 * max(ledger.n_instruments, 1), np.int64)
     ctl = np.zeros(K.CTL_SIZE, np.int64)
     ctl[K.CTL_TAKEOVER] = TAKEOVER_CYCLES
+    ctl[K.CTL_BLOCK] = CLAIM_BLOCK
     n_chunks = -(-n // K.CHUNK_ROWS)
     acc = np.zeros((threads, n_chunks, 1 + 3 * n_ccy), np.int64)
     out = np.empty(n * K.NSLOT, AUDIT_DTYPE)  # pages are touched only where written
