@@ -175,6 +175,7 @@ class Reason(IntEnum):
     UNKNOWN_ACCOUNT = 33
     UNKNOWN_CURRENCY = 34
     INVALID_MARK_PRICE = 35
+    MALFORMED_DECLARATION = 36
     ENGINE_HALTED = 40
     # cancel reasons: an order left the book without trading
     USER_CANCEL = 50
@@ -216,6 +217,7 @@ _MESSAGES = {
     Reason.UNKNOWN_ACCOUNT: "the account does not exist; deposit into it first",
     Reason.UNKNOWN_CURRENCY: "the currency is not known to the ledger",
     Reason.INVALID_MARK_PRICE: "mark prices must be positive and on the tick grid",
+    Reason.MALFORMED_DECLARATION: "a settlement transaction must declare every account it writes, each once",
     Reason.ENGINE_HALTED: "the engine stopped accepting commands after a durability failure",
     Reason.USER_CANCEL: "cancelled by its owner",
     Reason.IOC_REMAINDER: "the unfilled remainder of an immediate-or-cancel order",

@@ -115,9 +115,9 @@ def test_levels_are_one_more_than_the_latest_conflict(n_accounts, n_txns, seed):
 MALFORMED = {
     "out_of_range": Reason.UNKNOWN_ACCOUNT,
     "negative": Reason.UNKNOWN_ACCOUNT,
-    "duplicate": Reason.INVALID_ACCOUNT,
-    "undeclared_a": Reason.INVALID_ACCOUNT,
-    "undeclared_b": Reason.INVALID_ACCOUNT,
+    "duplicate": Reason.MALFORMED_DECLARATION,
+    "undeclared_a": Reason.MALFORMED_DECLARATION,
+    "undeclared_b": Reason.MALFORMED_DECLARATION,
 }
 
 

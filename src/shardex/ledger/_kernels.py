@@ -54,8 +54,8 @@ R_UNKNOWN_ACCOUNT = int(Reason.UNKNOWN_ACCOUNT)
 R_UNKNOWN_CURRENCY = int(Reason.UNKNOWN_CURRENCY)
 R_UNKNOWN_INSTRUMENT = int(Reason.UNKNOWN_INSTRUMENT)
 # A declaration naming one account twice, or missing an account the
-# transaction writes.  Reason has no dedicated code yet (see docs/settlement.md).
-R_MALFORMED_DECL = int(Reason.INVALID_ACCOUNT)
+# transaction writes.
+R_MALFORMED_DECL = int(Reason.MALFORMED_DECLARATION)
 R_INVALID_COMMAND = int(Reason.INVALID_COMMAND)
 R_INVALID_PRICE = int(Reason.INVALID_PRICE)
 R_QTY_NOT_POSITIVE = int(Reason.QTY_NOT_POSITIVE)
