@@ -69,6 +69,8 @@ def _find_cell(st, acct, oid):
 def _stale(st):
     cell = _find_cell(st, 2, 5)
     free = int(st.meta[L.M_FREE_ORDER])
+    if free == L.NIL:  # nothing released yet: point at a never-used row instead
+        free = int(st.meta[L.M_FRESH_ORDER])
     st.index[cell, L.H_ROW] = free
 
 

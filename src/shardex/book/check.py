@@ -38,7 +38,7 @@ from shardex.book.layout import (
     C_BOOK, C_PRICE, C_SIDE, C_STOP, C_TYPE,
     H_ACCOUNT, H_EMPTY, H_OID, H_ROW, H_TOMB,
     L_COUNT, L_HEAD, L_NEXT, L_PRICE, L_QTY, L_TAIL,
-    M_FREE_LEVEL, M_FREE_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED,
+    M_FREE_LEVEL, M_FREE_ORDER, M_FRESH_LEVEL, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED,
     NIL, O_ACCOUNT, O_HIDDEN, O_LEVEL, O_NEXT, O_OID, O_PEAK, O_PREV, O_QTY,
 )
 
@@ -102,8 +102,12 @@ def check_state(st, inst_of_book=None) -> None:  # noqa: C901 - one long, flat l
     width = lad_key.shape[1]
 
     # -- pools -----------------------------------------------------------------
-    free_orders = _walk_free(orders[:, O_NEXT], int(meta[M_FREE_ORDER]), cap, "order")
-    free_levels = _walk_free(levels[:, L_NEXT], int(meta[M_FREE_LEVEL]), cap, "level")
+    fresh_o, fresh_l = int(meta[M_FRESH_ORDER]), int(meta[M_FRESH_LEVEL])
+    assert 0 <= fresh_o <= cap and 0 <= fresh_l <= cap, \
+        f"never-used tails start at order row {fresh_o} and level row {fresh_l}, capacity {cap}"
+    # Released rows are on the free lists; rows from M_FRESH_* on were never used.
+    free_orders = _walk_free(orders[:, O_NEXT], int(meta[M_FREE_ORDER]), fresh_o, "order")
+    free_levels = _walk_free(levels[:, L_NEXT], int(meta[M_FREE_LEVEL]), fresh_l, "level")
 
     live: dict[int, str] = {}      # order row -> where it lives ("book b side s" / "stops of book b")
     used_levels: set[int] = set()
@@ -224,10 +228,10 @@ def check_state(st, inst_of_book=None) -> None:  # noqa: C901 - one long, flat l
     # -- pool accounting ---------------------------------------------------------
     used = int(meta[M_ORDERS_USED])
     assert len(live) == used, f"M_ORDERS_USED={used} but {len(live)} orders are live (resting or stops)"
-    assert len(free_orders) + used == cap, \
-        f"order pool leaks: {len(free_orders)} free + {used} live != capacity {cap}"
-    assert len(free_levels) + len(used_levels) == cap, \
-        f"level pool leaks: {len(free_levels)} free + {len(used_levels)} in ladders != capacity {cap}"
+    assert len(free_orders) + used == fresh_o, \
+        f"order pool leaks: {len(free_orders)} free + {used} live != {fresh_o} rows ever used"
+    assert len(free_levels) + len(used_levels) == fresh_l, \
+        f"level pool leaks: {len(free_levels)} free + {len(used_levels)} in ladders != {fresh_l} rows ever used"
 
     # -- index ---------------------------------------------------------------------
     hcap = index.shape[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from shardex.book.layout import L_COUNT, L_HEAD, L_NEXT, L_PRICE, L_QTY, L_TAIL, M_FREE_LEVEL, NIL
+from shardex.book.layout import L_COUNT, L_HEAD, L_NEXT, L_PRICE, L_QTY, L_TAIL, M_FREE_LEVEL, M_FRESH_LEVEL, NIL
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -55,7 +55,11 @@ def ladder_get_or_add(lad_key, lad_lv, lad_n, levels, meta, row, key, price):
     if pos < n and lad_key[row, pos] == key:
         return lad_lv[row, pos]
     lv = meta[M_FREE_LEVEL]
-    meta[M_FREE_LEVEL] = levels[lv, L_NEXT]
+    if lv != NIL:
+        meta[M_FREE_LEVEL] = levels[lv, L_NEXT]
+    else:
+        lv = meta[M_FRESH_LEVEL]
+        meta[M_FRESH_LEVEL] = lv + 1
     levels[lv, L_PRICE] = price
     levels[lv, L_QTY] = 0
     levels[lv, L_HEAD] = NIL

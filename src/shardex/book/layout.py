@@ -39,6 +39,11 @@ instrument rows of ``shardex.instruments.INSTRUMENT_DTYPE``.
 row, with linear probing and backward-shift deletion.
 
 ``meta`` (16): pool free-list heads and occupancy counters (``M_*``).
+Rows are handed out from the free list (rows released earlier, most recent
+first) and, when it is empty, from the never-used tail of the pool
+(``M_FRESH_*`` is its first row).  Growing a pool therefore copies only the
+rows in use so far and never touches the new ones, which the operating
+system maps lazily.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ BOOK_COLS = 10
 # rules (same order as INSTRUMENT_DTYPE)
 R_MIN_QTY, R_MAX_QTY, R_MIN_PRICE, R_MAX_PRICE, R_MATCHING, R_LISTED = range(6)
 # meta
-M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB = range(5)
+M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB, M_FRESH_ORDER, M_FRESH_LEVEL = range(7)
 
 # index cells
 H_ACCOUNT, H_OID, H_ROW = range(3)
@@ -118,24 +123,15 @@ class BookState:
         return len(self.orders)
 
     def grow_pool(self, capacity: int | None = None) -> None:
-        """Grow the order and level pools (doubling by default), threading new rows onto the free lists."""
+        """Grow the order and level pools (doubling by default); O(rows in use)."""
         old = len(self.orders)
         new = max(capacity or 0, 2 * old, 16)
         if new <= old:
             return
-        self.orders = _extend(self.orders, new)
-        self.ocold = _extend(self.ocold, new)
-        self.levels = _extend(self.levels, new)
+        self.orders = _extend(self.orders, new, int(self.meta[M_FRESH_ORDER]))
+        self.ocold = _extend(self.ocold, new, int(self.meta[M_FRESH_ORDER]))
+        self.levels = _extend(self.levels, new, int(self.meta[M_FRESH_LEVEL]))
         self.scratch = np.zeros(new, dtype=np.int64)
-        # New rows are pushed so that the lowest row is handed out first;
-        # the order in which rows are reused never shows in any output.
-        rows = np.arange(old, new, dtype=np.int64)
-        self.orders[old:new - 1, O_NEXT] = rows[1:]
-        self.orders[new - 1, O_NEXT] = self.meta[M_FREE_ORDER]
-        self.meta[M_FREE_ORDER] = old
-        self.levels[old:new - 1, L_NEXT] = rows[1:]
-        self.levels[new - 1, L_NEXT] = self.meta[M_FREE_LEVEL]
-        self.meta[M_FREE_LEVEL] = old
 
     def grow_ladder(self) -> None:
         """Double the width of every (book, side) ladder."""
@@ -195,7 +191,7 @@ class BookState:
         return state
 
 
-def _extend(a: np.ndarray, rows: int) -> np.ndarray:
+def _extend(a: np.ndarray, rows: int, used: int) -> np.ndarray:
     out = np.zeros((rows,) + a.shape[1:], dtype=a.dtype)
-    out[: len(a)] = a
+    out[:used] = a[:used]  # rows past ``used`` were never written
     return out

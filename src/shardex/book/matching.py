@@ -37,7 +37,7 @@ from shardex.book.layout import (
     B_HAS_LAST, B_LAST, B_ORDERS, B_REFILLS, B_STOP_HEAD, B_STOP_QTY, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME,
     C_BOOK, C_FLAGS, C_PRICE, C_SIDE, C_STOP, C_STP, C_TIF, C_TYPE,
     L_COUNT, L_HEAD, L_PRICE, L_QTY, L_TAIL,
-    M_FREE_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED,
+    M_FREE_ORDER, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED,
     NIL, O_ACCOUNT, O_HIDDEN, O_LEVEL, O_NEXT, O_OID, O_PEAK, O_PREV, O_QTY,
     R_LISTED, R_MATCHING, R_MAX_PRICE, R_MAX_QTY, R_MIN_PRICE, R_MIN_QTY,
     ST_DONE, ST_GROW_EVENTS, ST_GROW_INDEX, ST_GROW_LADDER, ST_GROW_POOL,
@@ -136,7 +136,11 @@ def _alloc(st):
     orders = view2d(st, S_ORDERS)
     meta = view1d(st, S_META)
     o = meta[M_FREE_ORDER]
-    meta[M_FREE_ORDER] = orders[o, O_NEXT]
+    if o != NIL:
+        meta[M_FREE_ORDER] = orders[o, O_NEXT]
+    else:
+        o = meta[M_FRESH_ORDER]
+        meta[M_FRESH_ORDER] = o + 1
     meta[M_ORDERS_USED] += 1
     return o
 
@@ -946,7 +950,7 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n):
             b = book_of[inst]
         kind = c.kind
         # Room for the worst case of this command, checked before it starts.
-        if meta[M_FREE_ORDER] == NIL:
+        if meta[M_FREE_ORDER] == NIL and meta[M_FRESH_ORDER] >= orders.shape[0]:
             return ST_GROW_POOL, i, n
         if 2 * (meta[M_INDEX_USED] + meta[M_INDEX_TOMB] + 1) > index.shape[0]:
             return ST_GROW_INDEX, i, n

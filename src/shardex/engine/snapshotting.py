@@ -27,7 +27,8 @@ import numpy as np
 from shardex.book.index import rebuild_index
 from shardex.book.layout import (
     B_STOP_HEAD, B_STOP_TAIL, BOOK_COLS, C_BOOK, H_ACCOUNT, H_OID, H_ROW, L_HEAD, L_NEXT, L_TAIL, M_FREE_LEVEL,
-    M_FREE_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED, NIL, O_ACCOUNT, O_LEVEL, O_NEXT, O_OID, O_PREV,
+    M_FREE_ORDER, M_FRESH_LEVEL, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED, NIL, O_ACCOUNT,
+    O_LEVEL, O_NEXT, O_OID, O_PREV,
     BookState,
 )
 from shardex.book.shard import MatchingShard
@@ -43,7 +44,7 @@ SNAPSHOT_FORMAT = 1
 #: The BookState arrays this module knows how to re-deal; a layout change in
 #: shardex.book must be mirrored here (``redeal`` refuses unknown arrays).
 _KNOWN_SLOTS = ("orders", "ocold", "levels", "lad_key", "lad_lv", "lad_n", "books", "rules", "index", "meta", "scratch")
-_KNOWN_META = (M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB)
+_KNOWN_META = (M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB, M_FRESH_ORDER, M_FRESH_LEVEL)
 #: The state arrays of a BookState (its ``ARRAYS`` where the class names them;
 #: its slots may also hold caches that are not state).
 _ARRAY_NAMES = BookState.ARRAYS
@@ -280,15 +281,13 @@ def redeal(sources: list[tuple[dict[str, np.ndarray], np.ndarray]], targets: lis
             o_next += len(orows)
             l_next += len(lrows)
         assert o_next == n_orders and l_next == n_levels
-        # Free lists over the rows behind the live ones, lowest row first, as
-        # BookState.grow_pool threads them.
-        orders[n_orders:cap - 1, O_NEXT] = np.arange(n_orders + 1, cap)
-        orders[cap - 1, O_NEXT] = NIL
-        levels[n_levels:cap - 1, L_NEXT] = np.arange(n_levels + 1, cap)
-        levels[cap - 1, L_NEXT] = NIL
+        # Live rows are packed at the front: no free rows, and the pools'
+        # never-used tails start right behind them.
         meta = np.zeros(16, dtype=np.int64)
-        meta[M_FREE_ORDER] = n_orders
-        meta[M_FREE_LEVEL] = n_levels
+        meta[M_FREE_ORDER] = NIL
+        meta[M_FREE_LEVEL] = NIL
+        meta[M_FRESH_ORDER] = n_orders
+        meta[M_FRESH_LEVEL] = n_levels
         meta[M_ORDERS_USED] = n_orders
         meta[M_INDEX_USED] = n_orders
         entries = np.full((max(n_orders, 1), 3), -1, dtype=np.int64)
