@@ -10,6 +10,7 @@ never faults and never changes a result.
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
@@ -135,13 +136,11 @@ def view1d(typingctx, table, k):
     return types.Array(types.int64, 1, "C")(table, k), _view_codegen(1)
 
 
-def handles(arrays) -> "np.ndarray":
+def handles(arrays) -> np.ndarray:
     """The handle table of int64 C-contiguous arrays (1-D or 2-D): pointer, rows, columns each.
 
     The arrays must stay alive, unmoved, while a kernel uses the table.
     """
-    import numpy as np
-
     table = np.zeros(HANDLE_WIDTH * len(arrays), dtype=np.int64)
     for k, a in enumerate(arrays):
         if a.dtype != np.int64 or not a.flags.c_contiguous or a.ndim not in (1, 2):

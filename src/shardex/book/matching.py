@@ -915,7 +915,6 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n):
     rules = view2d(st, S_RULES)
     index = view2d(st, S_INDEX)
     meta = view1d(st, S_META)
-    nbooks = books.shape[0]
     ncmd = cmds.shape[0]
     width = lad_key.shape[1]
     mask = index.shape[0] - 1

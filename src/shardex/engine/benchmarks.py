@@ -20,7 +20,6 @@ import typer
 
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
-from shardex.engine.pipeline import Pipeline
 
 __all__ = ["register", "bench_shards", "bench_pipeline", "bench_recovery"]
 

@@ -34,7 +34,7 @@ from shardex.engine.merge import merge_events, partition
 from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
-from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, CommandKind, EventKind, OrderType, reason_message
+from shardex.schema import COMMAND_DTYPE, EventKind, OrderType, reason_message
 
 __all__ = ["Exchange", "Trade"]
 
