@@ -71,6 +71,11 @@ H_TOMB = -2  # never written since deletion shifts back; kept for the format
 
 NIL = -1
 
+#: Pool growth factor.  New rows are never touched until handed out, so the
+#: operating system maps them lazily and a large factor costs address space,
+#: not memory; it saves copying the rows in use at every step.
+POOL_GROWTH = 4
+
 # Kernel status codes returned with the index of the next command to process.
 ST_DONE = 0
 ST_GROW_POOL = 1
@@ -123,9 +128,9 @@ class BookState:
         return len(self.orders)
 
     def grow_pool(self, capacity: int | None = None) -> None:
-        """Grow the order and level pools (doubling by default); O(rows in use)."""
+        """Grow the order and level pools (by ``POOL_GROWTH`` by default); O(rows in use)."""
         old = len(self.orders)
-        new = max(capacity or 0, 2 * old, 16)
+        new = max(capacity or 0, POOL_GROWTH * old, 16)
         if new <= old:
             return
         self.orders = _extend(self.orders, new, int(self.meta[M_FRESH_ORDER]))
