@@ -267,10 +267,13 @@ def test_expiry_settles_in_cash_and_closes_the_book():
     rx.check()
 
 
-def test_only_perpetuals_and_futures_are_accepted():
-    from shardex.instruments import Instrument
+def test_only_spot_perpetuals_and_futures_are_accepted():
+    from shardex.instruments import Instrument, InstrumentKind
 
-    with pytest.raises(ValueError, match="linear perpetuals and futures only"):
+    with pytest.raises(ValueError, match="spot, linear perpetuals and futures only"):
+        RiskExchange([Instrument(0, "BTC-C", kind=InstrumentKind.OPTION)], 2)
+    # spot is accepted only with a base and a quote among the ledger's currencies (tests/risk/test_spot.py)
+    with pytest.raises(ValueError, match="ledger's currencies"):
         RiskExchange([Instrument(0, "BTC-USDT")], 2)
     with pytest.raises(ValueError, match="0..n-1"):
         RiskExchange([FUT], 2)

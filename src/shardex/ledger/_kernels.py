@@ -37,6 +37,7 @@ K_FEE = 5
 K_FUNDING = 6
 K_ADL = 7
 K_INSURANCE = 8
+K_SPOT_TRADE = 9
 
 C_DEPOSIT = 1
 C_WITHDRAWAL = 2
@@ -47,6 +48,7 @@ C_FEE = 6
 C_FUNDING = 7
 C_ADL_PNL = 8
 C_INSURANCE = 9
+C_SPOT_TRADE = 10
 
 R_OK = int(Reason.OK)
 R_INSUFFICIENT_BALANCE = int(Reason.INSUFFICIENT_BALANCE)
@@ -227,6 +229,60 @@ def adl_picks(a, i, need, positions, marks, picks):
     return n
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _bps_trunc(x, bps):
+    """``x * bps / 10_000`` toward zero, ``x >= 0``, ``|bps| <= 10_000``, without forming ``x * bps``."""
+    r = (x // 10_000) * abs(bps) + ((x % 10_000) * abs(bps)) // 10_000
+    return r if bps >= 0 else -r
+
+
+@njit(cache=True, nogil=True)
+def _spot_trade(t, r, balances, positions, margin, inst, marks, mccy, codes, aud, nrec):
+    """Exchange base for quote between taker ``a`` and maker ``b``; fees in quote to the fee pool.
+
+    ``qty`` base minor units (> 0: the taker buys), ``amount`` quote minor
+    units, ``instrument`` the base currency, ``currency`` the quote.  The
+    paying legs (buyer's quote with its fee, seller's base) must stay >= 0,
+    else ``INSUFFICIENT_BALANCE`` and nothing is written: the risk layer's
+    holds make that impossible, this guards the ledger against a caller
+    without them.  Six audit records at most: each account's base and net
+    quote change (cause ``SPOT_TRADE``) and the two fee-pool legs.
+    """
+    a = r.a
+    b = r.b
+    seq = r.seq
+    ref = r.ref
+    bc = r.instrument
+    qc = r.currency
+    v = r.amount
+    dq = r.qty
+    ft = _bps_trunc(v, r.taker_fee_bps)
+    fm = _bps_trunc(v, r.maker_fee_bps)
+    buyer, seller = (a, b) if dq > 0 else (b, a)
+    fb, fs = (ft, fm) if dq > 0 else (fm, ft)
+    base = abs(dq)
+    if balances[buyer, qc] - v - fb < 0 or balances[seller, bc] - base < 0:
+        codes[t] = R_INSUFFICIENT_BALANCE
+        return
+    balances[a, bc] += dq
+    _rec(aud, nrec, t, seq, ref, a, bc, dq, balances[a, bc], C_SPOT_TRADE)
+    da = (-v if dq > 0 else v) - ft
+    balances[a, qc] += da
+    _rec(aud, nrec, t, seq, ref, a, qc, da, balances[a, qc], C_SPOT_TRADE)
+    balances[b, bc] -= dq
+    _rec(aud, nrec, t, seq, ref, b, bc, -dq, balances[b, bc], C_SPOT_TRADE)
+    db = (v if dq > 0 else -v) - fm
+    balances[b, qc] += db
+    _rec(aud, nrec, t, seq, ref, b, qc, db, balances[b, qc], C_SPOT_TRADE)
+    if ft != 0:
+        _rec(aud, nrec, t, seq, ref, FEE_POOL, qc, ft, 0, C_TRADE_FEE)
+    if fm != 0:
+        _rec(aud, nrec, t, seq, ref, FEE_POOL, qc, fm, 0, C_TRADE_FEE)
+    # Either currency may be the margin currency: equity follows the balance.
+    remargin(a, balances, positions, margin, inst, marks, mccy)
+    remargin(b, balances, positions, margin, inst, marks, mccy)
+
+
 # -- the transaction body ---------------------------------------------------------
 @njit(cache=True, nogil=True)
 def _declared(r, acct):
@@ -322,6 +378,8 @@ def apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, au
             _rec(aud, nrec, t, seq, ref, FEE_POOL, c, fm, 0, C_TRADE_FEE)
         remargin(a, balances, positions, margin, inst, marks, mccy)
         remargin(b, balances, positions, margin, inst, marks, mccy)
+    elif k == K_SPOT_TRADE:
+        _spot_trade(t, r, balances, positions, margin, inst, marks, mccy, codes, aud, nrec)
     elif k == K_ADL:
         i = r.instrument
         qa = positions[a, i, POS_QTY]
@@ -361,7 +419,7 @@ def apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, au
 def _validate(r, n_acc, n_ccy, n_inst):
     """Reason code of a transaction's static checks (``R_OK`` if it may run)."""
     k = r.kind
-    if k < K_DEPOSIT or k > K_INSURANCE:
+    if k < K_DEPOSIT or k > K_SPOT_TRADE:
         return R_INVALID_COMMAND
     for j in range(MAX_DECL):
         d = r.decl[j]
@@ -377,7 +435,7 @@ def _validate(r, n_acc, n_ccy, n_inst):
         return R_UNKNOWN_ACCOUNT
     if not _declared(r, a):
         return R_MALFORMED_DECL
-    if k == K_TRANSFER or k == K_TRADE:
+    if k == K_TRANSFER or k == K_TRADE or k == K_SPOT_TRADE:
         b = r.b
         if b < 0 or b >= n_acc:
             return R_UNKNOWN_ACCOUNT
@@ -386,6 +444,17 @@ def _validate(r, n_acc, n_ccy, n_inst):
     if k == K_TRADE or k == K_FUNDING or k == K_ADL:
         if r.instrument < 0 or r.instrument >= n_inst:
             return R_UNKNOWN_INSTRUMENT
+    elif k == K_SPOT_TRADE:  # instrument: the base currency; currency: the quote
+        if r.currency < 0 or r.currency >= n_ccy or r.instrument < 0 or r.instrument >= n_ccy:
+            return R_UNKNOWN_CURRENCY
+        if r.instrument == r.currency:
+            return R_INVALID_COMMAND
+        if r.amount <= 0 or r.price <= 0:
+            return R_INVALID_PRICE
+        if r.qty == 0:
+            return R_QTY_NOT_POSITIVE
+        if abs(r.taker_fee_bps) > 10_000 or abs(r.maker_fee_bps) > 10_000:
+            return R_INVALID_COMMAND
     else:
         if r.currency < 0 or r.currency >= n_ccy:
             return R_UNKNOWN_CURRENCY

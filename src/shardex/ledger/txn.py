@@ -27,8 +27,12 @@ Transaction layout (``TXN_DTYPE``, 112 bytes)::
     qty            i8    lots; trade: signed, > 0 when the taker buys;
                          ADL: lots of ``a``'s position to close (> 0)
     ref            i8    trade id or other reference, copied into the audit
-    instrument     i4    trade, funding, ADL
-    currency       i4    deposit, withdrawal, transfer, fee, insurance
+    instrument     i4    trade, funding, ADL; spot trade: the base currency
+    currency       i4    deposit, withdrawal, transfer, fee, insurance;
+                         spot trade: the quote currency
+                         (spot trade: ``amount`` quote minor units, ``qty``
+                         base minor units signed from the taker, ``price``
+                         ticks, fees in bps of ``amount``, paid in quote)
     taker_fee_bps  i4    trade: taker fee in bps of the notional
     maker_fee_bps  i4    trade: maker fee in bps (negative: a rebate)
     kind           i4    ``TxnKind``
@@ -63,6 +67,7 @@ __all__ = [
     "TxnKind",
     "adl_txns",
     "deposit_txns",
+    "spot_trade_txns",
     "empty_txns",
     "funding_txns",
     "trade_txns",
@@ -82,6 +87,7 @@ class TxnKind(IntEnum):
     FUNDING = 6  #: perpetual funding between ``a`` and the insurance fund
     ADL = 7  #: auto-deleverage ``a`` against the most profitable opposite positions
     INSURANCE = 8  #: ``a`` pays ``amount`` to the insurance fund (negative: receives)
+    SPOT_TRADE = 9  #: exchange ``qty`` base for ``amount`` quote between ``a`` (taker) and ``b``; fees in quote
 
 
 class AuditCause(IntEnum):
@@ -96,6 +102,7 @@ class AuditCause(IntEnum):
     FUNDING = 7
     ADL_PNL = 8
     INSURANCE = 9
+    SPOT_TRADE = 10
 
 
 #: ``AUDIT_DTYPE.account`` of the fee pool (a hot account, one per currency).
@@ -263,4 +270,49 @@ def adl_txns(account, instrument, price, qty, seq=None) -> np.ndarray:
     txns["instrument"] = instrument
     txns["price"] = price
     txns["qty"] = qty
+    return txns
+
+
+def spot_trade_txns(
+    taker, maker, base, quote, base_amount, quote_amount, price, taker_fee_bps=0, maker_fee_bps=0, trade_id=0, seq=None
+) -> np.ndarray:
+    """Build spot fills: ``base_amount`` of currency ``base`` against ``quote_amount`` of ``quote``.
+
+    Parameters
+    ----------
+    taker, maker
+        Account ids of the two sides (distinct).
+    base, quote
+        Currency indices.
+    base_amount
+        Base minor units, signed from the taker's side: > 0 when the taker buys.
+    quote_amount
+        Quote minor units paid by the buyer to the seller (> 0).
+    price
+        Trade price in ticks (> 0), kept for the record.
+    taker_fee_bps, maker_fee_bps
+        Fees in bps of ``quote_amount``, charged in quote (truncated toward
+        zero; a negative maker fee is a rebate from the fee pool).
+    trade_id, seq
+        Copied to ``ref`` / ``seq`` (``seq`` defaults to 0, 1, 2, ...).
+
+    All arguments broadcast against ``taker``.  Complexity: O(n).
+    """
+    taker = np.atleast_1d(np.asarray(taker, np.int64))
+    n = taker.size
+    txns = empty_txns(n)
+    txns["kind"] = TxnKind.SPOT_TRADE
+    txns["seq"] = _seq(seq, n)
+    txns["a"] = taker
+    txns["b"] = maker
+    txns["decl"][:, 0] = taker
+    txns["decl"][:, 1] = maker
+    txns["instrument"] = base
+    txns["currency"] = quote
+    txns["qty"] = base_amount
+    txns["amount"] = quote_amount
+    txns["price"] = price
+    txns["taker_fee_bps"] = taker_fee_bps
+    txns["maker_fee_bps"] = maker_fee_bps
+    txns["ref"] = trade_id
     return txns

@@ -51,6 +51,7 @@ from shardex.errors import OffGridError, OrderRejected, ShardexError
 from shardex.instruments import Instrument, InstrumentKind
 from shardex.ledger import AuditCause, Ledger, LinearPerp, TxnKind, empty_txns, funding_txns, trade_txns
 from shardex.ledger import deposit_txns, withdraw_txns
+from shardex.ledger.txn import spot_trade_txns
 from shardex.ledger.margin import INST_MULT, POS_QTY
 from shardex.risk.expiry import pair_positions
 from shardex.risk.funding import DEFAULT_INTEREST_PPM, PREMIUM_CLAMP_PPM, default_cap_ppm, funding_rate_ppm, holders
@@ -58,7 +59,8 @@ from shardex.risk.funding import premium_ppm
 from shardex.risk.liquidation import adl_ranking, below_maintenance, close_prices
 from shardex.risk.margin import MarginTiers, account_margin, tier_table
 from shardex.risk.orders import OrderTable
-from shardex.risk.pretrade import RESERVED_ORDER_ID, ST_EXPIRED, apply_order_events, pretrade
+from shardex.risk.pretrade import RESERVED_ORDER_ID, ST_EXPIRED, apply_order_events, pretrade, spot_free
+from shardex.risk.spot import S_BASE, S_BASE_LOT, S_IS_SPOT, S_QUOTE, S_QUOTE_TL, hold_amount, spot_table
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, CommandKind, EventKind, Reason, Side, TimeInForce
 
 __all__ = ["LiqStep", "RiskExchange", "RiskInvariantError", "deposit", "withdraw", "mark_price", "funding", "expire"]
@@ -131,12 +133,18 @@ class RiskExchange:
     ----------
     instruments
         Linear perpetuals and dated futures (``InstrumentKind.PERPETUAL`` /
-        ``FUTURE``) with ids ``0 .. n-1``, all settled in ``margin_currency``.
+        ``FUTURE``), settled in ``margin_currency``, and spot instruments
+        (``InstrumentKind.SPOT``, ``base``/``quote`` naming two ledger
+        currencies), with ids ``0 .. n-1``.  Spot orders hold their
+        payment at entry and settle base against quote (see
+        ``shardex.risk.spot`` and docs/risk.md, "Spot").
     n_accounts
         Accounts are ``0 .. n_accounts - 1``.
     currencies, margin_currency, currency_decimals
-        Ledger currencies; the collateral currency and its minor units
-        (USDT in 1e-6: 6).
+        Ledger currencies; the collateral currency; the minor units of each
+        currency (one int for all, or one per currency; USDT in 1e-6: 6).
+        A spot instrument whose lot or tick·lot is not a whole number of
+        minor units is refused (``ValueError``).
     tiers
         ``MarginTiers`` for every instrument, or one per instrument
         (default: flat 10 % / 5 %).
@@ -144,7 +152,8 @@ class RiskExchange:
         Initial mark prices, ticks (default: 1 tick each -- set real marks
         before trading).
     taker_fee_bps, maker_fee_bps
-        Trading fees (a negative maker fee is a rebate).
+        Trading fees (a negative maker fee is a rebate); spot fees are
+        charged in the quote currency.  At most 10,000 bps either way.
     threads, settle_mode
         Settlement executor threads and mode (``"auto"``, ``"parallel"``,
         ``"sequential"``): any choice gives the same state.
@@ -158,7 +167,7 @@ class RiskExchange:
     """
 
     def __init__(self, instruments: Iterable[Instrument], n_accounts: int, *, currencies: Sequence[str] = ("USDT",),
-                 margin_currency: str | int = 0, currency_decimals: int = 6,
+                 margin_currency: str | int = 0, currency_decimals: int | Sequence[int] = 6,
                  tiers: MarginTiers | Sequence[MarginTiers] | None = None, marks: Sequence[int] | None = None,
                  taker_fee_bps: int = 0, maker_fee_bps: int = 0, threads: int | None = None,
                  settle_mode: str = "auto", shards: int = 1, clock: Callable[[], int] = time.time_ns,
@@ -168,15 +177,29 @@ class RiskExchange:
         if [x.id for x in ins] != list(range(len(ins))) or not ins:
             raise ValueError(f"instrument ids must be 0..n-1, got {[x.id for x in ins]}")
         for x in ins:
-            if x.kind not in (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE):
-                raise ValueError(f"{x.symbol}: the risk layer handles linear perpetuals and futures only, "
+            if x.kind not in (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE, InstrumentKind.SPOT):
+                raise ValueError(f"{x.symbol}: the risk layer handles spot, linear perpetuals and futures only, "
                                  f"not {x.kind.name} (see docs/risk.md, 'What is missing')")
+        for bps in (taker_fee_bps, maker_fee_bps):
+            if not -10_000 <= bps <= 10_000:
+                raise ValueError(f"fee rates must be within +-10000 bps, got {bps}")
+        currencies = tuple(currencies)
+        decimals = ([currency_decimals] * len(currencies) if isinstance(currency_decimals, (int, np.integer))
+                    else [int(d) for d in currency_decimals])
+        if len(decimals) != len(currencies) or any(d < 0 for d in decimals):
+            raise ValueError(f"currency_decimals: one int >= 0, or one per currency {currencies}")
         self.instruments = ins
-        self.exchange = Exchange(ins, shards=shards, clock=clock, order_capacity=order_capacity)
         self.tier_specs = _as_tiers(tiers, len(ins))
-        specs = [LinearPerp.from_instrument(x, currency_decimals, t.im_bps[0], t.mm_bps[0])
+        # The ledger keeps a row per instrument id; a spot row is a placeholder
+        # (no position ever moves in it, so it adds no margin).
+        specs = [LinearPerp(1, 0, 0) if x.kind == InstrumentKind.SPOT else
+                 LinearPerp.from_instrument(x, decimals[_ccy_index(currencies, margin_currency)], t.im_bps[0],
+                                            t.mm_bps[0])
                  for x, t in zip(ins, self.tier_specs)]
         self.ledger = Ledger(n_accounts, currencies, specs, margin_currency)
+        self.spot = spot_table(ins, currencies, decimals, taker_fee_bps, maker_fee_bps)
+        self.holds = np.zeros_like(self.ledger.balances)
+        self.exchange = Exchange(ins, shards=shards, clock=clock, order_capacity=order_capacity)
         self.mult = np.ascontiguousarray(self.ledger.inst[:, INST_MULT])
         self.tiers, self.n_tiers = tier_table(self.tier_specs)
         self.inst_state = np.zeros(len(ins), np.int64)
@@ -243,7 +266,8 @@ class RiskExchange:
         led = self.ledger
         t = self.orders
         n_rej = pretrade(cmds, codes, t.tab, t.used, t.leaves, self.open_lots, led.positions, led.margin, led.marks,
-                         self.mult, self.tiers, self.n_tiers, self.inst_state, led.n_accounts)
+                         self.mult, self.tiers, self.n_tiers, self.inst_state, led.n_accounts, self.spot,
+                         led.balances, self.holds, led.mccy)
         t.filled += n - n_rej
         if n_rej:
             ok = codes == 0
@@ -260,7 +284,7 @@ class RiskExchange:
         events = self.exchange.apply(cmds)
         t = self.orders
         apply_order_events(events, np.ascontiguousarray(cmds["seq"]), np.ascontiguousarray(cmds["kind"]).astype(np.int64),
-                           t.tab, t.used, t.leaves, self.open_lots)
+                           t.tab, t.used, t.leaves, self.open_lots, self.spot, self.holds)
         return events
 
     def _settle(self, txns: np.ndarray):
@@ -284,9 +308,26 @@ class RiskExchange:
             return
         i = tr["instrument"].astype(np.int64)
         qty = np.where(tr["side"] == Side.BUY, tr["qty"], -tr["qty"])
-        self._settle(trade_txns(tr["account"], tr["maker_account"], i, tr["price"], qty,
-                                taker_fee_bps=self.taker_fee[i], maker_fee_bps=self.maker_fee[i],
-                                trade_id=tr["trade_id"], seq=tr["seq"]))
+        spot = self.spot[i, S_IS_SPOT] != 0
+        if not spot.any():
+            self._settle(trade_txns(tr["account"], tr["maker_account"], i, tr["price"], qty,
+                                    taker_fee_bps=self.taker_fee[i], maker_fee_bps=self.maker_fee[i],
+                                    trade_id=tr["trade_id"], seq=tr["seq"]))
+            return
+        # One batch in event order: spot and derivative fills of one account
+        # may share the margin currency, and the audit trail follows the tape.
+        txns = np.empty(len(tr), trade_txns(0, 1, 0, 1, 1).dtype)
+        d = ~spot
+        txns[d] = trade_txns(tr["account"][d], tr["maker_account"][d], i[d], tr["price"][d], qty[d],
+                             taker_fee_bps=self.taker_fee[i[d]], maker_fee_bps=self.maker_fee[i[d]],
+                             trade_id=tr["trade_id"][d], seq=tr["seq"][d])
+        row = self.spot[i[spot]]
+        txns[spot] = spot_trade_txns(tr["account"][spot], tr["maker_account"][spot], row[:, S_BASE], row[:, S_QUOTE],
+                                     qty[spot] * row[:, S_BASE_LOT],
+                                     tr["price"][spot] * tr["qty"][spot] * row[:, S_QUOTE_TL], tr["price"][spot],
+                                     taker_fee_bps=self.taker_fee[i[spot]], maker_fee_bps=self.maker_fee[i[spot]],
+                                     trade_id=tr["trade_id"][spot], seq=tr["seq"][spot])
+        self._settle(txns)
 
     # -- risk commands --------------------------------------------------------------------
     def _risk_command(self, c: np.void) -> np.ndarray:
@@ -305,18 +346,14 @@ class RiskExchange:
         return self._expire(c, i)
 
     def free_balance(self, account: int, currency: int) -> int:
-        """What ``account`` may withdraw of ``currency``, minor units.
+        """What ``account`` may withdraw of ``currency`` (or hold for a spot order), minor units.
 
-        In the margin currency: ``min(balance, equity - initial margin
-        including open orders)`` (tiered); elsewhere the balance.
+        ``balance - spot holds``; in the margin currency no more than
+        ``equity - initial margin including open orders (tiered) - holds``.
         """
         led = self.ledger
-        bal = int(led.balances[account, currency])
-        if currency != led.mccy:
-            return bal
-        im, _ = account_margin(led.positions[account], self.open_lots[account], led.marks, self.mult, self.tiers,
-                               self.n_tiers, -1, 0, 0)
-        return min(bal, int(led.margin[account, 0]) - int(im))
+        return int(spot_free(account, currency, led.balances, self.holds, led.positions, self.open_lots, led.margin,
+                             led.marks, self.mult, self.tiers, self.n_tiers, led.mccy))
 
     def _transfer(self, c: np.void, kind: int) -> np.ndarray:
         a, ccy, amount = int(c["account"]), int(c["instrument"]), int(c["qty"])
@@ -380,8 +417,8 @@ class RiskExchange:
                                  -1, 0, 0)
         out.append(_event(c, EventKind.LIQUIDATION, account=a, instrument=-1, qty=equity, leaves=mm,
                           step=LiqStep.START))
-        # 1. cancel the account's orders
-        if self.open_lots[a].any():
+        # 1. cancel the account's orders (spot orders too: their holds go back)
+        if self.open_lots[a].any() or self.holds[a].any():
             ev = self._match(self._synthetic(c, [mass_cancel(a, -1)]))
             ev["reason"][ev["kind"] == EventKind.CANCELLED] = Reason.LIQUIDATION
             out.append(ev)
@@ -524,6 +561,7 @@ class RiskExchange:
         h.update(self.exchange.state_hash().encode())
         h.update(self.ledger.state_hash().encode())
         h.update(self.open_lots.tobytes())
+        h.update(self.holds.tobytes())
         h.update(self.orders.live_orders().tobytes())
         h.update(self.inst_state.tobytes())
         return h.hexdigest()
@@ -534,18 +572,36 @@ class RiskExchange:
         * the ledger's (money conserved, positions net to zero, margins)
         * ``open_lots`` is the sum of the live reservations
         * every resting order of the books is reserved at its open quantity
+        * ``holds`` is the sum of the live spot orders' holds, and no hold
+          exceeds its balance (except for an account holding a derivative
+          position, whose losses may eat the margin currency)
 
         Complexity: O(accounts * instruments + orders).
         """
         self.ledger.check()
         live = self.orders.live_orders()
+        is_spot = self.spot[live[:, 1], S_IS_SPOT] != 0
+        held = np.zeros_like(self.holds)
+        for a, i, _oid, side, price, lots in live[is_spot].tolist():
+            row = self.spot[i]
+            held[a, row[S_QUOTE] if side == Side.BUY else row[S_BASE]] += hold_amount(row, side, price, lots)
+        if not np.array_equal(held, self.holds):
+            a, c = np.argwhere(held != self.holds)[0]
+            raise RiskInvariantError(f"holds of account {a} in currency {c}: {self.holds[a, c]} != the live spot "
+                                     f"orders' {held[a, c]}")
+        over = (self.holds > self.ledger.balances) & ~self.ledger.positions[:, :, POS_QTY].any(axis=1)[:, None]
+        if over.any():
+            a, c = np.argwhere(over)[0]
+            raise RiskInvariantError(f"account {a} holds {self.holds[a, c]} of currency {c} but has only "
+                                     f"{self.ledger.balances[a, c]}")
+        live = live[~is_spot]
         want = np.zeros_like(self.open_lots)
-        np.add.at(want, (live[:, 0], live[:, 1], live[:, 3]), live[:, 4])
+        np.add.at(want, (live[:, 0], live[:, 1], live[:, 3]), live[:, 5])
         if not np.array_equal(want, self.open_lots):
             a, i, s = np.argwhere(want != self.open_lots)[0]
             raise RiskInvariantError(f"open lots of account {a} on {i} side {s}: {self.open_lots[a, i, s]} "
                                      f"!= reserved {want[a, i, s]}")
-        keys = {(int(r[0]), int(r[1]), int(r[2])): int(r[4]) for r in live}
+        keys = {(int(r[0]), int(r[1]), int(r[2])): int(r[5]) for r in self.orders.live_orders()}
         for ins in self.instruments:
             for row in self.exchange.l3(ins.id):
                 key = (int(row[3]), ins.id, int(row[2]))
@@ -562,6 +618,10 @@ class RiskExchange:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ccy_index(currencies: Sequence[str], currency: str | int) -> int:
+    return currency if isinstance(currency, (int, np.integer)) else list(currencies).index(currency)
 
 
 def _event(c: np.void, kind: int, *, account: int = 0, instrument: int = 0, price: int = 0, qty: int = 0,

@@ -4,10 +4,12 @@ Pre-trade risk reserves an order's lots when it accepts it; the matching
 events then move each order's reservation to its ``leaves`` (open quantity
 after the event) and drop it at zero.  Only lots are kept: margin prices open
 orders at the mark (``shardex.risk.margin``), so the order's price is not
-needed after the entry check.
+needed after the entry check -- except for spot orders, whose hold is
+priced at their limit (``price``, ticks; 0 for derivatives): see
+``shardex.risk.spot``.
 
-Table layout: ``tab`` int64 ``[capacity, 4]`` rows ``(account, instrument,
-order_id, side)``, ``leaves`` int64 ``[capacity]``, ``used`` int8
+Table layout: ``tab`` int64 ``[capacity, 5]`` rows ``(account, instrument,
+order_id, side, price)``, ``leaves`` int64 ``[capacity]``, ``used`` int8
 ``[capacity]`` (0 empty, 1 live, 2 deleted).  Open addressing with linear
 probing; ``capacity`` is a power of two kept at least twice the live plus
 deleted rows (``OrderTable.reserve`` grows and rehashes between batches,
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from shardex.risk.spot import S_IS_SPOT, hold_amount, hold_currency
 
 __all__ = ["OrderTable", "table_find", "table_insert", "table_set_leaves"]
 
@@ -48,8 +52,11 @@ def table_find(tab, used, account, instrument, order_id):
 
 
 @njit(cache=True, nogil=True)
-def table_insert(tab, used, leaves, account, instrument, order_id, side, lots):
-    """Insert a key the caller knows is absent; return its slot.  The table must have room."""
+def table_insert(tab, used, leaves, account, instrument, order_id, side, lots, price):
+    """Insert a key the caller knows is absent; return its slot.  The table must have room.
+
+    ``price``: the limit a spot order's hold is priced at (ticks); 0 otherwise.
+    """
     mask = used.size - 1
     s = _hash(account, instrument, order_id, mask)
     while used[s] == LIVE:
@@ -59,20 +66,30 @@ def table_insert(tab, used, leaves, account, instrument, order_id, side, lots):
     tab[s, 1] = instrument
     tab[s, 2] = order_id
     tab[s, 3] = side
+    tab[s, 4] = price
     leaves[s] = lots
     return s
 
 
 @njit(cache=True, nogil=True)
-def table_set_leaves(tab, used, leaves, open_lots, account, instrument, order_id, new_leaves):
+def table_set_leaves(tab, used, leaves, open_lots, spot, holds, account, instrument, order_id, new_leaves):
     """Move an order's reservation to ``new_leaves`` lots (delete at 0); return 1 if known.
 
-    ``open_lots[account, instrument, side]`` follows the change.
+    ``open_lots[account, instrument, side]`` follows the change for a
+    derivative; for a spot order ``holds[account, currency]`` moves to the
+    hold of ``new_leaves`` at the order's limit.
     """
     s = table_find(tab, used, account, instrument, order_id)
     if s < 0:
         return 0
-    open_lots[account, instrument, tab[s, 3]] += new_leaves - leaves[s]
+    side = tab[s, 3]
+    if spot[instrument, S_IS_SPOT]:
+        row = spot[instrument]
+        p = tab[s, 4]
+        holds[account, hold_currency(row, side)] += (hold_amount(row, side, p, max(new_leaves, 0))
+                                                     - hold_amount(row, side, p, leaves[s]))
+    else:
+        open_lots[account, instrument, side] += new_leaves - leaves[s]
     leaves[s] = new_leaves
     if new_leaves <= 0:
         used[s] = DELETED
@@ -88,7 +105,7 @@ class OrderTable:
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         cap = 1 << max(4, int(capacity - 1).bit_length())
-        self.tab = np.zeros((cap, 4), np.int64)
+        self.tab = np.zeros((cap, 5), np.int64)
         self.leaves = np.zeros(cap, np.int64)
         self.used = np.zeros(cap, np.int8)
         self.filled = 0  # live + deleted slots (probe chains)
@@ -114,14 +131,14 @@ class OrderTable:
         while 4 * (live.size + incoming) > cap:  # load <= 1/4 after a rehash: rehashes stay rare
             cap *= 2
         tab, leaves = self.tab[live], self.leaves[live]
-        self.tab = np.zeros((cap, 4), np.int64)
+        self.tab = np.zeros((cap, 5), np.int64)
         self.leaves = np.zeros(cap, np.int64)
         self.used = np.zeros(cap, np.int8)
         _rehash(self.tab, self.used, self.leaves, tab, leaves)
         self.filled = live.size
 
     def live_orders(self) -> np.ndarray:
-        """Live rows as int64 ``[n, 5]``: account, instrument, order id, side, leaves (sorted)."""
+        """Live rows as int64 ``[n, 6]``: account, instrument, order id, side, price, leaves (sorted)."""
         live = np.flatnonzero(self.used == LIVE)
         out = np.concatenate([self.tab[live], self.leaves[live, None]], axis=1)
         return out[np.lexsort((out[:, 2], out[:, 1], out[:, 0]))]
@@ -130,4 +147,5 @@ class OrderTable:
 @njit(cache=True, nogil=True)
 def _rehash(tab, used, leaves, old_tab, old_leaves):
     for r in range(old_tab.shape[0]):
-        table_insert(tab, used, leaves, old_tab[r, 0], old_tab[r, 1], old_tab[r, 2], old_tab[r, 3], old_leaves[r])
+        table_insert(tab, used, leaves, old_tab[r, 0], old_tab[r, 1], old_tab[r, 2], old_tab[r, 3], old_leaves[r],
+                     old_tab[r, 4])

@@ -24,6 +24,20 @@ each a reason code (``Reason.OK`` = send it to matching).  A NEW order:
 An AMEND that raises an order's quantity is margin-checked for the
 increase.  CANCEL and MASS_CANCEL pass.  A rejected command changes nothing.
 
+A NEW order on a **spot** instrument (``shardex.risk.spot``) is not
+margined: after step 1, a reduce-only spot order is refused
+(``REDUCE_ONLY_VIOLATION``: there is no position), a market buy on an
+instrument without ``max_price`` is refused (``INVALID_ORDER_TYPE``), a buy
+limit at or below zero is refused (``INVALID_PRICE``, its hold would be
+meaningless), and the order's hold must fit the free balance of the held
+currency -- balance minus holds, and in the margin currency also no more
+than equity minus initial margin minus holds -- else
+``INSUFFICIENT_BALANCE``.  Accepted: the hold is added to ``holds``.  A spot
+AMEND may only lower the quantity at the same price (``INVALID_COMMAND``
+otherwise): an increase would need a hold that matching might then refuse.
+Derivative orders see the spot holds in the margin currency as spent
+equity.
+
 Equity and positions are those settled before the batch: fills inside the
 batch are settled after matching (the staged pipeline's order), so an order
 is checked against its account's last settled state plus every order
@@ -42,15 +56,18 @@ from numba import njit
 from shardex.ledger.margin import POS_QTY
 from shardex.risk.margin import account_margin
 from shardex.risk.orders import table_find, table_insert, table_set_leaves
+from shardex.risk.spot import S_IS_SPOT, S_MKT_PRICE, hold_amount, hold_currency
 from shardex.schema import Reason
 
-__all__ = ["RESERVED_ORDER_ID", "apply_order_events", "pretrade"]
+__all__ = ["RESERVED_ORDER_ID", "apply_order_events", "pretrade", "spot_free"]
 
 #: Order ids at or above this are the risk layer's (liquidation orders).
 RESERVED_ORDER_ID = 1 << 62
 
 K_NEW = 1
 K_AMEND = 3
+OT_MARKET = 1
+OT_STOP_MARKET = 2
 E_REJECTED = 2
 E_TRADE = 3
 FLAG_REDUCE_ONLY = 2
@@ -66,11 +83,17 @@ R_INVALID_COMMAND = int(Reason.INVALID_COMMAND)
 R_DUPLICATE = int(Reason.DUPLICATE_ORDER_ID)
 R_REDUCE_ONLY = int(Reason.REDUCE_ONLY_VIOLATION)
 R_MARGIN = int(Reason.INSUFFICIENT_MARGIN)
+R_BALANCE = int(Reason.INSUFFICIENT_BALANCE)
+R_ORDER_TYPE = int(Reason.INVALID_ORDER_TYPE)
+R_PRICE = int(Reason.INVALID_PRICE)
 
 
 @njit(cache=True, nogil=True)
-def _margin_ok(a, i, side, lots, price, positions, open_lots, margin, marks, mult, tiers, n_tiers):
-    """Whether ``a`` can carry ``lots`` more on ``side`` of ``i`` (see the module doc, step 3)."""
+def _margin_ok(a, i, side, lots, price, positions, open_lots, margin, marks, mult, tiers, n_tiers, held):
+    """Whether ``a`` can carry ``lots`` more on ``side`` of ``i`` (see the module doc, step 3).
+
+    ``held``: the account's spot holds in the margin currency, spent equity.
+    """
     im0, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, -1, 0, 0)
     if side == SIDE_BUY:
         im1, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, i, lots, 0)
@@ -83,16 +106,50 @@ def _margin_ok(a, i, side, lots, price, positions, open_lots, margin, marks, mul
         gap = price - marks[i] if side == SIDE_BUY else marks[i] - price
         if gap > 0:
             loss = gap * lots * mult[i]
-    return margin[a, 0] - im1 - loss >= 0
+    return margin[a, 0] - held - im1 - loss >= 0
+
+
+@njit(cache=True, nogil=True)
+def spot_free(a, ccy, balances, holds, positions, open_lots, margin, marks, mult, tiers, n_tiers, mccy):
+    """Free balance of ``ccy``: balance minus holds; in the margin currency also equity - IM - holds."""
+    free = balances[a, ccy] - holds[a, ccy]
+    if ccy == mccy:
+        im, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, -1, 0, 0)
+        free = min(free, margin[a, 0] - im - holds[a, ccy])
+    return free
+
+
+@njit(cache=True, nogil=True)
+def _spot_new(c, a, i, spot, balances, holds, positions, open_lots, margin, marks, mult, tiers, n_tiers, mccy):
+    """``(code, hold price)`` of a NEW spot order (module doc, spot paragraph)."""
+    row = spot[i]
+    if c.flags & FLAG_REDUCE_ONLY:
+        return R_REDUCE_ONLY, 0
+    p = c.price
+    if c.side == SIDE_BUY:
+        if c.otype == OT_MARKET or c.otype == OT_STOP_MARKET:
+            p = row[S_MKT_PRICE]
+            if p <= 0:
+                return R_ORDER_TYPE, 0
+        elif p <= 0:
+            return R_PRICE, 0
+    h = hold_amount(row, c.side, p, c.qty)
+    ccy = hold_currency(row, c.side)
+    if h < 0 or h > spot_free(a, ccy, balances, holds, positions, open_lots, margin, marks, mult, tiers, n_tiers,
+                              mccy):
+        return R_BALANCE, 0
+    return R_OK, p
 
 
 @njit(cache=True, nogil=True)
 def pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks, mult, tiers, n_tiers,
-             inst_state, n_acc):
+             inst_state, n_acc, spot, balances, holds, mccy):
     """Check a batch of order commands in row order; fill ``codes``; return how many were rejected.
 
     Accepted NEW orders are reserved in the table (the caller made room for
-    ``len(cmds)`` inserts).  Complexity: O(n * n_instruments * tiers).
+    ``len(cmds)`` inserts); spot orders add their hold to ``holds``
+    (int64 ``[n_accounts, n_currencies]``).  Complexity:
+    O(n * n_instruments * tiers).
     """
     n_inst = inst_state.size
     rejected = 0
@@ -116,6 +173,12 @@ def pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks
         elif k == K_NEW:
             if table_find(tab, used, a, i, c.order_id) >= 0:
                 code = R_DUPLICATE
+            elif c.qty > 0 and (c.side == 0 or c.side == 1) and spot[i, S_IS_SPOT]:
+                code, p = _spot_new(c, a, i, spot, balances, holds, positions, open_lots, margin, marks, mult, tiers,
+                                    n_tiers, mccy)
+                if code == R_OK:
+                    table_insert(tab, used, leaves, a, i, c.order_id, c.side, c.qty, p)
+                    holds[a, hold_currency(spot[i], c.side)] += hold_amount(spot[i], c.side, p, c.qty)
             elif c.qty > 0 and (c.side == 0 or c.side == 1):
                 q = positions[a, i, POS_QTY]
                 if c.flags & FLAG_REDUCE_ONLY:
@@ -124,20 +187,23 @@ def pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks
                     ):
                         code = R_REDUCE_ONLY
                 elif not _margin_ok(a, i, c.side, c.qty, c.price, positions, open_lots, margin, marks, mult,
-                                    tiers, n_tiers):
+                                    tiers, n_tiers, holds[a, mccy]):
                     code = R_MARGIN
                 if code == R_OK:
-                    table_insert(tab, used, leaves, a, i, c.order_id, c.side, c.qty)
+                    table_insert(tab, used, leaves, a, i, c.order_id, c.side, c.qty, 0)
                     open_lots[a, i, c.side] += c.qty
             # qty <= 0 or a bad side: matching rejects it with its own reason; nothing reserved.
         else:  # AMEND: check the increase only; the AMENDED event moves the reservation
             s = table_find(tab, used, a, i, c.order_id)
-            if s >= 0 and c.qty > leaves[s]:
+            if s >= 0 and spot[i, S_IS_SPOT]:
+                if c.qty > leaves[s] or (c.price != 0 and c.price != tab[s, 4]):
+                    code = R_INVALID_COMMAND
+            elif s >= 0 and c.qty > leaves[s]:
                 side = tab[s, 3]
                 q = positions[a, i, POS_QTY]
                 reduce_ok = (side == SIDE_BUY and q < 0 and c.qty <= -q) or (side != SIDE_BUY and q > 0 and c.qty <= q)
                 if not reduce_ok and not _margin_ok(a, i, side, c.qty - leaves[s], c.price, positions, open_lots,
-                                                    margin, marks, mult, tiers, n_tiers):
+                                                    margin, marks, mult, tiers, n_tiers, holds[a, mccy]):
                     code = R_MARGIN
         codes[t] = code
         if code != R_OK:
@@ -146,7 +212,7 @@ def pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks
 
 
 @njit(cache=True, nogil=True)
-def apply_order_events(events, cmd_seq, cmd_kind, tab, used, leaves, open_lots):
+def apply_order_events(events, cmd_seq, cmd_kind, tab, used, leaves, open_lots, spot, holds):
     """Move reservations to the ``leaves`` reported by matching events; return events applied.
 
     ``cmd_seq``/``cmd_kind``: the matched commands' sequence numbers
@@ -159,13 +225,13 @@ def apply_order_events(events, cmd_seq, cmd_kind, tab, used, leaves, open_lots):
         ev = events[e]
         k = ev.kind
         if k == E_TRADE:
-            n += table_set_leaves(tab, used, leaves, open_lots, ev.account, ev.instrument, ev.order_id, ev.leaves)
-            n += table_set_leaves(tab, used, leaves, open_lots, ev.maker_account, ev.instrument, ev.maker_order_id,
+            n += table_set_leaves(tab, used, leaves, open_lots, spot, holds, ev.account, ev.instrument, ev.order_id, ev.leaves)
+            n += table_set_leaves(tab, used, leaves, open_lots, spot, holds, ev.maker_account, ev.instrument, ev.maker_order_id,
                                   ev.maker_leaves)
         elif k == E_REJECTED:
             j = np.searchsorted(cmd_seq, ev.seq)
             if j < cmd_seq.size and cmd_seq[j] == ev.seq and cmd_kind[j] == K_NEW:
-                n += table_set_leaves(tab, used, leaves, open_lots, ev.account, ev.instrument, ev.order_id, 0)
+                n += table_set_leaves(tab, used, leaves, open_lots, spot, holds, ev.account, ev.instrument, ev.order_id, 0)
         elif k >= 1 and k <= 7:  # accepted, cancelled, amended, triggered, replenished
-            n += table_set_leaves(tab, used, leaves, open_lots, ev.account, ev.instrument, ev.order_id, ev.leaves)
+            n += table_set_leaves(tab, used, leaves, open_lots, spot, holds, ev.account, ev.instrument, ev.order_id, ev.leaves)
     return n
