@@ -1,8 +1,9 @@
-"""Live feeds: the asyncio Binance handler, its conflating queue, and the loopback capture server.
+"""Live feeds: the asyncio Binance and Bybit handlers, their conflating queue, and the loopback capture server.
 
 See docs/feeds-live.md. Public names:
 
-* :class:`BinanceFeedHandler`, :class:`LiveConfig` — keep exact books from a websocket connection.
+* :class:`BinanceFeedHandler`, :class:`BybitFeedHandler`, :class:`LiveConfig` — keep exact books
+  from a websocket connection (:class:`FeedHandler` is their shared base).
 * :class:`ConflatingQueue` — bounded; book updates conflate, trades are never lost silently.
 * :class:`CaptureServer`, :class:`Faults` — ``shardex feeds serve-capture`` as a library.
 * :class:`Backoff` — reconnect delays.
@@ -12,7 +13,7 @@ See docs/feeds-live.md. Public names:
 
 from shardex.feeds.live.backoff import Backoff
 from shardex.feeds.live.events import BestBidAsk, BookDelta, BookInvalid, BookState, MarkPrice, Overflow, Trade
-from shardex.feeds.live.handler import BinanceFeedHandler, LiveConfig, LiveConfigError
+from shardex.feeds.live.handler import BinanceFeedHandler, BybitFeedHandler, FeedHandler, LiveConfig, LiveConfigError
 from shardex.feeds.live.queue import ConflatingQueue, QueueClosed
 from shardex.feeds.live.server import CaptureServer, Faults, ServeError
 
@@ -20,11 +21,13 @@ __all__ = [
     "Backoff",
     "BestBidAsk",
     "BinanceFeedHandler",
+    "BybitFeedHandler",
     "BookDelta",
     "BookInvalid",
     "BookState",
     "CaptureServer",
     "ConflatingQueue",
+    "FeedHandler",
     "Faults",
     "LiveConfig",
     "LiveConfigError",

@@ -14,14 +14,16 @@ __all__ = ["Trade", "BestBidAsk", "MarkPrice", "BookState", "BookDelta", "BookIn
 
 
 class Trade(msgspec.Struct, frozen=True):
-    """One trade (Binance ``trade`` or ``aggTrade``); never conflated, never dropped silently.
+    """One trade (Binance ``trade``/``aggTrade``, Bybit ``publicTrade``); never conflated, never dropped silently.
 
     ``buyer_maker`` is True when the buyer was the maker (a sell-initiated trade).
+    ``trade_id`` is the venue's id: an int on Binance, the string as received
+    on Bybit (a UUID on linear).
     """
 
     venue: str
     symbol: str
-    trade_id: int
+    trade_id: int | str
     price: str
     qty: str
     buyer_maker: bool
@@ -114,8 +116,8 @@ class Overflow(msgspec.Struct, frozen=True):
     """
 
     dropped_trades: int
-    first_dropped_id: int
-    last_dropped_id: int
+    first_dropped_id: int | str
+    last_dropped_id: int | str
 
 
 Event = Trade | BestBidAsk | MarkPrice | BookState | BookDelta | BookInvalid | Overflow

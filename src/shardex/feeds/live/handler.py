@@ -29,6 +29,7 @@ by ``duration`` when given.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -41,13 +42,22 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from shardex.errors import ShardexError
 from shardex.feeds.builders._base import STAT_KEYS, Problem
 from shardex.feeds.builders.binance import BinanceBook
+from shardex.feeds.builders.bybit import BybitBook
 from shardex.feeds.live._http import HttpError, http_get
 from shardex.feeds.live.backoff import Backoff
 from shardex.feeds.live.events import BestBidAsk, BookDelta, BookInvalid, BookState, MarkPrice, Trade
 from shardex.feeds.live.queue import ConflatingQueue, QueueClosed
 from shardex.feeds.live.server import END_REASON
 
-__all__ = ["LiveConfig", "BinanceFeedHandler", "VENUE_PROFILES", "LiveConfigError"]
+__all__ = [
+    "LiveConfig",
+    "FeedHandler",
+    "BinanceFeedHandler",
+    "BybitFeedHandler",
+    "VENUE_PROFILES",
+    "BYBIT_CATEGORIES",
+    "LiveConfigError",
+]
 
 #: Per venue: futures rule or spot rule, the depth stream name, the REST depth path.
 VENUE_PROFILES: dict[str, tuple[bool, str, str]] = {
@@ -55,6 +65,9 @@ VENUE_PROFILES: dict[str, tuple[bool, str, str]] = {
     "binance-usdm": (True, "depth@0ms", "/fapi/v1/depth"),
     "binance-cm": (True, "depth@0ms", "/dapi/v1/depth"),
 }
+
+#: Bybit v5 venues of this handler and their public-stream category (``wss://stream.bybit.com/v5/public/<category>``).
+BYBIT_CATEGORIES: dict[str, str] = {"bybit-linear": "linear", "bybit-spot": "spot", "bybit-inverse": "inverse"}
 
 #: Builder buffering before the first snapshot, in messages; beyond it the builder starts over.
 MAX_EARLY = 200_000
@@ -71,7 +84,8 @@ class LiveConfig:
     """Settings of one handler (one websocket connection).
 
     ``ws_url``: the combined-stream endpoint (``wss://fstream.binance.com/stream``
-    or ``ws://127.0.0.1:PORT/stream``); ``rest_url``: the REST base
+    or ``ws://127.0.0.1:PORT/stream``; Bybit: the full public endpoint,
+    ``wss://stream.bybit.com/v5/public/linear``); ``rest_url``: the REST base (unused by Bybit, which may pass "")
     (``https://fapi.binance.com`` or ``http://127.0.0.1:PORT``); ``venue``: a key
     of :data:`VENUE_PROFILES`; ``symbols``: e.g. ``("BTCUSDT",)``.
     ``channels``: streams per symbol besides depth (``trade``, ``aggTrade``,
@@ -98,13 +112,14 @@ class LiveConfig:
     depth_stream: str | None = None  # None: the venue profile's
 
     def __post_init__(self) -> None:
-        if self.venue not in VENUE_PROFILES:
-            raise LiveConfigError(f"venue must be one of {sorted(VENUE_PROFILES)}, got {self.venue!r}")
+        venues = sorted(VENUE_PROFILES) + sorted(BYBIT_CATEGORIES)
+        if self.venue not in venues:
+            raise LiveConfigError(f"venue must be one of {venues}, got {self.venue!r}")
         if not self.symbols or not all(isinstance(s, str) and s.replace("_", "").isalnum() for s in self.symbols):
             raise LiveConfigError(f"symbols must be non-empty venue symbols such as ('BTCUSDT',), got {self.symbols!r}")
         if not self.ws_url.startswith(("ws://", "wss://")):
             raise LiveConfigError(f"ws_url must start with ws:// or wss://, got {self.ws_url!r}")
-        if not self.rest_url.startswith(("http://", "https://")):
+        if self.venue in VENUE_PROFILES and not self.rest_url.startswith(("http://", "https://")):
             raise LiveConfigError(f"rest_url must start with http:// or https://, got {self.rest_url!r}")
         if self.depth < 1 or self.snapshot_limit < 1 or self.max_reconnects < 0 or self.snapshot_retries < 1:
             raise LiveConfigError("depth, snapshot_limit and snapshot_retries must be >= 1 and max_reconnects >= 0")
@@ -175,7 +190,7 @@ class _BookSlot:
     """The handler's view of one symbol: its current builder and the counts of retired ones."""
 
     key: str
-    book: BinanceBook
+    book: Any  # the venue's builder (BinanceBook, BybitBook, ...)
     retired: dict[str, int] = field(default_factory=dict)
     rejects_seen: int = 0
     snapshot_at: float = 0.0
@@ -184,10 +199,22 @@ class _BookSlot:
     resync_flag: bool = False
     maker: Callable[[int], BookState | None] | None = None
     problems: list[Problem] = field(default_factory=list)
+    update_id: int | None = None  # venues whose builder keeps no public id (Bybit ``u``): set by the handler
+
+    def last_id(self) -> int | None:
+        """The final update id of the last message applied to the book (None when unknown)."""
+        return self.update_id if self.update_id is not None else getattr(self.book, "last_update_id", None)
 
 
-class BinanceFeedHandler:
-    """Keep exact Binance books from a live (or replayed) websocket connection; publish to a queue.
+class FeedHandler:
+    """What every venue's live handler shares: connection loop, book slots, publishing, report.
+
+    A venue subclass supplies five hooks: :meth:`_url` (what to connect to),
+    :meth:`_new_book` (a builder for one book route), :meth:`_on_open` (subscribe
+    and ask for snapshots once connected), :meth:`_on_raw` (route one message)
+    and :meth:`_resync` (how a book that lost sync gets a new snapshot: a REST
+    fetch on Binance, a resubscribe on Bybit). Everything else (reconnects with
+    backoff, invalidation, lazy :class:`BookState`, the report) is here, once.
 
     Parameters
     ----------
@@ -202,10 +229,6 @@ class BinanceFeedHandler:
         ``asyncio.sleep`` by default; tests may pass a recorder.
     close_queue:
         Close the queue when :meth:`run` returns, so ``async for`` consumers end.
-
-    :meth:`run` returns :meth:`report`. One message costs one builder kernel
-    call (depth, bookTicker) or one msgspec decode (trade, markPrice) plus an
-    O(1) queue operation.
     """
 
     def __init__(
@@ -221,12 +244,10 @@ class BinanceFeedHandler:
         self.backoff = backoff if backoff is not None else Backoff()
         self._sleep = sleep
         self.close_queue = close_queue
-        self.futures = VENUE_PROFILES[config.venue][0]
         self.venue = config.venue
         self.slots: dict[str, _BookSlot] = {}
-        for s in config.symbols:
-            sym = s.lower()
-            self.slots[sym] = _BookSlot(f"{config.venue}:{s.upper()}", self._new_book(sym))
+        for route, key in self._routes():
+            self.slots[route] = _BookSlot(key, self._new_book(route))
         self.counts = {
             "messages": 0,
             "depth": 0,
@@ -256,13 +277,13 @@ class BinanceFeedHandler:
         self._synced_this_session = False
 
     # ---- public -------------------------------------------------------------------------
-    def book(self, symbol: str) -> BinanceBook:
-        """The current builder of ``symbol`` (serve it only while ``.synced``)."""
-        return self.slots[symbol.lower()].book
+    def book(self, route: str) -> Any:
+        """The current builder of a book route (serve it only while ``.synced``)."""
+        return self.slots[route].book
 
-    def top10_sha256(self, symbol: str) -> str | None:
-        """The issue-7 top-10 hash of a symbol's book; None while unsynced."""
-        return self.book(symbol).top10_sha256()
+    def top10_sha256(self, route: str) -> str | None:
+        """The issue-7 top-10 hash of a book; None while unsynced."""
+        return self.book(route).top10_sha256()
 
     async def run(self) -> dict[str, Any]:
         """Connect, keep the books, reconnect on failure; return :meth:`report` when done.
@@ -294,7 +315,7 @@ class BinanceFeedHandler:
             books[slot.key] = {
                 "synced": slot.book.synced,
                 "top10_sha256": slot.book.top10_sha256(),
-                "last_update_id": slot.book.last_update_id,
+                "last_update_id": slot.last_id(),
                 **summed,
                 "problems": [str(p) for p in (slot.problems + list(slot.book.problems))[:20]],
             }
@@ -312,7 +333,7 @@ class BinanceFeedHandler:
 
     # ---- connections --------------------------------------------------------------------------
     async def _connect_loop(self) -> None:
-        url = self.cfg.stream_url()
+        url = self._url()
         for attempt in range(self.cfg.max_reconnects + 1):  # bounded by max_reconnects
             if attempt:
                 self.counts["reconnects"] += 1
@@ -364,7 +385,7 @@ class BinanceFeedHandler:
     async def _session(self, ws) -> None:
         for sym, slot in self.slots.items():
             self._fresh_book(sym, slot)
-            self._want_snapshot(sym, slot)
+        await self._on_open(ws)
         n = 0
         recv = ws.recv
         on = self._on_raw
@@ -390,9 +411,140 @@ class BinanceFeedHandler:
         slot.rejects_seen = 0
         slot.snapshot_at = 0.0
         slot.maker = None
+        slot.update_id = None
+
+    # ---- venue hooks ------------------------------------------------------------------------
+    def _routes(self) -> list[tuple[str, str]]:
+        """(route, published key) per book: the route is what :meth:`_on_raw` finds in a message."""
+        raise NotImplementedError
+
+    def _new_book(self, route: str) -> Any:
+        """A fresh builder for one route."""
+        raise NotImplementedError
+
+    def _url(self) -> str:
+        """The websocket URL to connect to."""
+        raise NotImplementedError
+
+    async def _on_open(self, ws) -> None:
+        """Once connected: subscribe, ask for snapshots."""
+        raise NotImplementedError
+
+    async def _on_raw(self, data: bytes, n: int) -> None:
+        """Handle one raw websocket message (the ``n``-th of this connection)."""
+        raise NotImplementedError
+
+    def _resync(self, route: str, slot: _BookSlot) -> None:
+        """Get a new snapshot for a book that lost sync (or whose snapshot cannot bridge)."""
+        raise NotImplementedError
+
+    def _publish_delta(self, slot: _BookSlot, data: bytes, recv_ns: int) -> None:
+        """Publish a :class:`BookDelta` for an applied message (venues that support ``deltas``)."""
+
+    def _after_book(self, sym: str, slot: _BookSlot, was: bool, where: str, recv_ns: int, data: bytes | None) -> None:
+        book = slot.book
+        if book.synced:
+            if not was:
+                self.counts["resyncs_done"] += 1
+                self._synced_this_session = True
+                slot.resync_flag = True
+                slot.maker = self._maker(slot, book)
+            self.counts["states_published"] += 1
+            self.queue.put_latest(("book", slot.key), slot.maker, lazy=True)
+            if self.cfg.deltas and was and data is not None:
+                self._publish_delta(slot, data, recv_ns)
+            return
+        if was:  # a gap: the builder discarded the book and buffers from here
+            self.counts["gaps_detected"] += 1
+            self._invalidate(slot, "gap", where, recv_ns)
+            self._resync(sym, slot)
+            return
+        st = book.stats()
+        if st["snapshot_rejects"] > slot.rejects_seen:  # the snapshot can never bridge the buffered diffs
+            slot.rejects_seen = st["snapshot_rejects"]
+            self._resync(sym, slot)
+        elif slot.snapshot_at and time.monotonic() - slot.snapshot_at > self.cfg.resync_timeout:
+            slot.snapshot_at = 0.0
+            self._resync(sym, slot)
+        elif book.grid is None and st["buffered"] > MAX_EARLY:
+            self._problem(where, "no_snapshot", f"{st['buffered']} messages buffered before any snapshot: starting over")
+            self._fresh_book(sym, slot)
+
+    def _maker(self, slot: _BookSlot, book: Any) -> Callable[[int], BookState | None]:
+        depth = self.cfg.depth
+
+        def make(folded: int) -> BookState | None:
+            # built when the consumer takes it: the latest state, never an unsynced one
+            if slot.book is not book or not book.synced:
+                return None
+            bids, asks = book.top(depth)
+            resync, slot.resync_flag = slot.resync_flag, False
+            return BookState(slot.key, slot.last_id(), bids, asks, slot.last_recv_ns, folded, resync)
+
+        return make
+
+    def _invalidate(self, slot: _BookSlot, reason: str, where: str, recv_ns: int) -> None:
+        self.counts["invalidations"] += 1
+        self.queue.discard(("book", slot.key), ("delta", slot.key))
+        self.queue.put_latest(("invalid", slot.key), BookInvalid(slot.key, reason, where, recv_ns))
+
+    def _invalidate_all(self, reason: str) -> None:
+        for slot in self.slots.values():
+            if slot.fetch is not None and not slot.fetch.done():
+                slot.fetch.cancel()
+            if slot.book.synced:
+                self._invalidate(slot, reason, self._conn_id, time.time_ns())
+
+    # ---- reports ----------------------------------------------------------------------------
+    def _undecodable(self, n: int, exc: Exception) -> None:
+        self.counts["undecodable"] += 1
+        self._problem(f"{self._conn_id}#{n}", "malformed", str(exc))
+
+    def _problem(self, where: str, code: str, detail: str) -> None:
+        if len(self.problems) < 200:
+            self.problems.append(Problem(where, code, detail))
+
+
+class BinanceFeedHandler(FeedHandler):
+    """Keep exact Binance books from a live (or replayed) websocket connection; publish to a queue.
+
+    Parameters are :class:`FeedHandler`'s. Books are keyed by lower-case
+    symbol; a gap is healed by a REST snapshot the builder bridges with its
+    buffered diffs. :meth:`run` returns :meth:`report`. One message costs one
+    builder kernel call (depth, bookTicker) or one msgspec decode (trade,
+    markPrice) plus an O(1) queue operation.
+    """
+
+    def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
+        if config.venue not in VENUE_PROFILES:
+            raise LiveConfigError(f"BinanceFeedHandler needs a venue in {sorted(VENUE_PROFILES)}, got {config.venue!r}")
+        self.futures = VENUE_PROFILES[config.venue][0]
+        super().__init__(config, *args, **kwargs)
+
+    def book(self, symbol: str) -> BinanceBook:
+        """The current builder of ``symbol`` (serve it only while ``.synced``)."""
+        return self.slots[symbol.lower()].book
+
+    def top10_sha256(self, symbol: str) -> str | None:
+        """The issue-7 top-10 hash of a symbol's book; None while unsynced."""
+        return self.book(symbol).top10_sha256()
+
+    def _routes(self) -> list[tuple[str, str]]:
+        return [(s.lower(), f"{self.cfg.venue}:{s.upper()}") for s in self.cfg.symbols]
 
     def _new_book(self, sym: str) -> BinanceBook:
         return BinanceBook(f"{self.venue}:{sym.upper()}", sym, self.futures)
+
+    def _url(self) -> str:
+        return self.cfg.stream_url()
+
+    async def _on_open(self, ws) -> None:
+        # the streams are in the URL; the snapshots are fetched while the diffs flow
+        for sym, slot in self.slots.items():
+            self._want_snapshot(sym, slot)
+
+    def _resync(self, route: str, slot: _BookSlot) -> None:
+        self._want_snapshot(route, slot)
 
     # ---- one message ----------------------------------------------------------------------------
     async def _on_raw(self, data: bytes, n: int) -> None:
@@ -449,48 +601,6 @@ class BinanceFeedHandler:
         else:
             self.counts["other"] += 1
 
-    def _after_book(self, sym: str, slot: _BookSlot, was: bool, where: str, recv_ns: int, data: bytes | None) -> None:
-        book = slot.book
-        if book.synced:
-            if not was:
-                self.counts["resyncs_done"] += 1
-                self._synced_this_session = True
-                slot.resync_flag = True
-                slot.maker = self._maker(slot, book)
-            self.counts["states_published"] += 1
-            self.queue.put_latest(("book", slot.key), slot.maker, lazy=True)
-            if self.cfg.deltas and was and data is not None:
-                self._publish_delta(slot, data, recv_ns)
-            return
-        if was:  # a gap: the builder discarded the book and buffers from here
-            self.counts["gaps_detected"] += 1
-            self._invalidate(slot, "gap", where, recv_ns)
-            self._want_snapshot(sym, slot)
-            return
-        st = book.stats()
-        if st["snapshot_rejects"] > slot.rejects_seen:  # the snapshot can never bridge the buffered diffs
-            slot.rejects_seen = st["snapshot_rejects"]
-            self._want_snapshot(sym, slot)
-        elif slot.snapshot_at and time.monotonic() - slot.snapshot_at > self.cfg.resync_timeout:
-            slot.snapshot_at = 0.0
-            self._want_snapshot(sym, slot)
-        elif book.grid is None and st["buffered"] > MAX_EARLY:
-            self._problem(where, "no_snapshot", f"{st['buffered']} messages buffered before any snapshot: starting over")
-            self._fresh_book(sym, slot)
-
-    def _maker(self, slot: _BookSlot, book: BinanceBook) -> Callable[[int], BookState | None]:
-        depth = self.cfg.depth
-
-        def make(folded: int) -> BookState | None:
-            # built when the consumer takes it: the latest state, never an unsynced one
-            if slot.book is not book or not book.synced:
-                return None
-            bids, asks = book.top(depth)
-            resync, slot.resync_flag = slot.resync_flag, False
-            return BookState(slot.key, book.last_update_id, bids, asks, slot.last_recv_ns, folded, resync)
-
-        return make
-
     def _publish_delta(self, slot: _BookSlot, data: bytes, recv_ns: int) -> None:
         try:
             d = _DEC_DIFF.decode(data).data
@@ -499,18 +609,6 @@ class BinanceFeedHandler:
         self.queue.put_delta(
             ("delta", slot.key), BookDelta(slot.key, d.U, d.u, dict(d.b), dict(d.a), d.E * 1_000_000, recv_ns)
         )
-
-    def _invalidate(self, slot: _BookSlot, reason: str, where: str, recv_ns: int) -> None:
-        self.counts["invalidations"] += 1
-        self.queue.discard(("book", slot.key), ("delta", slot.key))
-        self.queue.put_latest(("invalid", slot.key), BookInvalid(slot.key, reason, where, recv_ns))
-
-    def _invalidate_all(self, reason: str) -> None:
-        for slot in self.slots.values():
-            if slot.fetch is not None and not slot.fetch.done():
-                slot.fetch.cancel()
-            if slot.book.synced:
-                self._invalidate(slot, reason, self._conn_id, time.time_ns())
 
     # ---- snapshots ----------------------------------------------------------------------------
     def _want_snapshot(self, sym: str, slot: _BookSlot) -> None:
@@ -550,11 +648,147 @@ class BinanceFeedHandler:
             return  # loaded; waiting for the diff that bridges it (the message path watches the time)
         self._problem(url, "snapshot_gave_up", f"no usable snapshot after {self.cfg.snapshot_retries} requests")
 
-    # ---- reports ----------------------------------------------------------------------------
-    def _undecodable(self, n: int, exc: Exception) -> None:
-        self.counts["undecodable"] += 1
-        self._problem(f"{self._conn_id}#{n}", "malformed", str(exc))
 
-    def _problem(self, where: str, code: str, detail: str) -> None:
-        if len(self.problems) < 200:
-            self.problems.append(Problem(where, code, detail))
+
+#: Binance channel names in :attr:`LiveConfig.channels` and the Bybit v5 topic that carries the same events.
+_BYBIT_CHANNELS = {"trade": "publicTrade", "aggTrade": "publicTrade", "publicTrade": "publicTrade",
+                   "bookTicker": "tickers", "markPrice@1s": "tickers", "tickers": "tickers"}
+
+
+class BybitFeedHandler(FeedHandler):
+    """Keep exact Bybit v5 books (one category's public connection) and publish to a queue.
+
+    Bybit sends the book's snapshot on the websocket when a topic is
+    subscribed (``orderbook.<depth>.<SYMBOL>``), then deltas with ``u`` growing
+    by one per message and ``seq`` never going back (the rule is
+    :class:`~shardex.feeds.builders.bybit.BybitBook`'s). There is no REST
+    snapshot to fetch, so a gap is healed by **resubscribing** the topic
+    (``unsubscribe`` then ``subscribe``), which makes the venue send a fresh
+    snapshot; deltas still in flight meanwhile are dropped by the unsynced
+    builder. ``LiveConfig.channels`` maps Binance names onto Bybit topics
+    (``trade`` -> ``publicTrade``, ``bookTicker``/``markPrice@1s`` -> ``tickers``).
+
+    Books are routed by topic and keyed ``<venue>:<SYMBOL>``
+    (``bybit-linear:BTCUSDT``): linear and spot use the same topic names, so
+    the category (one connection each) is part of the key. One message costs
+    one msgspec decode and one builder call (``on_doc``).
+    """
+
+    def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
+        if config.venue not in BYBIT_CATEGORIES:
+            raise LiveConfigError(f"BybitFeedHandler needs a venue in {sorted(BYBIT_CATEGORIES)}, got {config.venue!r}")
+        if config.deltas:
+            raise LiveConfigError("deltas: BookDelta events are published for Binance venues only")
+        self._depth_topic = config.depth_stream or "orderbook.200"
+        super().__init__(config, *args, **kwargs)
+        self._tickers: dict[str, dict[str, Any]] = {}  # tickers deltas carry changed fields only: merge them
+        self._ws_send: Callable[[str], Awaitable[Any]] | None = None
+        self.counts.update(resubscribes=0, sub_errors=0)
+
+    def book(self, symbol: str) -> BybitBook:
+        """The current builder of ``symbol`` (serve it only while ``.synced``)."""
+        return self.slots[f"{self._depth_topic}.{symbol.upper()}"].book
+
+    def _routes(self) -> list[tuple[str, str]]:
+        return [(f"{self._depth_topic}.{s.upper()}", f"{self.cfg.venue}:{s.upper()}") for s in self.cfg.symbols]
+
+    def _new_book(self, route: str) -> BybitBook:
+        return BybitBook(f"{self.venue}:{route}")
+
+    def _url(self) -> str:
+        return self.cfg.ws_url
+
+    async def _on_open(self, ws) -> None:
+        self._ws_send = ws.send
+        topics = list(self.slots)
+        for ch in dict.fromkeys(_BYBIT_CHANNELS.get(c, c) for c in self.cfg.channels):
+            topics.extend(f"{ch}.{s.upper()}" for s in self.cfg.symbols)
+        for t in topics:  # one topic per request: spot takes at most 10 args per request
+            await ws.send(json.dumps({"op": "subscribe", "args": [t]}))
+        now = time.monotonic()
+        for slot in self.slots.values():
+            slot.snapshot_at = now  # resubscribe if no snapshot comes within resync_timeout
+
+    def _resync(self, route: str, slot: _BookSlot) -> None:
+        if self._ws_send is None or (slot.fetch is not None and not slot.fetch.done()):
+            return
+        self.counts["resubscribes"] += 1
+        slot.snapshot_at = time.monotonic()
+        slot.fetch = asyncio.get_running_loop().create_task(self._resubscribe(route, self._ws_send))
+
+    async def _resubscribe(self, topic: str, send: Callable[[str], Awaitable[Any]]) -> None:
+        try:  # in this order, on one socket: the venue answers the subscribe with a fresh snapshot
+            await send(json.dumps({"op": "unsubscribe", "args": [topic]}))
+            await send(json.dumps({"op": "subscribe", "args": [topic]}))
+        except ConnectionClosed:
+            pass  # the connection loop reconnects and subscribes afresh
+
+    async def _on_raw(self, data: bytes, n: int) -> None:
+        self.counts["messages"] += 1
+        recv_ns = time.time_ns()
+        where = f"{self._conn_id}#{n}"
+        try:
+            doc = msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:
+            self._undecodable(n, exc)
+            return
+        if not isinstance(doc, dict):
+            self._undecodable(n, ValueError("not a JSON object"))
+            return
+        topic = doc.get("topic")
+        if topic is None:
+            if doc.get("success") is False:  # a refused (un)subscribe: say so, it may leave a book without data
+                self.counts["sub_errors"] += 1
+                self._problem(where, "subscribe_error", str(doc.get("ret_msg", "")))
+            self.counts["other"] += 1  # subscribe replies, pongs
+            return
+        slot = self.slots.get(topic)
+        if slot is not None:
+            self.counts["depth"] += 1
+            book = slot.book
+            was = book.synced
+            book.on_doc(doc, recv_ns, where)
+            d = doc.get("data")
+            if isinstance(d, dict) and isinstance(d.get("u"), int):
+                slot.update_id = d["u"]
+            slot.last_recv_ns = recv_ns
+            self._after_book(topic, slot, was, where, recv_ns, None)
+            return
+        kind, _, sym = topic.rpartition(".")
+        try:
+            if kind == "publicTrade":
+                for t in doc["data"]:
+                    self.counts["trades"] += 1
+                    # Bybit trade ids are strings (a UUID on linear): kept as received
+                    await self.queue.put(
+                        Trade(self.venue, t["s"], t["i"], t["p"], t["v"], t["S"] == "Sell", int(t["T"]) * 1_000_000, recv_ns)
+                    )
+            elif kind == "tickers":
+                self._on_ticker(sym, doc, recv_ns)
+            else:
+                self.counts["other"] += 1
+        except (KeyError, TypeError, ValueError) as exc:
+            self._undecodable(n, exc)
+
+    def _on_ticker(self, sym: str, doc: dict, recv_ns: int) -> None:
+        d = doc.get("data") or {}
+        tk = self._tickers.setdefault(sym, {})
+        if doc.get("type") == "snapshot":
+            tk.clear()
+        tk.update(d)
+        exch_ns = int(doc.get("ts", 0)) * 1_000_000
+        key = f"{self.venue}:{sym}"
+        if "bid1Price" in d or "ask1Price" in d:
+            self.counts["tickers"] += 1
+            self.queue.put_latest(
+                ("bbo", key),
+                BestBidAsk(self.venue, sym, int(doc.get("cs", 0)), tk.get("bid1Price", ""), tk.get("bid1Size", ""),
+                           tk.get("ask1Price", ""), tk.get("ask1Size", ""), exch_ns, recv_ns),
+            )
+        if "markPrice" in d or "fundingRate" in d or "indexPrice" in d:
+            self.counts["marks"] += 1
+            self.queue.put_latest(
+                ("mark", key),
+                MarkPrice(self.venue, sym, tk.get("markPrice", ""), tk.get("indexPrice", ""), tk.get("fundingRate", ""),
+                          int(tk.get("nextFundingTime") or 0) * 1_000_000, exch_ns, recv_ns),
+            )

@@ -56,14 +56,23 @@ from websockets.http11 import Request, Response
 
 from shardex.errors import MalformedInputError, ShardexError
 from shardex.feeds.builders.binance import BinanceBook
+from shardex.feeds.builders.bybit import BybitBook
 from shardex.feeds.readers import read
 
-__all__ = ["CaptureServer", "Faults", "load_capture", "Capture", "END_REASON", "ServeError"]
+__all__ = ["CaptureServer", "Faults", "load_capture", "Capture", "END_REASON", "ServeError", "SERVED_VENUES"]
 
 #: Close reason sent at the end of the capture; the handler stops on it instead of reconnecting.
 END_REASON = "end of capture"
 
 _STREAM = re.compile(rb'"stream"\s*:\s*"(([^"@]+)@[^"]*)"')
+#: Bybit: 20 ms turns at the end of the capture in which owed snapshots are still sent.
+END_GRACE_TURNS = 5
+
+_TOPIC = re.compile(rb'"topic"\s*:\s*"([^"]+)"')
+_DELTA = re.compile(rb'"type"\s*:\s*"delta"')
+
+#: Venues (reader names) whose captures the server plays.
+SERVED_VENUES = ("binance-spot", "binance-futures", "bybit")
 _log = logging.getLogger("shardex.feeds.serve")
 
 
@@ -97,53 +106,73 @@ class Faults:
 class Capture:
     """A capture as one timeline: per message its bytes, receive stamp (ns), stream, symbol, kind."""
 
-    venue: str  # binance-spot | binance-futures
+    venue: str  # binance-spot | binance-futures | bybit
     data: list[bytes] = field(default_factory=list)
     recv_ns: list[int] = field(default_factory=list)
     stream: list[str] = field(default_factory=list)  # "" for a REST snapshot line
     symbol: list[str] = field(default_factory=list)  # lower case
-    depth: list[bool] = field(default_factory=list)
+    depth: list[bool] = field(default_factory=list)  # a book diff (what the drop faults count)
     rest: list[bool] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    conn: list[str] = field(default_factory=list)  # Bybit: the connection's category (linear, spot); else ""
+    book: list[bool] = field(default_factory=list)  # any book message (diff or in-stream snapshot)
 
     def __len__(self) -> int:
         return len(self.data)
 
 
 def load_capture(paths: Iterable[str | Path]) -> Capture:
-    """Read Binance captures (hftbacktest ``*.gz``, cryptofeed ``BINANCE*.ws.1.0``) as one timeline.
+    """Read captures as one timeline: Binance (hftbacktest ``*.gz``, cryptofeed ``BINANCE*.ws.1.0``) or Bybit v5 (``BYBIT.jsonl.zst``).
 
-    Raises :class:`MalformedInputError` for a file that is not a Binance capture.
+    Raises :class:`MalformedInputError` for a file of another venue.
     O(total bytes).
     """
     cap: Capture | None = None
+    category: dict[str, str] = {}  # Bybit connection -> category, from its connect record
     for p in paths:
         p = Path(p)
         if not p.exists():
             raise MalformedInputError(f"{p}: no such file")
         n0 = len(cap) if cap else 0
         for m in read(p):
-            if m.venue not in ("binance-spot", "binance-futures") or m.kind not in ("ws", "rest"):
+            if m.kind == "connect":
+                category[m.conn] = m.data.decode(errors="replace").rstrip("/").rsplit("/", 1)[-1]
+                continue
+            if m.venue not in SERVED_VENUES or m.kind not in ("ws", "rest"):
                 continue
             if cap is None:
                 cap = Capture(m.venue)
             elif m.venue != cap.venue:
                 raise MalformedInputError(f"{p}:{m.line}: {m.venue} message in a {cap.venue} capture")
-            if m.kind == "rest":
+            conn, is_book = "", False
+            if m.venue == "bybit":
+                found = _TOPIC.search(m.data[:160])
+                if not found:
+                    continue  # a subscription reply: the server answers its clients' own requests
+                stream = found.group(1).decode()
+                sym = stream.rsplit(".", 1)[-1].lower()
+                conn = category.get(m.conn, m.conn)
+                is_book = stream.startswith("orderbook.")
+                is_diff = is_book and _DELTA.search(m.data[:160]) is not None
+            elif m.kind == "rest":
                 stream, sym = "", m.key.lower()
+                is_diff = False
             else:
                 found = _STREAM.search(m.data[:160])
                 if not found:
                     continue  # a subscription reply or other control message: not part of the stream
                 stream, sym = found.group(1).decode(), found.group(2).decode().lower()
+                is_diff = is_book = "@depth" in stream
             cap.data.append(m.data)
             cap.recv_ns.append(m.recv_ns)
             cap.stream.append(stream)
             cap.symbol.append(sym)
-            cap.depth.append("@depth" in stream)
+            cap.depth.append(is_diff)
             cap.rest.append(m.kind == "rest")
+            cap.conn.append(conn)
+            cap.book.append(is_book or m.kind == "rest")
         if cap is None or len(cap) == n0:
-            raise MalformedInputError(f"{p}: no Binance stream messages (serve-capture serves Binance captures)")
+            raise MalformedInputError(f"{p}: no stream messages of a served venue ({', '.join(SERVED_VENUES)})")
         cap.files.append(str(p))
     if cap is None:
         raise MalformedInputError("no capture files given")
@@ -164,13 +193,15 @@ def _decimals(step_units: int) -> int:
 
 
 class _Sub:
-    __slots__ = ("ws", "streams", "sent", "cid")
+    __slots__ = ("ws", "streams", "sent", "cid", "category", "pending")
 
-    def __init__(self, ws: ServerConnection, streams: set[str] | None, cid: int) -> None:
+    def __init__(self, ws: ServerConnection, streams: set[str] | None, cid: int, category: str | None = None) -> None:
         self.ws = ws
         self.streams = streams  # None: every stream
         self.sent = 0
         self.cid = cid
+        self.category = category  # Bybit: only this connection's messages (linear, spot)
+        self.pending: list[str] = []  # Bybit book topics subscribed, owed a snapshot before their next delta
 
 
 class CaptureServer:
@@ -202,6 +233,8 @@ class CaptureServer:
         self.idle_timeout = idle_timeout
         self.cursor = 0  # messages of the timeline played so far
         self.futures = self.capture.venue == "binance-futures"
+        self.bybit = self.capture.venue == "bybit"
+        self._ref_ids: dict[str, tuple] = {}  # Bybit reference book -> (u, seq, symbol, ts) of its last message
         self._ref: dict[str, BinanceBook] = {}
         self._ref_pos = 0
         self._subs: list[_Sub] = []
@@ -275,8 +308,8 @@ class CaptureServer:
 
     @property
     def ws_url(self) -> str:
-        """Base websocket URL of the combined-stream endpoint (append ``?streams=...``)."""
-        return f"ws://{self._hostport()}/stream"
+        """Base websocket URL: Binance's combined-stream endpoint (append ``?streams=...``), Bybit's ``/v5/public`` (append ``/linear``)."""
+        return f"ws://{self._hostport()}" + ("/v5/public" if self.bybit else "/stream")
 
     @property
     def rest_url(self) -> str:
@@ -290,13 +323,17 @@ class CaptureServer:
     async def _on_ws(self, ws: ServerConnection) -> None:
         u = urlsplit(ws.request.path)
         streams: set[str] | None = None
+        category: str | None = None
+        if self.bybit:
+            category = u.path.rstrip("/").rsplit("/", 1)[-1]
+            streams = set()  # Bybit streams nothing until subscribed
         if u.path.startswith("/ws/") and len(u.path) > 4:
             streams = set(u.path[4:].split("/"))
         q = parse_qs(u.query).get("streams")
         if q:
             streams = {s for s in q[0].split("/") if s}
         self._next_cid += 1
-        sub = _Sub(ws, streams, self._next_cid)
+        sub = _Sub(ws, streams, self._next_cid, category)
         self.stats["connections"] += 1
         self._subs.append(sub)
         self._have_sub.set()
@@ -310,7 +347,10 @@ class CaptureServer:
                 self._subs.remove(sub)
 
     def _on_client_message(self, sub: _Sub, msg: str | bytes) -> None:
-        """Binance's SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS requests."""
+        """Binance's SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS requests (Bybit's ``op`` requests: :meth:`_on_bybit_message`)."""
+        if self.bybit:
+            self._on_bybit_message(sub, msg)
+            return
         try:
             req = json.loads(msg)
             method, rid, params = req.get("method"), req.get("id"), req.get("params") or []
@@ -328,6 +368,87 @@ class CaptureServer:
             asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"error": {"code": 1, "msg": f"unknown method {method!r}"}, "id": rid})))
             return
         asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"result": result, "id": rid})))
+
+    def _on_bybit_message(self, sub: _Sub, msg: str | bytes) -> None:
+        """Bybit v5 ``{"op": "subscribe"|"unsubscribe"|"ping", "args": [...]}``.
+
+        A subscribed ``orderbook.*`` topic is owed a snapshot: playback sends it
+        (synthesized from the reference book at that point) right before the
+        next message on that connection, so no delta can slip in between.
+        """
+        try:
+            req = json.loads(msg)
+            op, args, rid = req.get("op"), list(req.get("args") or []), req.get("req_id", "")
+        except (ValueError, AttributeError, TypeError):
+            asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"success": False, "ret_msg": "Invalid JSON", "op": ""})))
+            return
+        streams = sub.streams if sub.streams is not None else set()
+        sub.streams = streams
+        bad: list[str] = []
+        if op == "subscribe":
+            for t in args:
+                if t in streams or t in sub.pending:
+                    bad.append(t)
+                elif t.startswith("orderbook."):
+                    sub.pending.append(t)
+                else:
+                    streams.add(t)
+        elif op == "unsubscribe":
+            for t in args:
+                if t in sub.pending:
+                    sub.pending.remove(t)
+                elif t in streams:
+                    streams.discard(t)
+                else:
+                    bad.append(t)
+        elif op == "ping":
+            asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"success": True, "ret_msg": "pong", "conn_id": str(sub.cid), "req_id": rid, "op": "pong"})))
+            return
+        else:
+            bad = [str(op)]
+        reply = {"success": not bad, "ret_msg": f"error: {op} {','.join(bad)}" if bad else "", "conn_id": str(sub.cid), "req_id": rid, "op": op}
+        asyncio.ensure_future(_safe_send(sub.ws, json.dumps(reply)))
+
+    async def _flush_pending(self, sub: _Sub, upto: int) -> None:
+        """Send the snapshots a Bybit client is owed, as of capture position ``upto`` (exclusive)."""
+        while sub.pending:  # bounded: one topic leaves per turn
+            topic = sub.pending.pop(0)
+            snap = self._bybit_snapshot(sub.category or "", topic, upto)
+            if snap is not None:
+                self.stats["snapshots_synthesized"] += 1
+                try:
+                    await sub.ws.send(snap, text=True)
+                except ConnectionClosed:
+                    return
+                sub.sent += 1
+                self.stats["sent"] += 1
+            # no synced reference yet: the capture's own snapshot for the topic is still to come
+            if sub.streams is not None:
+                sub.streams.add(topic)
+
+    def _bybit_snapshot(self, category: str, topic: str, upto: int) -> bytes | None:
+        """A Bybit ``snapshot`` message of the reference book at position ``upto``: every level, strings as received."""
+        cap = self.capture
+        for i in range(self._ref_pos, upto):  # bounded by the capture
+            if not cap.book[i]:
+                continue
+            key = f"{cap.conn[i]}|{cap.stream[i]}"
+            doc = json.loads(cap.data[i])
+            book = self._ref.get(key)
+            if book is None:
+                book = self._ref[key] = BybitBook(f"reference:{key}")  # type: ignore[assignment]
+            book.on_doc(doc, cap.recv_ns[i], f"capture#{i + 1}")  # type: ignore[attr-defined]
+            d = doc.get("data") or {}
+            self._ref_ids[key] = (d.get("u"), d.get("seq"), d.get("s", ""), doc.get("ts", 0))
+        self._ref_pos = max(self._ref_pos, upto)
+        key = f"{category}|{topic}"
+        book = self._ref.get(key)
+        if book is None or not book.synced:
+            return None
+        u, seq, sym, ts = self._ref_ids[key]
+        bids, asks = book.top_strings(len(book.bids) + len(book.asks))  # type: ignore[attr-defined]
+        doc = {"topic": topic, "type": "snapshot", "ts": ts, "data": {"s": sym, "b": bids, "a": asks, "u": u, "seq": seq}, "cts": ts}
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     async def _playback(self) -> None:
         cap, faults, loop = self.capture, self.faults, asyncio.get_running_loop()
@@ -372,7 +493,12 @@ class CaptureServer:
                     i += 1
                     continue
                 s = stream[i]
+                conn = cap.conn[i]
                 for sub in tuple(self._subs):
+                    if sub.pending:
+                        await self._flush_pending(sub, i)
+                    if sub.category is not None and conn != sub.category:
+                        continue
                     if sub.streams is not None and s not in sub.streams:
                         continue
                     try:
@@ -390,6 +516,14 @@ class CaptureServer:
                     ):
                         self._inject_disconnect(sub)
                 i += 1
+            if self.bybit:
+                # a real venue answers a (re)subscribe at any time: before the end-of-capture close,
+                # give requests in flight (a resync after a late gap) a short grace, bounded
+                for _ in range(END_GRACE_TURNS):
+                    await asyncio.sleep(0.02)
+                    for sub in tuple(self._subs):
+                        if sub.pending:
+                            await self._flush_pending(sub, n)
             self.end_reason = END_REASON
         finally:
             self.cursor = max(self.cursor, i)
@@ -413,9 +547,12 @@ class CaptureServer:
     # ---- REST side --------------------------------------------------------------------------
     def _on_http(self, conn: ServerConnection, request: Request) -> Response | None:
         u = urlsplit(request.path)
-        if u.path.startswith(("/stream", "/ws/")) and "upgrade" in request.headers.get("Connection", "").lower():
+        ws_paths = ("/v5/public/",) if self.bybit else ("/stream", "/ws/")
+        if u.path.startswith(ws_paths) and "upgrade" in request.headers.get("Connection", "").lower():
             return None  # a websocket handshake: go on
         self.stats["http_requests"] += 1
+        if self.bybit:  # Bybit books come with their snapshot on the socket: no REST depth here
+            return _json(conn, 404, {"retCode": 10001, "retMsg": f"no such endpoint {u.path}; connect to /v5/public/<category>"})
         if not u.path.endswith("/depth"):
             return _json(conn, 404, {"code": -1, "msg": f"no such endpoint {u.path}; try /fapi/v1/depth?symbol=BTCUSDT"})
         q = parse_qs(u.query)
