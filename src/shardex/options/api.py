@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from shardex.options._black import black76_kernel, black76_price_kernel
+from shardex.options._black import black76_simd_kernel, black76_simd_price_kernel
 from shardex.options._codes import (
     InvalidOptionInputError,
     NoArbitrageBoundError,
@@ -87,6 +87,20 @@ def _broadcast(floats: tuple, is_call: Any) -> tuple[list[np.ndarray], np.ndarra
     flat = [np.ascontiguousarray(a).reshape(-1) if a.shape == shape
             else np.array(np.broadcast_to(a, shape)).reshape(-1) for a in arrs]
     return flat[:-1], flat[-1], shape, scalar
+
+
+def _broadcast_with_rate(floats: tuple, rate: Any, is_call: Any) -> tuple:
+    """``_broadcast`` of (F, K, t, vol) and the rate; a scalar rate stays a 1-element array.
+
+    The kernels broadcast a length-1 rate themselves, which saves filling and
+    reading an n-long array of one number.
+    """
+    if np.ndim(rate) == 0:
+        (f, k, tt, v), calls, shape, scalar = _broadcast(floats, is_call)
+        r = np.full(1, rate, dtype=np.float64)
+    else:
+        (f, k, tt, v, r), calls, shape, scalar = _broadcast((*floats, rate), is_call)
+    return f, k, tt, v, r, calls, shape, scalar
 
 
 class GreeksResult(Mapping):
@@ -148,13 +162,13 @@ def greeks(
     >>> round(g["price"], 6), round(g["delta"], 6)
     (7.965567, 0.539828)
     """
-    (f, k, tt, v, r), calls, shape, scalar = _broadcast((forward, strike, t, vol, rate), is_call)
+    f, k, tt, v, r, calls, shape, scalar = _broadcast_with_rate((forward, strike, t, vol), rate, is_call)
     n = f.shape[0]
     out = {key: np.empty(n) for key in GREEK_KEYS}
     second = {key: np.empty(n if second_order else 0) for key in SECOND_ORDER_KEYS}
     codes = np.empty(n, dtype=np.uint8)
-    black76_kernel(f, k, tt, v, calls, r, out["price"], out["delta"], out["gamma"], out["vega"],
-                   out["theta"], out["rho"], second["vanna"], second["volga"], codes)
+    black76_simd_kernel(f, k, tt, v, calls, r, out["price"], out["delta"], out["gamma"], out["vega"],
+                        out["theta"], out["rho"], second["vanna"], second["volga"], codes)
     if second_order:
         out.update(second)
     if inverse:
@@ -170,10 +184,10 @@ def greeks(
 
 def black76_price(forward: Any, strike: Any, t: Any, vol: Any, is_call: Any, rate: Any = 0.0, *, inverse: bool = False) -> Any:
     """Black-76 price only (cheaper than ``greeks``); NaN for bad array elements.  O(n)."""
-    (f, k, tt, v, r), calls, shape, scalar = _broadcast((forward, strike, t, vol, rate), is_call)
+    f, k, tt, v, r, calls, shape, scalar = _broadcast_with_rate((forward, strike, t, vol), rate, is_call)
     price = np.empty(f.shape[0])
     codes = np.empty(f.shape[0], dtype=np.uint8)
-    black76_price_kernel(f, k, tt, v, calls, r, price, codes)
+    black76_simd_price_kernel(f, k, tt, v, calls, r, price, codes)
     if inverse:
         price /= f
     if scalar:
