@@ -67,12 +67,14 @@ class BookState(msgspec.Struct, frozen=True):
 
     Built when the consumer takes it, from the book as it is then, so a slow
     consumer gets the latest state and ``folded`` says how many book updates
-    it stands for. ``update_id`` is the final update id of the last diff in it.
+    it stands for. ``update_id`` is the final update id of the last diff in it
+    (Bybit ``u``, OKX ``seqId``; None where the venue sends none, as OKX
+    captures from before ``seqId``).
     ``resync`` is True for the first state after a (re)sync.
     """
 
     key: str
-    update_id: int
+    update_id: int | None
     bids: list[tuple[str, str]]
     asks: list[tuple[str, str]]
     recv_ns: int

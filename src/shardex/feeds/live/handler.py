@@ -1,4 +1,9 @@
-"""The live feed handler: one asyncio client per Binance websocket connection, books kept exact.
+"""The live feed handlers: one asyncio client per venue websocket connection, books kept exact.
+
+:class:`FeedHandler` holds what every venue shares (below, described for
+Binance). :class:`BybitFeedHandler` and :class:`OkxFeedHandler` get their
+snapshot on the socket when they subscribe, so they resync by resubscribing
+(``_ResubscribeHandler``); see docs/feeds-live.md.
 
 For each connection: connect (combined streams ``<sym>@depth…/<sym>@trade/
 <sym>@bookTicker[/<sym>@markPrice@1s]``), start one fresh
@@ -43,6 +48,7 @@ from shardex.errors import ShardexError
 from shardex.feeds.builders._base import STAT_KEYS, Problem
 from shardex.feeds.builders.binance import BinanceBook
 from shardex.feeds.builders.bybit import BybitBook
+from shardex.feeds.builders.okx import OkxBook
 from shardex.feeds.live._http import HttpError, http_get
 from shardex.feeds.live.backoff import Backoff
 from shardex.feeds.live.events import BestBidAsk, BookDelta, BookInvalid, BookState, MarkPrice, Trade
@@ -54,6 +60,7 @@ __all__ = [
     "FeedHandler",
     "BinanceFeedHandler",
     "BybitFeedHandler",
+    "OkxFeedHandler",
     "VENUE_PROFILES",
     "BYBIT_CATEGORIES",
     "LiveConfigError",
@@ -112,10 +119,10 @@ class LiveConfig:
     depth_stream: str | None = None  # None: the venue profile's
 
     def __post_init__(self) -> None:
-        venues = sorted(VENUE_PROFILES) + sorted(BYBIT_CATEGORIES)
+        venues = sorted(VENUE_PROFILES) + sorted(BYBIT_CATEGORIES) + ["okx"]
         if self.venue not in venues:
             raise LiveConfigError(f"venue must be one of {venues}, got {self.venue!r}")
-        if not self.symbols or not all(isinstance(s, str) and s.replace("_", "").isalnum() for s in self.symbols):
+        if not self.symbols or not all(isinstance(s, str) and s.replace("_", "").replace("-", "").isalnum() for s in self.symbols):
             raise LiveConfigError(f"symbols must be non-empty venue symbols such as ('BTCUSDT',), got {self.symbols!r}")
         if not self.ws_url.startswith(("ws://", "wss://")):
             raise LiveConfigError(f"ws_url must start with ws:// or wss://, got {self.ws_url!r}")
@@ -655,7 +662,76 @@ _BYBIT_CHANNELS = {"trade": "publicTrade", "aggTrade": "publicTrade", "publicTra
                    "bookTicker": "tickers", "markPrice@1s": "tickers", "tickers": "tickers"}
 
 
-class BybitFeedHandler(FeedHandler):
+class _ResubscribeHandler(FeedHandler):
+    """Venues whose snapshot comes on the websocket when a book is subscribed: resync = resubscribe.
+
+    Subclasses give :meth:`_request` (one subscribe/unsubscribe request for
+    one topic) and :meth:`_topics` (every topic to subscribe, books first).
+    """
+
+    def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self._ws_send: Callable[[str], Awaitable[Any]] | None = None
+        self.counts.update(resubscribes=0, sub_errors=0)
+
+    def _request(self, op: str, topic: str) -> str:
+        """The venue's ``op`` ("subscribe" / "unsubscribe") request for one topic."""
+        raise NotImplementedError
+
+    def _topics(self) -> list[str]:
+        """Every topic of this connection: the book routes, then the other channels."""
+        raise NotImplementedError
+
+    def _url(self) -> str:
+        return self.cfg.ws_url
+
+    async def _on_open(self, ws) -> None:
+        self._ws_send = ws.send
+        for t in self._topics():  # one topic per request: Bybit spot takes at most 10 args per request
+            await ws.send(self._request("subscribe", t))
+        now = time.monotonic()
+        for slot in self.slots.values():
+            slot.snapshot_at = now  # resubscribe if no snapshot comes within resync_timeout
+
+    def _resync(self, route: str, slot: _BookSlot) -> None:
+        if self._ws_send is None or (slot.fetch is not None and not slot.fetch.done()):
+            return
+        self.counts["resubscribes"] += 1
+        slot.snapshot_at = time.monotonic()
+        slot.fetch = asyncio.get_running_loop().create_task(self._resubscribe(route, self._ws_send))
+
+    async def _resubscribe(self, topic: str, send: Callable[[str], Awaitable[Any]]) -> None:
+        try:  # in this order, on one socket: the venue answers the subscribe with a fresh snapshot
+            await send(self._request("unsubscribe", topic))
+            await send(self._request("subscribe", topic))
+        except ConnectionClosed:
+            pass  # the connection loop reconnects and subscribes afresh
+
+    def _on_book(self, route: str, slot: _BookSlot, doc: dict, recv_ns: int, where: str, update_id: Any) -> None:
+        """One decoded book message to its builder, then the shared gap/resync/publish logic."""
+        self.counts["depth"] += 1
+        book = slot.book
+        was = book.synced
+        book.on_doc(doc, recv_ns, where)
+        if isinstance(update_id, int):
+            slot.update_id = update_id
+        slot.last_recv_ns = recv_ns
+        self._after_book(route, slot, was, where, recv_ns, None)
+
+    def _decode(self, data: bytes, n: int) -> dict | None:
+        self.counts["messages"] += 1
+        try:
+            doc = msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:
+            self._undecodable(n, exc)
+            return None
+        if not isinstance(doc, dict):
+            self._undecodable(n, ValueError("not a JSON object"))
+            return None
+        return doc
+
+
+class BybitFeedHandler(_ResubscribeHandler):
     """Keep exact Bybit v5 books (one category's public connection) and publish to a queue.
 
     Bybit sends the book's snapshot on the websocket when a topic is
@@ -682,8 +758,6 @@ class BybitFeedHandler(FeedHandler):
         self._depth_topic = config.depth_stream or "orderbook.200"
         super().__init__(config, *args, **kwargs)
         self._tickers: dict[str, dict[str, Any]] = {}  # tickers deltas carry changed fields only: merge them
-        self._ws_send: Callable[[str], Awaitable[Any]] | None = None
-        self.counts.update(resubscribes=0, sub_errors=0)
 
     def book(self, symbol: str) -> BybitBook:
         """The current builder of ``symbol`` (serve it only while ``.synced``)."""
@@ -695,45 +769,20 @@ class BybitFeedHandler(FeedHandler):
     def _new_book(self, route: str) -> BybitBook:
         return BybitBook(f"{self.venue}:{route}")
 
-    def _url(self) -> str:
-        return self.cfg.ws_url
-
-    async def _on_open(self, ws) -> None:
-        self._ws_send = ws.send
+    def _topics(self) -> list[str]:
         topics = list(self.slots)
         for ch in dict.fromkeys(_BYBIT_CHANNELS.get(c, c) for c in self.cfg.channels):
             topics.extend(f"{ch}.{s.upper()}" for s in self.cfg.symbols)
-        for t in topics:  # one topic per request: spot takes at most 10 args per request
-            await ws.send(json.dumps({"op": "subscribe", "args": [t]}))
-        now = time.monotonic()
-        for slot in self.slots.values():
-            slot.snapshot_at = now  # resubscribe if no snapshot comes within resync_timeout
+        return topics
 
-    def _resync(self, route: str, slot: _BookSlot) -> None:
-        if self._ws_send is None or (slot.fetch is not None and not slot.fetch.done()):
-            return
-        self.counts["resubscribes"] += 1
-        slot.snapshot_at = time.monotonic()
-        slot.fetch = asyncio.get_running_loop().create_task(self._resubscribe(route, self._ws_send))
-
-    async def _resubscribe(self, topic: str, send: Callable[[str], Awaitable[Any]]) -> None:
-        try:  # in this order, on one socket: the venue answers the subscribe with a fresh snapshot
-            await send(json.dumps({"op": "unsubscribe", "args": [topic]}))
-            await send(json.dumps({"op": "subscribe", "args": [topic]}))
-        except ConnectionClosed:
-            pass  # the connection loop reconnects and subscribes afresh
+    def _request(self, op: str, topic: str) -> str:
+        return json.dumps({"op": op, "args": [topic]})
 
     async def _on_raw(self, data: bytes, n: int) -> None:
-        self.counts["messages"] += 1
         recv_ns = time.time_ns()
         where = f"{self._conn_id}#{n}"
-        try:
-            doc = msgspec.json.decode(data)
-        except msgspec.DecodeError as exc:
-            self._undecodable(n, exc)
-            return
-        if not isinstance(doc, dict):
-            self._undecodable(n, ValueError("not a JSON object"))
+        doc = self._decode(data, n)
+        if doc is None:
             return
         topic = doc.get("topic")
         if topic is None:
@@ -744,15 +793,8 @@ class BybitFeedHandler(FeedHandler):
             return
         slot = self.slots.get(topic)
         if slot is not None:
-            self.counts["depth"] += 1
-            book = slot.book
-            was = book.synced
-            book.on_doc(doc, recv_ns, where)
             d = doc.get("data")
-            if isinstance(d, dict) and isinstance(d.get("u"), int):
-                slot.update_id = d["u"]
-            slot.last_recv_ns = recv_ns
-            self._after_book(topic, slot, was, where, recv_ns, None)
+            self._on_book(topic, slot, doc, recv_ns, where, d.get("u") if isinstance(d, dict) else None)
             return
         kind, _, sym = topic.rpartition(".")
         try:
@@ -792,3 +834,91 @@ class BybitFeedHandler(FeedHandler):
                 MarkPrice(self.venue, sym, tk.get("markPrice", ""), tk.get("indexPrice", ""), tk.get("fundingRate", ""),
                           int(tk.get("nextFundingTime") or 0) * 1_000_000, exch_ns, recv_ns),
             )
+
+
+#: Binance channel names in :attr:`LiveConfig.channels` and the OKX v5 channel that carries the same events.
+_OKX_CHANNELS = {"trade": "trades", "aggTrade": "trades", "trades": "trades", "bookTicker": "tickers", "tickers": "tickers"}
+
+
+class OkxFeedHandler(_ResubscribeHandler):
+    """Keep exact OKX v5 ``books`` books (``wss://ws.okx.com:8443/ws/v5/public``) and publish to a queue.
+
+    OKX sends a ``snapshot`` on subscribe, then ``update`` messages; after
+    each one the builder (:class:`~shardex.feeds.builders.okx.OkxBook`) checks
+    the CRC32 of the top 25 levels and ``seqId``/``prevSeqId`` where present.
+    A mismatch is a gap, healed by **resubscribing** the instrument's ``books``
+    channel, which makes OKX send a fresh snapshot. Symbols are instIds
+    (``BTC-USDT``, ``UNI-USD-SWAP``); books are keyed ``okx:<instId>``, as in
+    the offline replay. ``depth_stream`` picks the book channel (``books``).
+    """
+
+    def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
+        if config.venue != "okx":
+            raise LiveConfigError(f"OkxFeedHandler needs venue 'okx', got {config.venue!r}")
+        if config.deltas:
+            raise LiveConfigError("deltas: BookDelta events are published for Binance venues only")
+        self._channel = config.depth_stream or "books"
+        super().__init__(config, *args, **kwargs)
+
+    def book(self, symbol: str) -> OkxBook:
+        """The current builder of instrument ``symbol`` (serve it only while ``.synced``)."""
+        return self.slots[f"{self._channel}:{symbol}"].book
+
+    def _routes(self) -> list[tuple[str, str]]:
+        return [(f"{self._channel}:{s}", f"okx:{s}") for s in self.cfg.symbols]
+
+    def _new_book(self, route: str) -> OkxBook:
+        return OkxBook(f"okx:{route.partition(':')[2]}")
+
+    def _topics(self) -> list[str]:
+        topics = list(self.slots)
+        for ch in dict.fromkeys(_OKX_CHANNELS.get(c, c) for c in self.cfg.channels):
+            topics.extend(f"{ch}:{s}" for s in self.cfg.symbols)
+        return topics
+
+    def _request(self, op: str, topic: str) -> str:
+        ch, _, inst = topic.partition(":")
+        return json.dumps({"op": op, "args": [{"channel": ch, "instId": inst}]})
+
+    async def _on_raw(self, data: bytes, n: int) -> None:
+        recv_ns = time.time_ns()
+        where = f"{self._conn_id}#{n}"
+        if data == b"pong":
+            self.counts["messages"] += 1
+            self.counts["other"] += 1
+            return
+        doc = self._decode(data, n)
+        if doc is None:
+            return
+        arg = doc.get("arg")
+        if "event" in doc or not isinstance(arg, dict):
+            if doc.get("event") == "error":  # a refused (un)subscribe: say so, it may leave a book without data
+                self.counts["sub_errors"] += 1
+                self._problem(where, "subscribe_error", str(doc.get("msg", "")))
+            self.counts["other"] += 1
+            return
+        ch, inst = arg.get("channel", ""), arg.get("instId", "")
+        route = f"{ch}:{inst}"
+        slot = self.slots.get(route)
+        try:
+            if slot is not None:
+                last = (doc.get("data") or [{}])[-1]
+                self._on_book(route, slot, doc, recv_ns, where, last.get("seqId") if isinstance(last, dict) else None)
+            elif ch == "trades":
+                for t in doc["data"]:
+                    self.counts["trades"] += 1
+                    await self.queue.put(
+                        Trade(self.venue, inst, t["tradeId"], t["px"], t["sz"], t["side"] == "sell", int(t["ts"]) * 1_000_000, recv_ns)
+                    )
+            elif ch == "tickers":
+                for t in doc["data"]:
+                    self.counts["tickers"] += 1
+                    self.queue.put_latest(
+                        ("bbo", f"okx:{inst}"),
+                        BestBidAsk(self.venue, inst, 0, t.get("bidPx", ""), t.get("bidSz", ""), t.get("askPx", ""),
+                                   t.get("askSz", ""), int(t.get("ts") or 0) * 1_000_000, recv_ns),
+                    )
+            else:
+                self.counts["other"] += 1
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            self._undecodable(n, exc)

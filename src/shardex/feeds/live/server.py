@@ -1,4 +1,12 @@
-"""``shardex feeds serve-capture``: a loopback websocket + REST server that plays a Binance capture back.
+"""``shardex feeds serve-capture``: a loopback websocket + REST server that plays a capture back.
+
+Binance captures are served as described below. Bybit v5 (``BYBIT.jsonl.zst``)
+and OKX v5 (``OKX.ws.1.0``) send their book snapshot on the socket: for them
+the server speaks the venue's own ``op`` subscribe protocol on
+``/v5/public/<category>`` (Bybit; each category gets its capture connection's
+messages) or ``/ws/v5/public`` (OKX), and a subscriber of a book topic gets a
+snapshot synthesized from a reference book right before its next message
+(:mod:`shardex.feeds.live._dialects`); there is no REST endpoint for them.
 
 It stands in for the venue so the live handler can be tested for real with no
 internet: a combined-stream websocket endpoint (``/stream?streams=a/b/c``, or
@@ -56,7 +64,7 @@ from websockets.http11 import Request, Response
 
 from shardex.errors import MalformedInputError, ShardexError
 from shardex.feeds.builders.binance import BinanceBook
-from shardex.feeds.builders.bybit import BybitBook
+from shardex.feeds.live._dialects import DIALECTS, Dialect
 from shardex.feeds.readers import read
 
 __all__ = ["CaptureServer", "Faults", "load_capture", "Capture", "END_REASON", "ServeError", "SERVED_VENUES"]
@@ -65,14 +73,11 @@ __all__ = ["CaptureServer", "Faults", "load_capture", "Capture", "END_REASON", "
 END_REASON = "end of capture"
 
 _STREAM = re.compile(rb'"stream"\s*:\s*"(([^"@]+)@[^"]*)"')
-#: Bybit: 20 ms turns at the end of the capture in which owed snapshots are still sent.
+#: Bybit, OKX: 20 ms turns at the end of the capture in which owed snapshots are still sent.
 END_GRACE_TURNS = 5
 
-_TOPIC = re.compile(rb'"topic"\s*:\s*"([^"]+)"')
-_DELTA = re.compile(rb'"type"\s*:\s*"delta"')
-
 #: Venues (reader names) whose captures the server plays.
-SERVED_VENUES = ("binance-spot", "binance-futures", "bybit")
+SERVED_VENUES = ("binance-spot", "binance-futures", *DIALECTS)
 _log = logging.getLogger("shardex.feeds.serve")
 
 
@@ -106,7 +111,7 @@ class Faults:
 class Capture:
     """A capture as one timeline: per message its bytes, receive stamp (ns), stream, symbol, kind."""
 
-    venue: str  # binance-spot | binance-futures | bybit
+    venue: str  # binance-spot | binance-futures | bybit | okx
     data: list[bytes] = field(default_factory=list)
     recv_ns: list[int] = field(default_factory=list)
     stream: list[str] = field(default_factory=list)  # "" for a REST snapshot line
@@ -122,13 +127,14 @@ class Capture:
 
 
 def load_capture(paths: Iterable[str | Path]) -> Capture:
-    """Read captures as one timeline: Binance (hftbacktest ``*.gz``, cryptofeed ``BINANCE*.ws.1.0``) or Bybit v5 (``BYBIT.jsonl.zst``).
+    """Read captures as one timeline: Binance (hftbacktest ``*.gz``, cryptofeed ``BINANCE*.ws.1.0``), Bybit v5 (``BYBIT.jsonl.zst``), OKX (``OKX.ws.1.0``).
 
     Raises :class:`MalformedInputError` for a file of another venue.
     O(total bytes).
     """
     cap: Capture | None = None
     category: dict[str, str] = {}  # Bybit connection -> category, from its connect record
+    dialects: dict[str, Dialect] = {}
     for p in paths:
         p = Path(p)
         if not p.exists():
@@ -145,15 +151,14 @@ def load_capture(paths: Iterable[str | Path]) -> Capture:
             elif m.venue != cap.venue:
                 raise MalformedInputError(f"{p}:{m.line}: {m.venue} message in a {cap.venue} capture")
             conn, is_book = "", False
-            if m.venue == "bybit":
-                found = _TOPIC.search(m.data[:160])
-                if not found:
+            if m.venue in DIALECTS:
+                dialect = dialects.setdefault(m.venue, DIALECTS[m.venue]())
+                found_topic = dialect.classify(m.data)
+                if found_topic is None:
                     continue  # a subscription reply: the server answers its clients' own requests
-                stream = found.group(1).decode()
-                sym = stream.rsplit(".", 1)[-1].lower()
-                conn = category.get(m.conn, m.conn)
-                is_book = stream.startswith("orderbook.")
-                is_diff = is_book and _DELTA.search(m.data[:160]) is not None
+                stream, is_book, is_diff = found_topic
+                sym = stream.rsplit(".", 1)[-1].rsplit(":", 1)[-1].lower()
+                conn = category.get(m.conn, m.conn) if dialect.by_category else ""
             elif m.kind == "rest":
                 stream, sym = "", m.key.lower()
                 is_diff = False
@@ -233,8 +238,8 @@ class CaptureServer:
         self.idle_timeout = idle_timeout
         self.cursor = 0  # messages of the timeline played so far
         self.futures = self.capture.venue == "binance-futures"
-        self.bybit = self.capture.venue == "bybit"
-        self._ref_ids: dict[str, tuple] = {}  # Bybit reference book -> (u, seq, symbol, ts) of its last message
+        # Bybit, OKX: subscribe requests on the socket, snapshots synthesized from reference books
+        self.dialect: Dialect | None = DIALECTS[self.capture.venue]() if self.capture.venue in DIALECTS else None
         self._ref: dict[str, BinanceBook] = {}
         self._ref_pos = 0
         self._subs: list[_Sub] = []
@@ -308,8 +313,11 @@ class CaptureServer:
 
     @property
     def ws_url(self) -> str:
-        """Base websocket URL: Binance's combined-stream endpoint (append ``?streams=...``), Bybit's ``/v5/public`` (append ``/linear``)."""
-        return f"ws://{self._hostport()}" + ("/v5/public" if self.bybit else "/stream")
+        """Base websocket URL: Binance's combined-stream endpoint (append ``?streams=...``),
+        Bybit's ``/v5/public`` (append ``/linear``), OKX's ``/ws/v5`` (append ``/public``)."""
+        if self.dialect is not None:
+            return f"ws://{self._hostport()}{self.dialect.ws_prefix.rstrip('/')}"
+        return f"ws://{self._hostport()}/stream"
 
     @property
     def rest_url(self) -> str:
@@ -324,9 +332,10 @@ class CaptureServer:
         u = urlsplit(ws.request.path)
         streams: set[str] | None = None
         category: str | None = None
-        if self.bybit:
-            category = u.path.rstrip("/").rsplit("/", 1)[-1]
-            streams = set()  # Bybit streams nothing until subscribed
+        if self.dialect is not None:
+            if self.dialect.by_category:
+                category = u.path.rstrip("/").rsplit("/", 1)[-1]
+            streams = set()  # nothing is streamed until subscribed
         if u.path.startswith("/ws/") and len(u.path) > 4:
             streams = set(u.path[4:].split("/"))
         q = parse_qs(u.query).get("streams")
@@ -347,9 +356,9 @@ class CaptureServer:
                 self._subs.remove(sub)
 
     def _on_client_message(self, sub: _Sub, msg: str | bytes) -> None:
-        """Binance's SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS requests (Bybit's ``op`` requests: :meth:`_on_bybit_message`)."""
-        if self.bybit:
-            self._on_bybit_message(sub, msg)
+        """Binance's SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS requests (Bybit's, OKX's: :meth:`_on_sub_message`)."""
+        if self.dialect is not None:
+            self._on_sub_message(self.dialect, sub, msg)
             return
         try:
             req = json.loads(msg)
@@ -369,51 +378,48 @@ class CaptureServer:
             return
         asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"result": result, "id": rid})))
 
-    def _on_bybit_message(self, sub: _Sub, msg: str | bytes) -> None:
-        """Bybit v5 ``{"op": "subscribe"|"unsubscribe"|"ping", "args": [...]}``.
+    def _on_sub_message(self, dialect: Dialect, sub: _Sub, msg: str | bytes) -> None:
+        """``subscribe`` / ``unsubscribe`` / ``ping`` in the venue's format (:class:`Dialect`).
 
-        A subscribed ``orderbook.*`` topic is owed a snapshot: playback sends it
+        A subscribed book topic is owed a snapshot: playback sends it
         (synthesized from the reference book at that point) right before the
-        next message on that connection, so no delta can slip in between.
+        next message on that connection, so no diff can slip in between.
         """
         try:
-            req = json.loads(msg)
-            op, args, rid = req.get("op"), list(req.get("args") or []), req.get("req_id", "")
-        except (ValueError, AttributeError, TypeError):
-            asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"success": False, "ret_msg": "Invalid JSON", "op": ""})))
+            op, topics, rid = dialect.parse(msg)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            for r in dialect.reply("error", ["?"], ["?"], None, sub.cid):
+                asyncio.ensure_future(_safe_send(sub.ws, r))
             return
         streams = sub.streams if sub.streams is not None else set()
         sub.streams = streams
         bad: list[str] = []
         if op == "subscribe":
-            for t in args:
+            for t in topics:
                 if t in streams or t in sub.pending:
-                    bad.append(t)
-                elif t.startswith("orderbook."):
+                    bad.append(t)  # already subscribed: the venues refuse it
+                elif dialect.is_book(t):
                     sub.pending.append(t)
                 else:
                     streams.add(t)
         elif op == "unsubscribe":
-            for t in args:
+            for t in topics:
                 if t in sub.pending:
                     sub.pending.remove(t)
                 elif t in streams:
                     streams.discard(t)
                 else:
                     bad.append(t)
-        elif op == "ping":
-            asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"success": True, "ret_msg": "pong", "conn_id": str(sub.cid), "req_id": rid, "op": "pong"})))
-            return
-        else:
-            bad = [str(op)]
-        reply = {"success": not bad, "ret_msg": f"error: {op} {','.join(bad)}" if bad else "", "conn_id": str(sub.cid), "req_id": rid, "op": op}
-        asyncio.ensure_future(_safe_send(sub.ws, json.dumps(reply)))
+        elif op != "ping":
+            bad = topics or [op]
+        for r in dialect.reply(op, topics, bad, rid, sub.cid):
+            asyncio.ensure_future(_safe_send(sub.ws, r))
 
     async def _flush_pending(self, sub: _Sub, upto: int) -> None:
-        """Send the snapshots a Bybit client is owed, as of capture position ``upto`` (exclusive)."""
+        """Send the snapshots a Bybit/OKX client is owed, as of capture position ``upto`` (exclusive)."""
         while sub.pending:  # bounded: one topic leaves per turn
             topic = sub.pending.pop(0)
-            snap = self._bybit_snapshot(sub.category or "", topic, upto)
+            snap = self._synth_snapshot(sub.category or "", topic, upto)
             if snap is not None:
                 self.stats["snapshots_synthesized"] += 1
                 try:
@@ -426,29 +432,18 @@ class CaptureServer:
             if sub.streams is not None:
                 sub.streams.add(topic)
 
-    def _bybit_snapshot(self, category: str, topic: str, upto: int) -> bytes | None:
-        """A Bybit ``snapshot`` message of the reference book at position ``upto``: every level, strings as received."""
-        cap = self.capture
+    def _synth_snapshot(self, category: str, topic: str, upto: int) -> bytes | None:
+        """The snapshot message of the reference book of ``topic`` at position ``upto``: every level, strings as received.
+
+        O(book messages since the last call + levels).
+        """
+        cap, dialect = self.capture, self.dialect
+        assert dialect is not None
         for i in range(self._ref_pos, upto):  # bounded by the capture
-            if not cap.book[i]:
-                continue
-            key = f"{cap.conn[i]}|{cap.stream[i]}"
-            doc = json.loads(cap.data[i])
-            book = self._ref.get(key)
-            if book is None:
-                book = self._ref[key] = BybitBook(f"reference:{key}")  # type: ignore[assignment]
-            book.on_doc(doc, cap.recv_ns[i], f"capture#{i + 1}")  # type: ignore[attr-defined]
-            d = doc.get("data") or {}
-            self._ref_ids[key] = (d.get("u"), d.get("seq"), d.get("s", ""), doc.get("ts", 0))
+            if cap.book[i]:
+                dialect.feed(f"{cap.conn[i]}|{cap.stream[i]}", cap.data[i], cap.recv_ns[i], f"capture#{i + 1}")
         self._ref_pos = max(self._ref_pos, upto)
-        key = f"{category}|{topic}"
-        book = self._ref.get(key)
-        if book is None or not book.synced:
-            return None
-        u, seq, sym, ts = self._ref_ids[key]
-        bids, asks = book.top_strings(len(book.bids) + len(book.asks))  # type: ignore[attr-defined]
-        doc = {"topic": topic, "type": "snapshot", "ts": ts, "data": {"s": sym, "b": bids, "a": asks, "u": u, "seq": seq}, "cts": ts}
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return dialect.snapshot(f"{category}|{topic}", topic)
 
     async def _playback(self) -> None:
         cap, faults, loop = self.capture, self.faults, asyncio.get_running_loop()
@@ -516,7 +511,7 @@ class CaptureServer:
                     ):
                         self._inject_disconnect(sub)
                 i += 1
-            if self.bybit:
+            if self.dialect is not None:
                 # a real venue answers a (re)subscribe at any time: before the end-of-capture close,
                 # give requests in flight (a resync after a late gap) a short grace, bounded
                 for _ in range(END_GRACE_TURNS):
@@ -547,12 +542,12 @@ class CaptureServer:
     # ---- REST side --------------------------------------------------------------------------
     def _on_http(self, conn: ServerConnection, request: Request) -> Response | None:
         u = urlsplit(request.path)
-        ws_paths = ("/v5/public/",) if self.bybit else ("/stream", "/ws/")
+        ws_paths = (self.dialect.ws_prefix,) if self.dialect is not None else ("/stream", "/ws/")
         if u.path.startswith(ws_paths) and "upgrade" in request.headers.get("Connection", "").lower():
             return None  # a websocket handshake: go on
         self.stats["http_requests"] += 1
-        if self.bybit:  # Bybit books come with their snapshot on the socket: no REST depth here
-            return _json(conn, 404, {"retCode": 10001, "retMsg": f"no such endpoint {u.path}; connect to /v5/public/<category>"})
+        if self.dialect is not None:  # these books come with their snapshot on the socket: no REST depth here
+            return _json(conn, 404, {"code": "404", "msg": f"no such endpoint {u.path}; connect to {self.dialect.ws_prefix}..."})
         if not u.path.endswith("/depth"):
             return _json(conn, 404, {"code": -1, "msg": f"no such endpoint {u.path}; try /fapi/v1/depth?symbol=BTCUSDT"})
         q = parse_qs(u.query)

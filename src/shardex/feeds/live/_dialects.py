@@ -1,0 +1,188 @@
+"""Server side of the venues whose book snapshot comes on the websocket (Bybit v5, OKX v5).
+
+The capture server plays Binance through its own combined-stream + REST
+design; these venues differ only in a few places, which a :class:`Dialect`
+names: the websocket path, how a capture message maps to a stream (topic),
+the subscribe request and reply formats, and the snapshot message a new
+subscriber of a book topic is owed, synthesized from a reference book fed
+every book message played so far. Adding a venue of this kind is one more
+subclass here and one more handler subclass in ``handler.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from shardex.feeds.builders.bybit import BybitBook
+from shardex.feeds.builders.okx import OkxBook, okx_checksum
+
+__all__ = ["Dialect", "BybitDialect", "OkxDialect", "DIALECTS"]
+
+_TOPIC = re.compile(rb'"topic"\s*:\s*"([^"]+)"')
+_DELTA = re.compile(rb'"type"\s*:\s*"delta"')
+_OKX_ARG = re.compile(rb'"arg"\s*:\s*\{\s*"channel"\s*:\s*"([^"]+)"\s*,\s*"instId"\s*:\s*"([^"]+)"')
+_OKX_UPDATE = re.compile(rb'"action"\s*:\s*"update"')
+
+#: OKX channels whose messages are books (the builder's list).
+OKX_BOOK_CHANNELS = ("books", "books5", "books50-l2-tbt", "books-l2-tbt", "bbo-tbt")
+
+
+class Dialect:
+    """One venue's subscribe protocol and snapshot synthesis (see the module doc)."""
+
+    venue = ""
+    #: websocket endpoint path prefix; what follows it (Bybit: the category) filters the connection's messages
+    ws_prefix = ""
+    #: whether the part of the path after ``ws_prefix`` names a category (a capture connection)
+    by_category = False
+
+    def __init__(self) -> None:
+        self.books: dict[str, Any] = {}  # "<category>|<topic>" -> reference builder
+        self.last: dict[str, dict] = {}  # the same key -> the last decoded book message
+
+    def classify(self, data: bytes) -> tuple[str, bool, bool] | None:
+        """(stream, is_book, is_diff) of a capture message, or None for a control message."""
+        raise NotImplementedError
+
+    def parse(self, msg: str | bytes) -> tuple[str, list[str], Any]:
+        """(op, topics, request id) of a client request; raises ValueError when malformed."""
+        raise NotImplementedError
+
+    def reply(self, op: str, topics: list[str], bad: list[str], rid: Any, cid: int) -> list[str]:
+        """The venue's answers to one request (``bad``: topics refused)."""
+        raise NotImplementedError
+
+    def is_book(self, topic: str) -> bool:
+        """True for a topic whose subscriber is owed a snapshot."""
+        raise NotImplementedError
+
+    def feed(self, key: str, data: bytes, recv_ns: int, where: str) -> None:
+        """Feed one played book message to the reference book ``key``."""
+        doc = json.loads(data)
+        book = self.books.get(key)
+        if book is None:
+            book = self.books[key] = self._new_book(f"reference:{key}")
+        book.on_doc(doc, recv_ns, where)
+        self.last[key] = doc
+
+    def _new_book(self, key: str) -> Any:
+        raise NotImplementedError
+
+    def snapshot(self, key: str, topic: str) -> bytes | None:
+        """The snapshot message of reference book ``key`` (None while it is not synced)."""
+        raise NotImplementedError
+
+
+class BybitDialect(Dialect):
+    """Bybit v5 public streams: ``/v5/public/<category>``, ``{"op":"subscribe","args":["orderbook.200.BTCUSDT"]}``."""
+
+    venue = "bybit"
+    ws_prefix = "/v5/public/"
+    by_category = True
+
+    def classify(self, data: bytes) -> tuple[str, bool, bool] | None:
+        found = _TOPIC.search(data[:160])
+        if not found:
+            return None  # a subscription reply: the server answers its clients' own requests
+        topic = found.group(1).decode()
+        book = topic.startswith("orderbook.")
+        return topic, book, book and _DELTA.search(data[:160]) is not None
+
+    def parse(self, msg: str | bytes) -> tuple[str, list[str], Any]:
+        req = json.loads(msg)
+        if not isinstance(req, dict):
+            raise ValueError("not an object")
+        return str(req.get("op", "")), [str(a) for a in req.get("args") or []], req.get("req_id", "")
+
+    def reply(self, op: str, topics: list[str], bad: list[str], rid: Any, cid: int) -> list[str]:
+        if op == "ping":
+            return [json.dumps({"success": True, "ret_msg": "pong", "conn_id": str(cid), "req_id": rid, "op": "pong"})]
+        msg = f"error: {op} {','.join(bad)}" if bad else ""
+        return [json.dumps({"success": not bad, "ret_msg": msg, "conn_id": str(cid), "req_id": rid, "op": op})]
+
+    def is_book(self, topic: str) -> bool:
+        return topic.startswith("orderbook.")
+
+    def _new_book(self, key: str) -> BybitBook:
+        return BybitBook(key)
+
+    def snapshot(self, key: str, topic: str) -> bytes | None:
+        book = self.books.get(key)
+        if book is None or not book.synced:
+            return None
+        last = self.last[key]
+        d = last.get("data") or {}
+        bids, asks = book.top_strings(len(book.bids) + len(book.asks))  # every level, strings as received
+        ts = last.get("ts", 0)
+        doc = {"topic": topic, "type": "snapshot", "ts": ts,
+               "data": {"s": d.get("s", ""), "b": bids, "a": asks, "u": d.get("u"), "seq": d.get("seq")}, "cts": ts}
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class OkxDialect(Dialect):
+    """OKX v5 public: ``/ws/v5/public``, ``{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"}]}``.
+
+    Topics are ``"<channel>:<instId>"`` inside the server.
+    """
+
+    venue = "okx"
+    ws_prefix = "/ws/v5/"
+
+    def classify(self, data: bytes) -> tuple[str, bool, bool] | None:
+        if data.startswith(b'{"event"'):
+            return None  # a subscription reply
+        found = _OKX_ARG.search(data[:200])
+        if not found:
+            return None
+        ch = found.group(1).decode()
+        book = ch in OKX_BOOK_CHANNELS
+        return f"{ch}:{found.group(2).decode()}", book, book and _OKX_UPDATE.search(data[:200]) is not None
+
+    def parse(self, msg: str | bytes) -> tuple[str, list[str], Any]:
+        if msg in ("ping", b"ping"):
+            return "ping", [], None
+        req = json.loads(msg)
+        if not isinstance(req, dict):
+            raise ValueError("not an object")
+        return str(req.get("op", "")), [f"{a['channel']}:{a['instId']}" for a in req.get("args") or []], req.get("id")
+
+    def reply(self, op: str, topics: list[str], bad: list[str], rid: Any, cid: int) -> list[str]:
+        if op == "ping":
+            return ["pong"]
+        out = []
+        for t in topics:
+            ch, _, inst = t.partition(":")
+            if t in bad:
+                out.append(json.dumps({"event": "error", "code": "60012", "msg": f"{op} refused: {t}", "connId": str(cid)}))
+            else:
+                out.append(json.dumps({"event": op, "arg": {"channel": ch, "instId": inst}, "connId": str(cid)}))
+        return out
+
+    def is_book(self, topic: str) -> bool:
+        return topic.partition(":")[0] in OKX_BOOK_CHANNELS
+
+    def _new_book(self, key: str) -> OkxBook:
+        return OkxBook(key)
+
+    def snapshot(self, key: str, topic: str) -> bytes | None:
+        book = self.books.get(key)
+        if book is None or not book.synced:
+            return None
+        last = self.last[key]
+        d = (last.get("data") or [{}])[-1]
+        ch, _, inst = topic.partition(":")
+        bids, asks = book.top_strings(len(book.bids) + len(book.asks))
+        b25, a25 = book.top_strings(25)
+        # the builder keeps no order counts: "0" stands for unknown (clients ignore the field)
+        data = {"asks": [[p, s, "0", "0"] for p, s in asks], "bids": [[p, s, "0", "0"] for p, s in bids],
+                "ts": d.get("ts", "0"), "checksum": okx_checksum(b25, a25)}
+        if "seqId" in d:
+            data.update(seqId=d["seqId"], prevSeqId=-1)
+        doc = {"arg": {"channel": ch, "instId": inst}, "action": "snapshot", "data": [data]}
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+
+#: Reader venue name -> its dialect class.
+DIALECTS: dict[str, type[Dialect]] = {"bybit": BybitDialect, "okx": OkxDialect}
