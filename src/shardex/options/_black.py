@@ -281,34 +281,34 @@ def _simd_block(F, K, T, vol, is_call, r, price, delta, gamma, vega, theta, rho,
 
     The loop runs from 0 over slices, not from lo to hi over the whole arrays: numba's
     wraparound of possibly negative indices would otherwise keep LLVM from vectorizing.
+    One loop body only (compile time): vanna and volga are always written, into
+    block-sized scratch arrays when the caller did not ask for them.
     """
     redo = 0
-    n = F.shape[0]
-    if vanna.shape[0] == n:
-        for i in range(n):
-            ok, p, de, ga, ve, th, rh, va, vo = _black76_simd(F[i], K[i], T[i], vol[i], is_call[i], r[i])
-            codes[i] = OK if ok else _REDO
-            price[i] = p
-            delta[i] = de
-            gamma[i] = ga
-            vega[i] = ve
-            theta[i] = th
-            rho[i] = rh
-            vanna[i] = va
-            volga[i] = vo
-            redo += not ok
-    else:
-        for i in range(n):
-            ok, p, de, ga, ve, th, rh, va, vo = _black76_simd(F[i], K[i], T[i], vol[i], is_call[i], r[i])
-            codes[i] = OK if ok else _REDO
-            price[i] = p
-            delta[i] = de
-            gamma[i] = ga
-            vega[i] = ve
-            theta[i] = th
-            rho[i] = rh
-            redo += not ok
+    for i in range(F.shape[0]):
+        ok, p, de, ga, ve, th, rh, va, vo = _black76_simd(F[i], K[i], T[i], vol[i], is_call[i], r[i])
+        codes[i] = OK if ok else _REDO
+        price[i] = p
+        delta[i] = de
+        gamma[i] = ga
+        vega[i] = ve
+        theta[i] = th
+        rho[i] = rh
+        vanna[i] = va
+        volga[i] = vo
+        redo += not ok
     return redo
+
+
+@njit(cache=True, nogil=True)
+def _simd_range(F, K, T, vol, is_call, r, price, delta, gamma, vega, theta, rho, vanna, volga, codes, lo, hi):
+    """Elements lo..hi-1 of ``black76_simd_kernel``: slice, then ``_simd_block`` (keeps the parfor body small)."""
+    rb = r[lo:hi] if r.shape[0] == F.shape[0] else np.full(hi - lo, r[0])
+    second = vanna.shape[0] == F.shape[0]
+    va = vanna[lo:hi] if second else np.empty(hi - lo)
+    vo = volga[lo:hi] if second else np.empty(hi - lo)
+    return _simd_block(F[lo:hi], K[lo:hi], T[lo:hi], vol[lo:hi], is_call[lo:hi], rb, price[lo:hi], delta[lo:hi],
+                       gamma[lo:hi], vega[lo:hi], theta[lo:hi], rho[lo:hi], va, vo, codes[lo:hi])
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -321,22 +321,13 @@ def black76_simd_kernel(F, K, T, vol, is_call, r, price, delta, gamma, vega, the
     """
     n = F.shape[0]
     nblocks = (n + _BLOCK - 1) // _BLOCK
-    second = vanna.shape[0] == n
-    rvec = r.shape[0] == n
-    rconst = np.full(_BLOCK, r[0]) if not rvec else r[:0]
     redo = 0
     for b in prange(nblocks):
-        lo = b * _BLOCK
-        hi = min(n, lo + _BLOCK)
-        lo2 = lo if second else 0
-        hi2 = hi if second else 0
-        rb = r[lo:hi] if rvec else rconst[:hi - lo]
-        redo += _simd_block(F[lo:hi], K[lo:hi], T[lo:hi], vol[lo:hi], is_call[lo:hi], rb, price[lo:hi],
-                            delta[lo:hi], gamma[lo:hi], vega[lo:hi], theta[lo:hi], rho[lo:hi], vanna[lo2:hi2],
-                            volga[lo2:hi2], codes[lo:hi])
+        redo += _simd_range(F, K, T, vol, is_call, r, price, delta, gamma, vega, theta, rho, vanna, volga, codes,
+                            b * _BLOCK, min(n, (b + 1) * _BLOCK))
     if redo:
-        _redo_scalar(F, K, T, vol, is_call, r if rvec else np.full(n, r[0]), price, delta, gamma, vega, theta, rho,
-                     vanna, volga, codes)
+        _redo_scalar(F, K, T, vol, is_call, r if r.shape[0] == n else np.full(n, r[0]), price, delta, gamma, vega,
+                     theta, rho, vanna, volga, codes)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -360,19 +351,19 @@ def _redo_price_scalar(F, K, T, vol, is_call, r, price, codes):
             price[i] = p
 
 
+@njit(cache=True, nogil=True)
+def _simd_price_range(F, K, T, vol, is_call, r, price, codes, lo, hi):
+    rb = r[lo:hi] if r.shape[0] == F.shape[0] else np.full(hi - lo, r[0])
+    return _simd_price_block(F[lo:hi], K[lo:hi], T[lo:hi], vol[lo:hi], is_call[lo:hi], rb, price[lo:hi], codes[lo:hi])
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def black76_simd_price_kernel(F, K, T, vol, is_call, r, price, codes):
     """Price only, vectorized; bit-identical to the price of ``black76_simd_kernel``.  O(n)."""
     n = F.shape[0]
     nblocks = (n + _BLOCK - 1) // _BLOCK
-    rvec = r.shape[0] == n
-    rconst = np.full(_BLOCK, r[0]) if not rvec else r[:0]
     redo = 0
     for b in prange(nblocks):
-        lo = b * _BLOCK
-        hi = min(n, lo + _BLOCK)
-        rb = r[lo:hi] if rvec else rconst[:hi - lo]
-        redo += _simd_price_block(F[lo:hi], K[lo:hi], T[lo:hi], vol[lo:hi], is_call[lo:hi], rb, price[lo:hi],
-                                  codes[lo:hi])
+        redo += _simd_price_range(F, K, T, vol, is_call, r, price, codes, b * _BLOCK, min(n, (b + 1) * _BLOCK))
     if redo:
-        _redo_price_scalar(F, K, T, vol, is_call, r if rvec else np.full(n, r[0]), price, codes)
+        _redo_price_scalar(F, K, T, vol, is_call, r if r.shape[0] == n else np.full(n, r[0]), price, codes)
