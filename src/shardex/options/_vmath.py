@@ -6,7 +6,7 @@ manipulation, a polynomial, selects instead of branches), so a ``prange`` loop
 built from them is vectorized by LLVM with the widest SIMD of the host (AVX-512
 on the benchmark machine: 8 options per instruction).
 
-Accuracy (checked against mpmath in ``tests/options/test_vmath.py``):
+Accuracy (checked against mpmath in ``tests/options/test_simd_kernel.py``):
 ``vexp`` <= 1 ulp for -745 < x < 709.7 (0 below, inf above), ``vlog`` <= 1 ulp for
 normal positive x (fdlibm's ``__ieee754_log`` polynomial), ``mills_table``
 as ``_black.mills_ratio`` for 0 <= t < 40 (the same table, without the
