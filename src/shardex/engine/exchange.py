@@ -68,7 +68,7 @@ class Exchange:
     """
 
     def __init__(self, instruments: Iterable[Instrument] = (), *, shards: int = 1,
-                 clock: Callable[[], int] = time.time_ns, order_capacity: int = 1024) -> None:
+                 clock: Callable[[], int] = time.time_ns, order_capacity: int = 1 << 16) -> None:
         if shards < 1:
             raise ValueError("shards must be at least 1")
         self.sequencer = Sequencer(clock=clock)
