@@ -34,7 +34,7 @@ from shardex.engine.merge import merge_events, partition
 from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
-from shardex.schema import COMMAND_DTYPE, EventKind, OrderType, reason_message
+from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, EventKind, OrderType, reason_message
 
 __all__ = ["Exchange", "Trade"]
 
@@ -78,6 +78,9 @@ class Exchange:
         self._shard_of = np.zeros(0, dtype=np.int64)
         self._pool = ThreadPoolExecutor(max_workers=shards, thread_name_prefix="shardex-shard") if shards > 1 else None
         self._next_oid: dict[int, int] = {}
+        # Reused across batches by the multi-shard path (see merge.partition).
+        self._part_buf = np.empty(0, dtype=COMMAND_DTYPE)
+        self._merge_buf = np.empty(0, dtype=EVENT_DTYPE)
         for ins in sorted(instruments, key=lambda i: i.id):
             self.add_instrument(ins)
 
@@ -135,12 +138,18 @@ class Exchange:
                 self.shards[0].process_into(cmds)
                 return None
             return self.shards[0].process(cmds)
-        parts = partition(cmds, self._shard_of, len(self.shards))
+        k = len(self.shards)
+        if len(self._part_buf) < k * len(cmds):
+            self._part_buf = np.empty(k * len(cmds), dtype=COMMAND_DTYPE)
+        parts = partition(cmds, self._shard_of, k, self._part_buf)
         # Each shard leaves its events in its own buffer; the merge copies them out.
         counts = list(self._pool.map(lambda sp: sp[0].process_into(sp[1]), zip(self.shards, parts)))
         if not events:
             return None
-        return merge_events([sh.events_buffer[:n] for sh, n in zip(self.shards, counts)])
+        total = sum(counts)
+        if len(self._merge_buf) < total:
+            self._merge_buf = np.empty(2 * total, dtype=EVENT_DTYPE)
+        return merge_events([sh.events_buffer[:n] for sh, n in zip(self.shards, counts)], self._merge_buf)
 
     def _as_commands(self, cmds: np.ndarray) -> np.ndarray:
         if not isinstance(cmds, np.ndarray) or cmds.dtype != COMMAND_DTYPE:

@@ -53,9 +53,16 @@ def _partition(cmds, shard_of, nshards, out, starts):
     return starts[nshards]
 
 
-def partition(cmds: np.ndarray, shard_of: np.ndarray, nshards: int) -> list[np.ndarray]:
-    """One command array per shard; unknown instruments go to shard 0 (which rejects them)."""
-    out = np.empty(len(cmds) + (nshards - 1) * len(cmds), dtype=COMMAND_DTYPE) if nshards > 1 else cmds.copy()
+def partition(cmds: np.ndarray, shard_of: np.ndarray, nshards: int, buffer: np.ndarray | None = None) -> list[np.ndarray]:
+    """One command array per shard; unknown instruments go to shard 0 (which rejects them).
+
+    The runs are views into ``buffer`` when it is large enough (``nshards *
+    len(cmds)`` commands), else into a new array; reusing one buffer batch
+    after batch spares the allocator (and the page-table lock the shard
+    threads need) a large allocation per batch.
+    """
+    need = nshards * len(cmds)
+    out = buffer if buffer is not None and len(buffer) >= need else np.empty(need, dtype=COMMAND_DTYPE)
     starts = np.zeros(nshards + 1, dtype=np.int64)
     _partition(cmds, shard_of, nshards, out, starts)
     return [out[starts[s]:starts[s + 1]] for s in range(nshards)]
@@ -81,20 +88,23 @@ def _merge(allev, starts, out):
         heads[best] += 1
 
 
-def merge_events(parts: list[np.ndarray]) -> np.ndarray:
+def merge_events(parts: list[np.ndarray], scratch: np.ndarray | None = None) -> np.ndarray:
     """Merge per-shard event streams (each in sequence order) into one new array.
 
     Within one command the events of one instrument keep their order; a
     command that spans shards (a mass cancel of every instrument) lists its
     instruments in id order, as one shard holding them all would.
+    ``scratch``, when large enough, holds the concatenated inputs.
     """
     parts = [p for p in parts if len(p)]
     if not parts:
         return np.zeros(0, dtype=EVENT_DTYPE)
     if len(parts) == 1:
         return parts[0].copy()
-    allev = np.concatenate(parts)
+    total = sum(len(p) for p in parts)
+    allev = scratch[:total] if scratch is not None and len(scratch) >= total else np.empty(total, dtype=EVENT_DTYPE)
+    np.concatenate(parts, out=allev)
     starts = np.cumsum([0] + [len(p) for p in parts]).astype(np.int64)
-    out = np.empty(len(allev), dtype=EVENT_DTYPE)
+    out = np.empty(total, dtype=EVENT_DTYPE)
     _merge(allev, starts, out)
     return out
