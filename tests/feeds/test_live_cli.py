@@ -53,3 +53,34 @@ def test_live_cli_refuses_a_bad_venue():
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 2 and "venue must be one of" in out.stderr
+
+
+def test_serve_capture_deribit_banner_and_live_deribit_cli(cf: Path):
+    f = cf / "DERIBIT.ws.1.0"
+    srv = subprocess.Popen(
+        _CLI + ["feeds", "serve-capture", str(f), "--speed", "max", "--port", "0", "--idle-timeout", "20"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = ""
+        for _ in range(10):  # the banner is four lines
+            line = srv.stdout.readline()
+            if "websocket:" in line:
+                url = line.split()[1]
+                break
+        assert url.startswith("ws://127.0.0.1:") and url.endswith("/ws/api/v2"), url
+        inst = "BTC-24SEP21-8000-P"
+        out = subprocess.run(
+            _CLI + ["feeds", "live", "--url", url, "--venue", "deribit", "--symbol", inst, "--duration", "40", "--json"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        rep = json.loads(out.stdout)
+        srv.communicate(timeout=20)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+    book = rep["books"][f"deribit:{inst}"]
+    assert rep["end"] == "server closed: end of capture" and rep["gaps_detected"] == 0
+    assert book["synced"] and book["top10_sha256"] == replay_files([f]).report()["books"][f"deribit:{inst}"]["top10_sha256"]

@@ -1,9 +1,9 @@
-"""Live feeds: the asyncio Binance, Bybit and OKX handlers, their conflating queue, and the loopback capture server.
+"""Live feeds: the asyncio Binance, Bybit, OKX and Deribit handlers, their conflating queue, and the loopback capture server.
 
 See docs/feeds-live.md. Public names:
 
 * :class:`BinanceFeedHandler`, :class:`BybitFeedHandler`, :class:`OkxFeedHandler`,
-  :class:`LiveConfig` — keep exact books
+  :class:`DeribitFeedHandler`, :class:`LiveConfig` — keep exact books
   from a websocket connection (:class:`FeedHandler` is their shared base).
 * :class:`ConflatingQueue` — bounded; book updates conflate, trades are never lost silently.
 * :class:`CaptureServer`, :class:`Faults` — ``shardex feeds serve-capture`` as a library.
@@ -14,7 +14,15 @@ See docs/feeds-live.md. Public names:
 
 from shardex.feeds.live.backoff import Backoff
 from shardex.feeds.live.events import BestBidAsk, BookDelta, BookInvalid, BookState, MarkPrice, Overflow, Trade
-from shardex.feeds.live.handler import BinanceFeedHandler, BybitFeedHandler, FeedHandler, LiveConfig, LiveConfigError, OkxFeedHandler
+from shardex.feeds.live.handler import (
+    BinanceFeedHandler,
+    BybitFeedHandler,
+    DeribitFeedHandler,
+    FeedHandler,
+    LiveConfig,
+    LiveConfigError,
+    OkxFeedHandler,
+)
 from shardex.feeds.live.queue import ConflatingQueue, QueueClosed
 from shardex.feeds.live.server import CaptureServer, Faults, ServeError
 
@@ -28,6 +36,7 @@ __all__ = [
     "BookState",
     "CaptureServer",
     "ConflatingQueue",
+    "DeribitFeedHandler",
     "FeedHandler",
     "Faults",
     "LiveConfig",

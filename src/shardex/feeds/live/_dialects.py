@@ -1,4 +1,4 @@
-"""Server side of the venues whose book snapshot comes on the websocket (Bybit v5, OKX v5).
+"""Server side of the venues whose book snapshot comes on the websocket (Bybit v5, OKX v5, Deribit v2).
 
 The capture server plays Binance through its own combined-stream + REST
 design; these venues differ only in a few places, which a :class:`Dialect`
@@ -16,14 +16,17 @@ import re
 from typing import Any
 
 from shardex.feeds.builders.bybit import BybitBook
+from shardex.feeds.builders.deribit import DeribitBook
 from shardex.feeds.builders.okx import OkxBook, okx_checksum
 
-__all__ = ["Dialect", "BybitDialect", "OkxDialect", "DIALECTS"]
+__all__ = ["Dialect", "BybitDialect", "OkxDialect", "DeribitDialect", "DIALECTS"]
 
 _TOPIC = re.compile(rb'"topic"\s*:\s*"([^"]+)"')
 _DELTA = re.compile(rb'"type"\s*:\s*"delta"')
 _OKX_ARG = re.compile(rb'"arg"\s*:\s*\{\s*"channel"\s*:\s*"([^"]+)"\s*,\s*"instId"\s*:\s*"([^"]+)"')
 _OKX_UPDATE = re.compile(rb'"action"\s*:\s*"update"')
+_DERIBIT_CHANNEL = re.compile(rb'"channel"\s*:\s*"([^"]+)"')
+_DERIBIT_CHANGE = re.compile(rb'"type"\s*:\s*"change"')
 
 #: OKX channels whose messages are books (the builder's list).
 OKX_BOOK_CHANNELS = ("books", "books5", "books50-l2-tbt", "books-l2-tbt", "bbo-tbt")
@@ -70,6 +73,14 @@ class Dialect:
     def _new_book(self, key: str) -> Any:
         raise NotImplementedError
 
+    def symbol(self, stream: str) -> str:
+        """The (lower-case) instrument of a capture stream name."""
+        return stream.rsplit(".", 1)[-1].rsplit(":", 1)[-1].lower()
+
+    def client_urls(self, ws_url: str, conns: set[str]) -> list[str]:
+        """The websocket URLs a client connects to (``conns``: the capture's connection categories)."""
+        return [ws_url]
+
     def snapshot(self, key: str, topic: str) -> bytes | None:
         """The snapshot message of reference book ``key`` (None while it is not synced)."""
         raise NotImplementedError
@@ -104,6 +115,9 @@ class BybitDialect(Dialect):
 
     def is_book(self, topic: str) -> bool:
         return topic.startswith("orderbook.")
+
+    def client_urls(self, ws_url: str, conns: set[str]) -> list[str]:
+        return [f"{ws_url}/{c}" for c in sorted(conns) if c] or [f"{ws_url}/linear"]
 
     def _new_book(self, key: str) -> BybitBook:
         return BybitBook(key)
@@ -163,6 +177,9 @@ class OkxDialect(Dialect):
     def is_book(self, topic: str) -> bool:
         return topic.partition(":")[0] in OKX_BOOK_CHANNELS
 
+    def client_urls(self, ws_url: str, conns: set[str]) -> list[str]:
+        return [f"{ws_url}/public"]
+
     def _new_book(self, key: str) -> OkxBook:
         return OkxBook(key)
 
@@ -184,5 +201,77 @@ class OkxDialect(Dialect):
         return json.dumps(doc, separators=(",", ":")).encode()
 
 
+def _deribit_topic(channel: str) -> str:
+    """The server's stream name of a Deribit channel: books keep their interval (``book.X.raw``);
+    other channels drop it (``ticker.X.100ms`` and ``ticker.X.raw`` are one stream ``ticker.X``)."""
+    if channel.startswith("book."):
+        return channel
+    kind, _, rest = channel.partition(".")
+    return f"{kind}.{rest.rpartition('.')[0] or rest}"
+
+
+class DeribitDialect(Dialect):
+    """Deribit API v2 JSON-RPC: ``/ws/api/v2``, ``{"method":"public/subscribe","params":{"channels":["book.X.raw"]}}``.
+
+    Notifications are ``{"method":"subscription","params":{"channel":..,"data":..}}``;
+    a ``book.<instrument>.<interval>`` subscriber first gets a ``type: snapshot``
+    notification whose ``change_id`` the next change's ``prev_change_id`` names.
+    Non-book channels are served whatever interval is asked (the capture has one).
+    """
+
+    venue = "deribit"
+    ws_prefix = "/ws/api/v2"
+
+    def classify(self, data: bytes) -> tuple[str, bool, bool] | None:
+        if b'"method":"subscription"' not in data[:80]:
+            return None  # a JSON-RPC reply, a heartbeat
+        found = _DERIBIT_CHANNEL.search(data[:200])
+        if not found:
+            return None
+        topic = _deribit_topic(found.group(1).decode())
+        book = topic.startswith("book.")
+        return topic, book, book and _DERIBIT_CHANGE.search(data[:300]) is not None
+
+    def symbol(self, stream: str) -> str:
+        return stream.split(".")[1].lower()
+
+    def parse(self, msg: str | bytes) -> tuple[str, list[str], Any]:
+        req = json.loads(msg)
+        if not isinstance(req, dict):
+            raise ValueError("not an object")
+        method = str(req.get("method", ""))
+        if method in ("public/test", "public/set_heartbeat"):
+            return "ping", [], req.get("id")
+        op = method.removeprefix("public/")
+        chans = (req.get("params") or {}).get("channels") or []
+        return op, [_deribit_topic(str(c)) for c in chans], req.get("id")
+
+    def reply(self, op: str, topics: list[str], bad: list[str], rid: Any, cid: int) -> list[str]:
+        if op == "ping":
+            return [json.dumps({"jsonrpc": "2.0", "id": rid, "result": {"version": "capture"}})]
+        if bad:
+            return [json.dumps({"jsonrpc": "2.0", "id": rid, "error": {"code": 11050, "message": f"bad_request: {op} {','.join(bad)}"}})]
+        return [json.dumps({"jsonrpc": "2.0", "id": rid, "result": topics})]
+
+    def is_book(self, topic: str) -> bool:
+        return topic.startswith("book.")
+
+    def _new_book(self, key: str) -> DeribitBook:
+        return DeribitBook(key)
+
+    def snapshot(self, key: str, topic: str) -> bytes | None:
+        book = self.books.get(key)
+        if book is None or not book.synced:
+            return None
+        d = (self.last[key].get("params") or {}).get("data") or {}
+        bids, asks = book.top_strings(len(book.bids) + len(book.asks))  # strings as received: JSON number literals
+        head = {"type": "snapshot", "timestamp": d.get("timestamp", 0), "instrument_name": d.get("instrument_name", ""),
+                "change_id": d.get("change_id")}
+        body = json.dumps(head, separators=(",", ":"))[:-1]
+        lv = lambda side: ",".join(f'["new",{p},{q}]' for p, q in side)  # noqa: E731
+        data = f'{body},"bids":[{lv(bids)}],"asks":[{lv(asks)}]}}'
+        return (f'{{"jsonrpc":"2.0","method":"subscription","params":{{"channel":{json.dumps(topic)},"data":{data}}}}}').encode()
+
+
 #: Reader venue name -> its dialect class.
-DIALECTS: dict[str, type[Dialect]] = {"bybit": BybitDialect, "okx": OkxDialect}
+DIALECTS: dict[str, type[Dialect]] = {"bybit": BybitDialect, "okx": OkxDialect, "deribit": DeribitDialect}

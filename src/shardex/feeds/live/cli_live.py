@@ -31,7 +31,7 @@ def parse_speed(text: str) -> float:
 
 
 def serve_capture_cmd(
-    files: List[Path] = typer.Argument(..., help="Binance capture(s), played in order as one stream."),
+    files: List[Path] = typer.Argument(..., help="Capture(s) of one venue (Binance, Bybit, OKX, Deribit), played in order as one stream."),
     speed: str = typer.Option("1", "--speed", help="1, 10, ... times the recorded pacing, or 'max'."),
     host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to bind (127.0.0.1, ::1, localhost)."),
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port for websocket and REST (0: any free one)."),
@@ -58,8 +58,14 @@ def serve_capture_cmd(
         syms = sorted(set(srv.capture.symbol))
         streams = sorted({s for s in srv.capture.stream if s})
         typer.echo(f"serving {len(srv.capture)} messages ({srv.capture.venue}, {', '.join(s.upper() for s in syms)}) at speed {speed}")
-        typer.echo(f"  websocket: {srv.ws_url}?streams={'/'.join(streams)}")
-        typer.echo(f"  REST:      {srv.rest_url}/fapi/v1/depth?symbol={syms[0].upper()}&limit=1000  (any .../depth path)")
+        if srv.dialect is not None:  # the snapshot comes on the socket: subscribe there, no REST
+            for u in srv.dialect.client_urls(srv.ws_url, set(srv.capture.conn)):
+                typer.echo(f"  websocket: {u}")
+            venue = {"bybit": "bybit-<category>"}.get(srv.capture.venue, srv.capture.venue)
+            typer.echo(f"  follow it: shardex feeds live --venue {venue} --url <websocket> --symbol <instrument>")
+        else:
+            typer.echo(f"  websocket: {srv.ws_url}?streams={'/'.join(streams)}")
+            typer.echo(f"  REST:      {srv.rest_url}/fapi/v1/depth?symbol={syms[0].upper()}&limit=1000  (any .../depth path)")
         typer.echo("  waiting for a client (the capture's clock runs only while one is connected)")
 
     try:
@@ -77,17 +83,19 @@ def serve_capture_cmd(
 
 
 def live_cmd(
-    url: str = typer.Option(..., "--url", help="Combined-stream websocket endpoint, e.g. ws://127.0.0.1:8765/stream."),
-    venue: str = typer.Option("binance-usdm", "--venue", help="binance-spot, binance-usdm or binance-cm."),
+    url: str = typer.Option(..., "--url", help="Websocket endpoint, e.g. ws://127.0.0.1:8765/stream (as serve-capture prints it)."),
+    venue: str = typer.Option(
+        "binance-usdm", "--venue", help="binance-spot, binance-usdm, binance-cm, bybit-linear, bybit-spot, bybit-inverse, okx or deribit."
+    ),
     symbol: List[str] = typer.Option(["BTCUSDT"], "--symbol", help="Symbol(s) to follow (repeat the option for more)."),
-    rest: Optional[str] = typer.Option(None, "--rest", help="REST base URL (default: http:// on the websocket's host and port)."),
+    rest: Optional[str] = typer.Option(None, "--rest", help="Binance REST base URL (default: http:// on the websocket's host and port)."),
     duration: float = typer.Option(30.0, "--duration", min=0.1, help="Stop after this many seconds."),
     depth: int = typer.Option(10, "--depth", min=1, max=50, help="Levels a side shown."),
     channels: str = typer.Option("trade,bookTicker", "--channels", help="Streams besides depth (add markPrice@1s on futures)."),
     as_json: bool = typer.Option(False, "--json", help="No live table: print the final report as JSON."),
 ) -> None:
     """Follow a venue (or serve-capture) live: exact books, gaps, resyncs and reconnects, in a live table."""
-    from shardex.feeds.live.handler import BinanceFeedHandler, LiveConfig
+    from shardex.feeds.live.handler import LiveConfig, handler_for
 
     if rest is None:
         u = urlsplit(url)
@@ -96,10 +104,10 @@ def live_cmd(
         cfg = LiveConfig(
             url, rest, venue, tuple(symbol), channels=tuple(c for c in channels.split(",") if c), depth=depth, duration=duration
         )
+        handler = handler_for(cfg)
     except ShardexError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    handler = BinanceFeedHandler(cfg)
     rep = asyncio.run(_follow(handler, as_json))
     if as_json:
         typer.echo(json.dumps(rep, indent=2))

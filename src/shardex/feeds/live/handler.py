@@ -1,8 +1,8 @@
 """The live feed handlers: one asyncio client per venue websocket connection, books kept exact.
 
 :class:`FeedHandler` holds what every venue shares (below, described for
-Binance). :class:`BybitFeedHandler` and :class:`OkxFeedHandler` get their
-snapshot on the socket when they subscribe, so they resync by resubscribing
+Binance). :class:`BybitFeedHandler`, :class:`OkxFeedHandler` and
+:class:`DeribitFeedHandler` get their snapshot on the socket when they subscribe, so they resync by resubscribing
 (``_ResubscribeHandler``); see docs/feeds-live.md.
 
 For each connection: connect (combined streams ``<sym>@depth…/<sym>@trade/
@@ -48,6 +48,7 @@ from shardex.errors import ShardexError
 from shardex.feeds.builders._base import STAT_KEYS, Problem
 from shardex.feeds.builders.binance import BinanceBook
 from shardex.feeds.builders.bybit import BybitBook
+from shardex.feeds.builders.deribit import DeribitBook
 from shardex.feeds.builders.okx import OkxBook
 from shardex.feeds.live._http import HttpError, http_get
 from shardex.feeds.live.backoff import Backoff
@@ -61,6 +62,9 @@ __all__ = [
     "BinanceFeedHandler",
     "BybitFeedHandler",
     "OkxFeedHandler",
+    "DeribitFeedHandler",
+    "HANDLERS",
+    "handler_for",
     "VENUE_PROFILES",
     "BYBIT_CATEGORIES",
     "LiveConfigError",
@@ -119,7 +123,7 @@ class LiveConfig:
     depth_stream: str | None = None  # None: the venue profile's
 
     def __post_init__(self) -> None:
-        venues = sorted(VENUE_PROFILES) + sorted(BYBIT_CATEGORIES) + ["okx"]
+        venues = sorted(VENUE_PROFILES) + sorted(BYBIT_CATEGORIES) + ["deribit", "okx"]
         if self.venue not in venues:
             raise LiveConfigError(f"venue must be one of {venues}, got {self.venue!r}")
         if not self.symbols or not all(isinstance(s, str) and s.replace("_", "").replace("-", "").isalnum() for s in self.symbols):
@@ -922,3 +926,132 @@ class OkxFeedHandler(_ResubscribeHandler):
                 self.counts["other"] += 1
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             self._undecodable(n, exc)
+
+
+#: Binance channel names in :attr:`LiveConfig.channels` and the Deribit channel kind that carries the same events.
+_DERIBIT_CHANNELS = {"trade": "trades", "aggTrade": "trades", "trades": "trades",
+                     "bookTicker": "ticker", "markPrice@1s": "ticker", "ticker": "ticker"}
+
+
+def _num(x: Any) -> str:
+    """A Deribit JSON number as a decimal string (floats through their shortest repr); "" for None."""
+    if x is None:
+        return ""
+    return repr(x) if isinstance(x, float) else str(x)
+
+
+class DeribitFeedHandler(_ResubscribeHandler):
+    """Keep exact Deribit books (``wss://www.deribit.com/ws/api/v2``, JSON-RPC) and publish to a queue.
+
+    Subscribes with ``public/subscribe`` to ``book.<instrument>.raw`` (the
+    interval is ``depth_stream``, default ``raw``) and, for ``bookTicker`` /
+    ``markPrice@1s`` / ``trade`` in ``channels``, ``ticker.<instrument>.100ms``
+    and ``trades.<instrument>.100ms``. The first book notification is a
+    snapshot; each change's ``prev_change_id`` must equal the last
+    ``change_id`` (:class:`~shardex.feeds.builders.deribit.DeribitBook`). A
+    mismatch is a gap, healed by **resubscribing** (``public/unsubscribe`` then
+    ``public/subscribe``): Deribit answers a subscribe with a fresh snapshot.
+    Tickers publish :class:`BestBidAsk` and :class:`MarkPrice` (mark, index,
+    ``current_funding`` on perpetuals). Books are keyed ``deribit:<instrument>``,
+    as in the offline replay.
+    """
+
+    #: interval of the ticker and trades channels (``raw`` needs an authorized connection on Deribit)
+    channel_interval = "100ms"
+
+    def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
+        if config.venue != "deribit":
+            raise LiveConfigError(f"DeribitFeedHandler needs venue 'deribit', got {config.venue!r}")
+        if config.deltas:
+            raise LiveConfigError("deltas: BookDelta events are published for Binance venues only")
+        self._interval = config.depth_stream or "raw"
+        self._rid = 0
+        super().__init__(config, *args, **kwargs)
+
+    def book(self, symbol: str) -> DeribitBook:
+        """The current builder of instrument ``symbol`` (serve it only while ``.synced``)."""
+        return self.slots[f"book.{symbol}.{self._interval}"].book
+
+    def _routes(self) -> list[tuple[str, str]]:
+        return [(f"book.{s}.{self._interval}", f"deribit:{s}") for s in self.cfg.symbols]
+
+    def _new_book(self, route: str) -> DeribitBook:
+        return DeribitBook(f"deribit:{route.split('.')[1]}")
+
+    def _topics(self) -> list[str]:
+        topics = list(self.slots)
+        for ch in dict.fromkeys(_DERIBIT_CHANNELS.get(c, c) for c in self.cfg.channels):
+            topics.extend(f"{ch}.{s}.{self.channel_interval}" for s in self.cfg.symbols)
+        return topics
+
+    def _request(self, op: str, topic: str) -> str:
+        self._rid += 1
+        return json.dumps({"jsonrpc": "2.0", "id": self._rid, "method": f"public/{op}", "params": {"channels": [topic]}})
+
+    async def _on_raw(self, data: bytes, n: int) -> None:
+        recv_ns = time.time_ns()
+        where = f"{self._conn_id}#{n}"
+        doc = self._decode(data, n)
+        if doc is None:
+            return
+        params = doc.get("params")
+        if doc.get("method") != "subscription" or not isinstance(params, dict):
+            if "error" in doc:  # a refused (un)subscribe: say so, it may leave a book without data
+                self.counts["sub_errors"] += 1
+                err = doc["error"]
+                self._problem(where, "subscribe_error", str(err.get("message", err) if isinstance(err, dict) else err))
+            self.counts["other"] += 1  # subscribe replies, heartbeats, test replies
+            return
+        ch = str(params.get("channel", ""))
+        slot = self.slots.get(ch)
+        d = params.get("data")
+        try:
+            if slot is not None:
+                self._on_book(ch, slot, doc, recv_ns, where, d.get("change_id") if isinstance(d, dict) else None)
+                return
+            kind, _, rest = ch.partition(".")
+            inst = rest.partition(".")[0]
+            if kind == "trades":
+                for t in d:
+                    self.counts["trades"] += 1
+                    await self.queue.put(
+                        Trade(self.venue, inst, str(t["trade_id"]), _num(t["price"]), _num(t["amount"]),
+                              t["direction"] == "sell", int(t["timestamp"]) * 1_000_000, recv_ns)
+                    )
+            elif kind == "ticker":
+                self._on_ticker(inst, d, recv_ns)
+            else:
+                self.counts["other"] += 1
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._undecodable(n, exc)
+
+    def _on_ticker(self, inst: str, d: dict, recv_ns: int) -> None:
+        key = f"deribit:{inst}"
+        exch_ns = int(d.get("timestamp") or 0) * 1_000_000
+        self.counts["tickers"] += 1
+        self.queue.put_latest(
+            ("bbo", key),
+            BestBidAsk(self.venue, inst, 0, _num(d.get("best_bid_price")), _num(d.get("best_bid_amount")),
+                       _num(d.get("best_ask_price")), _num(d.get("best_ask_amount")), exch_ns, recv_ns),
+        )
+        if "mark_price" in d or "index_price" in d:
+            self.counts["marks"] += 1
+            self.queue.put_latest(
+                ("mark", key),
+                MarkPrice(self.venue, inst, _num(d.get("mark_price")), _num(d.get("index_price")),
+                          _num(d.get("current_funding")), 0, exch_ns, recv_ns),
+            )
+
+
+#: ``--venue`` -> the handler class that follows it.
+HANDLERS: dict[str, type[FeedHandler]] = {
+    **{v: BinanceFeedHandler for v in VENUE_PROFILES},
+    **{v: BybitFeedHandler for v in BYBIT_CATEGORIES},
+    "okx": OkxFeedHandler,
+    "deribit": DeribitFeedHandler,
+}
+
+
+def handler_for(config: LiveConfig, *args: Any, **kwargs: Any) -> FeedHandler:
+    """The venue's handler for ``config`` (:data:`HANDLERS`)."""
+    return HANDLERS[config.venue](config, *args, **kwargs)

@@ -1,10 +1,10 @@
 """``shardex feeds serve-capture``: a loopback websocket + REST server that plays a capture back.
 
 Binance captures are served as described below. Bybit v5 (``BYBIT.jsonl.zst``)
-and OKX v5 (``OKX.ws.1.0``) send their book snapshot on the socket: for them
+OKX v5 (``OKX.ws.1.0``) and Deribit v2 (``DERIBIT.ws.1.0``) send their book snapshot on the socket: for them
 the server speaks the venue's own ``op`` subscribe protocol on
 ``/v5/public/<category>`` (Bybit; each category gets its capture connection's
-messages) or ``/ws/v5/public`` (OKX), and a subscriber of a book topic gets a
+messages), ``/ws/v5/public`` (OKX) or ``/ws/api/v2`` (Deribit, JSON-RPC), and a subscriber of a book topic gets a
 snapshot synthesized from a reference book right before its next message
 (:mod:`shardex.feeds.live._dialects`); there is no REST endpoint for them.
 
@@ -111,7 +111,7 @@ class Faults:
 class Capture:
     """A capture as one timeline: per message its bytes, receive stamp (ns), stream, symbol, kind."""
 
-    venue: str  # binance-spot | binance-futures | bybit | okx
+    venue: str  # binance-spot | binance-futures | bybit | okx | deribit
     data: list[bytes] = field(default_factory=list)
     recv_ns: list[int] = field(default_factory=list)
     stream: list[str] = field(default_factory=list)  # "" for a REST snapshot line
@@ -157,7 +157,7 @@ def load_capture(paths: Iterable[str | Path]) -> Capture:
                 if found_topic is None:
                     continue  # a subscription reply: the server answers its clients' own requests
                 stream, is_book, is_diff = found_topic
-                sym = stream.rsplit(".", 1)[-1].rsplit(":", 1)[-1].lower()
+                sym = dialect.symbol(stream)
                 conn = category.get(m.conn, m.conn) if dialect.by_category else ""
             elif m.kind == "rest":
                 stream, sym = "", m.key.lower()
@@ -314,7 +314,8 @@ class CaptureServer:
     @property
     def ws_url(self) -> str:
         """Base websocket URL: Binance's combined-stream endpoint (append ``?streams=...``),
-        Bybit's ``/v5/public`` (append ``/linear``), OKX's ``/ws/v5`` (append ``/public``)."""
+        Bybit's ``/v5/public`` (append ``/linear``), OKX's ``/ws/v5`` (append ``/public``), Deribit's ``/ws/api/v2``
+        (:meth:`Dialect.client_urls` gives the full ones)."""
         if self.dialect is not None:
             return f"ws://{self._hostport()}{self.dialect.ws_prefix.rstrip('/')}"
         return f"ws://{self._hostport()}/stream"
