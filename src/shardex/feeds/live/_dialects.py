@@ -11,6 +11,8 @@ subclass here and one more handler subclass in ``handler.py``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import json
 import re
 from typing import Any
@@ -32,7 +34,7 @@ _DERIBIT_CHANGE = re.compile(rb'"type"\s*:\s*"change"')
 OKX_BOOK_CHANNELS = ("books", "books5", "books50-l2-tbt", "books-l2-tbt", "bbo-tbt")
 
 
-class Dialect:
+class Dialect(ABC):
     """One venue's subscribe protocol and snapshot synthesis (see the module doc)."""
 
     venue = ""
@@ -45,21 +47,21 @@ class Dialect:
         self.books: dict[str, Any] = {}  # "<category>|<topic>" -> reference builder
         self.last: dict[str, dict] = {}  # the same key -> the last decoded book message
 
+    @abstractmethod
     def classify(self, data: bytes) -> tuple[str, bool, bool] | None:
         """(stream, is_book, is_diff) of a capture message, or None for a control message."""
-        raise NotImplementedError
 
+    @abstractmethod
     def parse(self, msg: str | bytes) -> tuple[str, list[str], Any]:
         """(op, topics, request id) of a client request; raises ValueError when malformed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def reply(self, op: str, topics: list[str], bad: list[str], rid: Any, cid: int) -> list[str]:
         """The venue's answers to one request (``bad``: topics refused)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def is_book(self, topic: str) -> bool:
         """True for a topic whose subscriber is owed a snapshot."""
-        raise NotImplementedError
 
     def feed(self, key: str, data: bytes, recv_ns: int, where: str) -> None:
         """Feed one played book message to the reference book ``key``."""
@@ -70,8 +72,9 @@ class Dialect:
         book.on_doc(doc, recv_ns, where)
         self.last[key] = doc
 
+    @abstractmethod
     def _new_book(self, key: str) -> Any:
-        raise NotImplementedError
+        """Venue-specific; every dialect defines it."""
 
     def symbol(self, stream: str) -> str:
         """The (lower-case) instrument of a capture stream name."""
@@ -81,9 +84,9 @@ class Dialect:
         """The websocket URLs a client connects to (``conns``: the capture's connection categories)."""
         return [ws_url]
 
+    @abstractmethod
     def snapshot(self, key: str, topic: str) -> bytes | None:
         """The snapshot message of reference book ``key`` (None while it is not synced)."""
-        raise NotImplementedError
 
 
 class BybitDialect(Dialect):

@@ -33,6 +33,8 @@ by ``duration`` when given.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import asyncio
 import json
 import re
@@ -217,7 +219,7 @@ class _BookSlot:
         return self.update_id if self.update_id is not None else getattr(self.book, "last_update_id", None)
 
 
-class FeedHandler:
+class FeedHandler(ABC):
     """What every venue's live handler shares: connection loop, book slots, publishing, report.
 
     A venue subclass supplies five hooks: :meth:`_url` (what to connect to),
@@ -425,29 +427,29 @@ class FeedHandler:
         slot.update_id = None
 
     # ---- venue hooks ------------------------------------------------------------------------
+    @abstractmethod
     def _routes(self) -> list[tuple[str, str]]:
         """(route, published key) per book: the route is what :meth:`_on_raw` finds in a message."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _new_book(self, route: str) -> Any:
         """A fresh builder for one route."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _url(self) -> str:
         """The websocket URL to connect to."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _on_open(self, ws) -> None:
         """Once connected: subscribe, ask for snapshots."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _on_raw(self, data: bytes, n: int) -> None:
         """Handle one raw websocket message (the ``n``-th of this connection)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _resync(self, route: str, slot: _BookSlot) -> None:
         """Get a new snapshot for a book that lost sync (or whose snapshot cannot bridge)."""
-        raise NotImplementedError
 
     def _publish_delta(self, slot: _BookSlot, data: bytes, recv_ns: int) -> None:
         """Publish a :class:`BookDelta` for an applied message (venues that support ``deltas``)."""
@@ -678,13 +680,13 @@ class _ResubscribeHandler(FeedHandler):
         self._ws_send: Callable[[str], Awaitable[Any]] | None = None
         self.counts.update(resubscribes=0, sub_errors=0)
 
+    @abstractmethod
     def _request(self, op: str, topic: str) -> str:
         """The venue's ``op`` ("subscribe" / "unsubscribe") request for one topic."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _topics(self) -> list[str]:
         """Every topic of this connection: the book routes, then the other channels."""
-        raise NotImplementedError
 
     def _url(self) -> str:
         return self.cfg.ws_url
