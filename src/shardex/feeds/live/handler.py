@@ -675,10 +675,22 @@ class _ResubscribeHandler(FeedHandler):
     one topic) and :meth:`_topics` (every topic to subscribe, books first).
     """
 
+    #: The venues (``LiveConfig.venue``) a subclass speaks for.
+    VENUES: tuple[str, ...] = ()
+
     def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
+        self.check_config(config)
         super().__init__(config, *args, **kwargs)
         self._ws_send: Callable[[str], Awaitable[Any]] | None = None
         self.counts.update(resubscribes=0, sub_errors=0)
+
+    @classmethod
+    def check_config(cls, config: LiveConfig) -> None:
+        """Refuse a config for another venue, or one asking for BookDelta events."""
+        if config.venue not in cls.VENUES:
+            raise LiveConfigError(f"{cls.__name__} needs a venue in {sorted(cls.VENUES)}, got {config.venue!r}")
+        if config.deltas:
+            raise LiveConfigError("deltas: BookDelta events are published for Binance venues only")
 
     @abstractmethod
     def _request(self, op: str, topic: str) -> str:
@@ -756,11 +768,9 @@ class BybitFeedHandler(_ResubscribeHandler):
     one msgspec decode and one builder call (``on_doc``).
     """
 
+    VENUES = tuple(BYBIT_CATEGORIES)
+
     def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
-        if config.venue not in BYBIT_CATEGORIES:
-            raise LiveConfigError(f"BybitFeedHandler needs a venue in {sorted(BYBIT_CATEGORIES)}, got {config.venue!r}")
-        if config.deltas:
-            raise LiveConfigError("deltas: BookDelta events are published for Binance venues only")
         self._depth_topic = config.depth_stream or "orderbook.200"
         super().__init__(config, *args, **kwargs)
         self._tickers: dict[str, dict[str, Any]] = {}  # tickers deltas carry changed fields only: merge them
@@ -858,11 +868,9 @@ class OkxFeedHandler(_ResubscribeHandler):
     the offline replay. ``depth_stream`` picks the book channel (``books``).
     """
 
+    VENUES = ("okx",)
+
     def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
-        if config.venue != "okx":
-            raise LiveConfigError(f"OkxFeedHandler needs venue 'okx', got {config.venue!r}")
-        if config.deltas:
-            raise LiveConfigError("deltas: BookDelta events are published for Binance venues only")
         self._channel = config.depth_stream or "books"
         super().__init__(config, *args, **kwargs)
 
@@ -961,11 +969,9 @@ class DeribitFeedHandler(_ResubscribeHandler):
     #: interval of the ticker and trades channels (``raw`` needs an authorized connection on Deribit)
     channel_interval = "100ms"
 
+    VENUES = ("deribit",)
+
     def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
-        if config.venue != "deribit":
-            raise LiveConfigError(f"DeribitFeedHandler needs venue 'deribit', got {config.venue!r}")
-        if config.deltas:
-            raise LiveConfigError("deltas: BookDelta events are published for Binance venues only")
         self._interval = config.depth_stream or "raw"
         self._rid = 0
         super().__init__(config, *args, **kwargs)
