@@ -9,7 +9,10 @@ because OKX's checksum is defined over the strings exactly as received.
 from __future__ import annotations
 
 import heapq
+from abc import ABC, abstractmethod
 from typing import Iterable
+
+import msgspec
 
 from shardex.errors import MalformedInputError, OffGridError
 from shardex.feeds._decimal import Grid
@@ -39,12 +42,13 @@ def _pow10_gcd(a: int, b: int) -> int:
     return p
 
 
-class PyBookBuilder:
+class PyBookBuilder(ABC):
     """Shared machinery of the Python builders: the two sides, counters, problems, views.
 
-    Subclasses implement :meth:`on_message` / :meth:`on_snapshot` with their
+    Subclasses implement :meth:`on_doc` (one decoded message) with their
     venue's continuity rule and call :meth:`_load`, :meth:`_apply`,
-    :meth:`_gap` and :meth:`_after_message`. A level update is O(1); reading
+    :meth:`_gap` and :meth:`_after_message`; raw bytes arrive through
+    :meth:`on_message`, which decodes them once. A level update is O(1); reading
     the top n is O(levels) (``heapq``), fine for books of a few hundred levels.
     """
 
@@ -64,6 +68,25 @@ class PyBookBuilder:
         self.counts.update(other=0, unrepresentable=0, best_reads=0)
         self._problems: list[Problem] = []
         self.problem_count = 0
+
+    # ---- input -----------------------------------------------------------------------
+    def on_message(self, data: bytes, recv_ns: int, where: str = "") -> None:
+        """Decode one raw message and apply it (a message that is not JSON is counted and reported)."""
+        try:
+            doc = msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:
+            self.counts["malformed"] += 1
+            self._report(where, "malformed", str(exc))
+            return
+        self.on_doc(doc, recv_ns, where)
+
+    def on_snapshot(self, data: bytes, recv_ns: int, where: str = "") -> None:
+        """These venues send snapshots in the message stream itself: same as :meth:`on_message`."""
+        self.on_message(data, recv_ns, where)
+
+    @abstractmethod
+    def on_doc(self, doc: dict, recv_ns: int, where: str) -> None:
+        """Apply one decoded message (each venue's rule)."""
 
     # ---- views -----------------------------------------------------------------------
     @property

@@ -10,7 +10,6 @@ connection as well.
 
 from __future__ import annotations
 
-import msgspec
 
 from shardex.feeds._decimal import Grid
 from shardex.feeds.builders._pybook import PyBookBuilder, parse_or_report
@@ -26,20 +25,6 @@ class BybitBook(PyBookBuilder):
         self._u: int | None = None
         self._seq: int | None = None
         self.counts.update(dropped=0)
-
-    def on_message(self, data: bytes, recv_ns: int, where: str = "") -> None:
-        """Apply one raw Bybit websocket message (orderbook snapshot/delta; others counted)."""
-        try:
-            doc = msgspec.json.decode(data)
-        except msgspec.DecodeError as exc:
-            self.counts["malformed"] += 1
-            self._report(where, "malformed", str(exc))
-            return
-        self.on_doc(doc, recv_ns, where)
-
-    def on_snapshot(self, data: bytes, recv_ns: int, where: str = "") -> None:
-        """A websocket ``snapshot`` message or REST ``orderbook`` result: same as :meth:`on_message`."""
-        self.on_message(data, recv_ns, where)
 
     def on_doc(self, doc: dict, recv_ns: int, where: str) -> None:
         """Apply one decoded message."""

@@ -10,7 +10,6 @@ numbers, read through their shortest repr into exact decimals.
 
 from __future__ import annotations
 
-import msgspec
 
 from shardex.feeds._decimal import Grid
 from shardex.feeds.builders._pybook import PyBookBuilder, parse_or_report
@@ -29,20 +28,6 @@ class DeribitBook(PyBookBuilder):
         super().__init__(key, grid)
         self._change: int | None = None
         self.counts.update(dropped=0)
-
-    def on_message(self, data: bytes, recv_ns: int, where: str = "") -> None:
-        """Apply one raw Deribit websocket message (book notifications; others counted)."""
-        try:
-            doc = msgspec.json.decode(data)
-        except msgspec.DecodeError as exc:
-            self.counts["malformed"] += 1
-            self._report(where, "malformed", str(exc))
-            return
-        self.on_doc(doc, recv_ns, where)
-
-    def on_snapshot(self, data: bytes, recv_ns: int, where: str = "") -> None:
-        """Deribit's snapshot is the first notification (``type: snapshot``): same as :meth:`on_message`."""
-        self.on_message(data, recv_ns, where)
 
     def on_doc(self, doc: dict, recv_ns: int, where: str) -> None:
         """Apply one decoded message."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import zlib
 
-import msgspec
 
 from shardex.feeds._decimal import Grid
 from shardex.feeds.builders._pybook import PyBookBuilder, parse_or_report
@@ -44,20 +43,6 @@ class OkxBook(PyBookBuilder):
         super().__init__(key, grid)
         self._seq: int | None = None
         self.counts.update(dropped=0)
-
-    def on_message(self, data: bytes, recv_ns: int, where: str = "") -> None:
-        """Apply one raw OKX websocket message (books snapshot or update; others counted)."""
-        try:
-            doc = msgspec.json.decode(data)
-        except msgspec.DecodeError as exc:
-            self.counts["malformed"] += 1
-            self._report(where, "malformed", str(exc))
-            return
-        self.on_doc(doc, recv_ns, where)
-
-    def on_snapshot(self, data: bytes, recv_ns: int, where: str = "") -> None:
-        """OKX sends its snapshot on the websocket (``action: snapshot``): same as :meth:`on_message`."""
-        self.on_message(data, recv_ns, where)
 
     def on_doc(self, doc: dict, recv_ns: int, where: str) -> None:
         """Apply one decoded message."""

@@ -9,7 +9,6 @@ sequence for it), which the replay report states as ``gaps: 0``.
 
 from __future__ import annotations
 
-import msgspec
 
 from shardex.feeds._decimal import Grid
 from shardex.feeds.builders._pybook import PyBookBuilder, parse_or_report
@@ -23,18 +22,6 @@ def _s(x) -> str:
 
 class SnapshotBook(PyBookBuilder):
     """A book rebuilt from every message: tardis ``book_snapshot_N`` rows or Hyperliquid ``l2Book``."""
-
-    def on_message(self, data: bytes, recv_ns: int, where: str = "") -> None:
-        """Replace the book with the message's levels (Hyperliquid ``trades`` and others are counted)."""
-        try:
-            doc = msgspec.json.decode(data)
-        except msgspec.DecodeError as exc:
-            self.counts["malformed"] += 1
-            self._report(where, "malformed", str(exc))
-            return
-        self.on_doc(doc, recv_ns, where)
-
-    on_snapshot = on_message
 
     def on_doc(self, doc: dict, recv_ns: int, where: str) -> None:
         """Apply one decoded message."""
@@ -66,18 +53,6 @@ class TardisL2Book(PyBookBuilder):
         super().__init__(key, grid)
         self.counts.update(dropped=0)
         self._snap_ts: int | None = None
-
-    def on_message(self, data: bytes, recv_ns: int, where: str = "") -> None:
-        """Apply one synthesized message (``{"timestamp", "is_snapshot", "bids", "asks"}``)."""
-        try:
-            doc = msgspec.json.decode(data)
-        except msgspec.DecodeError as exc:
-            self.counts["malformed"] += 1
-            self._report(where, "malformed", str(exc))
-            return
-        self.on_doc(doc, recv_ns, where)
-
-    on_snapshot = on_message
 
     def on_doc(self, doc: dict, recv_ns: int, where: str) -> None:
         """Apply one decoded message."""
