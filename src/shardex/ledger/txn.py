@@ -227,21 +227,10 @@ def trade_txns(
 
     All arguments broadcast against ``taker``.  Complexity: O(n).
     """
-    taker = np.atleast_1d(np.asarray(taker, np.int64))
-    n = taker.size
-    txns = empty_txns(n)
-    txns["kind"] = TxnKind.TRADE
-    txns["seq"] = _seq(seq, n)
-    txns["a"] = taker
-    txns["b"] = maker
-    txns["decl"][:, 0] = taker
-    txns["decl"][:, 1] = maker
+    txns = _fills(TxnKind.TRADE, taker, maker, taker_fee_bps, maker_fee_bps, trade_id, seq)
     txns["instrument"] = instrument
     txns["price"] = price
     txns["qty"] = qty
-    txns["taker_fee_bps"] = taker_fee_bps
-    txns["maker_fee_bps"] = maker_fee_bps
-    txns["ref"] = trade_id
     return txns
 
 
@@ -298,20 +287,26 @@ def spot_trade_txns(
 
     All arguments broadcast against ``taker``.  Complexity: O(n).
     """
-    taker = np.atleast_1d(np.asarray(taker, np.int64))
-    n = taker.size
-    txns = empty_txns(n)
-    txns["kind"] = TxnKind.SPOT_TRADE
-    txns["seq"] = _seq(seq, n)
-    txns["a"] = taker
-    txns["b"] = maker
-    txns["decl"][:, 0] = taker
-    txns["decl"][:, 1] = maker
+    txns = _fills(TxnKind.SPOT_TRADE, taker, maker, taker_fee_bps, maker_fee_bps, trade_id, seq)
     txns["instrument"] = base
     txns["currency"] = quote
     txns["qty"] = base_amount
     txns["amount"] = quote_amount
     txns["price"] = price
+    return txns
+
+
+def _fills(kind, taker, maker, taker_fee_bps, maker_fee_bps, trade_id, seq) -> np.ndarray:
+    """Fill rows between ``taker`` (``a``) and ``maker`` (``b``): both declared, fees, ``ref``."""
+    taker = np.atleast_1d(np.asarray(taker, np.int64))
+    n = taker.size
+    txns = empty_txns(n)
+    txns["kind"] = kind
+    txns["seq"] = _seq(seq, n)
+    txns["a"] = taker
+    txns["b"] = maker
+    txns["decl"][:, 0] = taker
+    txns["decl"][:, 1] = maker
     txns["taker_fee_bps"] = taker_fee_bps
     txns["maker_fee_bps"] = maker_fee_bps
     txns["ref"] = trade_id
