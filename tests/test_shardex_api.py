@@ -4,7 +4,7 @@ import shardex
 
 PUBLIC = {
     "COMMAND_DTYPE", "EVENT_DTYPE", "CommandKind", "EventKind", "Exchange", "Instrument", "InstrumentKind",
-    "InvalidInstrumentError", "JournalError", "MalformedInputError", "Matching", "OffGridError", "OrderFlag",
+    "InvalidInstrumentError", "JournalError", "MalformedInputError", "Matching", "OffGridError", "OptionType", "OrderFlag",
     "OrderRejected", "OrderType", "Reason", "SelfTradePrevention", "ShardexError", "Side", "TimeInForce", "Trade",
     "UnknownInstrumentError", "to_arrow", "to_frame",
 }

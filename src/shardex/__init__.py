@@ -9,7 +9,7 @@ from shardex.errors import (
     ShardexError,
     UnknownInstrumentError,
 )
-from shardex.instruments import Instrument, InstrumentKind, Matching
+from shardex.instruments import Instrument, InstrumentKind, Matching, OptionType
 from shardex.engine.exchange import Exchange, Trade
 from shardex.engine.events import to_arrow, to_frame
 from shardex.schema import (
@@ -40,6 +40,7 @@ __all__ = [
     "MalformedInputError",
     "Matching",
     "OffGridError",
+    "OptionType",
     "OrderFlag",
     "OrderRejected",
     "OrderType",

@@ -26,7 +26,7 @@ import numpy as np
 
 from shardex.errors import InvalidInstrumentError, OffGridError
 
-__all__ = ["Instrument", "InstrumentKind", "Matching", "to_decimal", "INSTRUMENT_DTYPE"]
+__all__ = ["Instrument", "InstrumentKind", "Matching", "OptionType", "to_decimal", "INSTRUMENT_DTYPE"]
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -38,6 +38,28 @@ class InstrumentKind(IntEnum):
     PERPETUAL = 1
     FUTURE = 2
     OPTION = 3
+
+
+class OptionType(IntEnum):
+    """Call or put (the values of ``shardex.options.portfolio.CALL`` / ``PUT``)."""
+
+    CALL = 0
+    PUT = 1
+
+    @classmethod
+    def parse(cls, value: object) -> OptionType:
+        """``OptionType``, its int value, or ``"call"``/``"put"``/``"C"``/``"P"`` (any case)."""
+        if isinstance(value, str):
+            key = value.strip().upper()
+            if key in ("C", "CALL"):
+                return cls.CALL
+            if key in ("P", "PUT"):
+                return cls.PUT
+            raise InvalidInstrumentError(f"option_type must be 'call' or 'put', got {value!r}")
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidInstrumentError(f"option_type must be OptionType.CALL or PUT, got {value!r}") from None
 
 
 class Matching(IntEnum):
@@ -111,6 +133,23 @@ class Instrument:
     kind, base, quote, contract_size
         Descriptive fields the risk layer uses: what is traded and in which
         currencies; ``contract_size`` is the base amount of one lot's unit.
+    expiry_ns
+        Expiry of a dated future or an option, ns since the epoch (0: none).
+    strike, option_type, underlying
+        Options only (``kind=InstrumentKind.OPTION``): the strike price as a
+        decimal in the underlying's price unit (e.g. USD), ``OptionType.CALL``
+        or ``PUT`` (or ``"call"``/``"put"``), and the id of the instrument
+        whose mark price is the option's underlying price.  Given together
+        (strike and type) or not at all; the matching engine ignores them,
+        ``shardex.risk.RiskExchange`` needs all three and ``expiry_ns``.
+    inverse
+        Premium quoted and settled in the coin (``base``, e.g. BTC, as on
+        Deribit) instead of the quote currency.  Not for spot.
+
+    >>> c = Instrument(2, "BTC-28JUN24-70000-C", tick_size="0.0005", lot_size="0.1", kind=InstrumentKind.OPTION,
+    ...                base="BTC", strike="70000", option_type="call", underlying=0, inverse=True)
+    >>> c.option_type.name, c.strike, c.is_option
+    ('CALL', Decimal('70000'), True)
     """
 
     id: int
@@ -127,6 +166,10 @@ class Instrument:
     quote: str = ""
     contract_size: Decimal | str | int = "1"
     expiry_ns: int = 0
+    strike: Decimal | str | int | None = None
+    option_type: OptionType | str | int | None = None
+    underlying: int | None = None
+    inverse: bool = False
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -149,6 +192,40 @@ class Instrument:
             raise InvalidInstrumentError(f"min_price of {self.symbol} must be at least 1 tick")
         if self.max_price is not None and self.max_price < self.min_price:
             raise InvalidInstrumentError(f"max_price of {self.symbol} is below its min_price")
+        self._check_option_fields()
+
+    def _check_option_fields(self) -> None:
+        if isinstance(self.expiry_ns, bool) or not isinstance(self.expiry_ns, (int, np.integer)) or self.expiry_ns < 0:
+            raise InvalidInstrumentError(f"expiry_ns of {self.symbol} must be an integer >= 0, got {self.expiry_ns!r}")
+        if not isinstance(self.inverse, (bool, np.bool_)) and self.inverse not in (0, 1):
+            raise InvalidInstrumentError(f"inverse of {self.symbol} must be a bool, got {self.inverse!r}")
+        object.__setattr__(self, "inverse", bool(self.inverse))
+        if self.inverse and self.kind == InstrumentKind.SPOT:
+            raise InvalidInstrumentError(f"{self.symbol}: a spot instrument cannot be inverse")
+        named = [n for n in ("strike", "option_type", "underlying") if getattr(self, n) is not None]
+        if self.kind != InstrumentKind.OPTION:
+            if named:
+                raise InvalidInstrumentError(f"{self.symbol}: {', '.join(named)} only apply to options, "
+                                             f"not to {self.kind.name}")
+            return
+        if (self.strike is None) != (self.option_type is None):
+            raise InvalidInstrumentError(f"option {self.symbol}: give strike and option_type together")
+        if self.strike is not None:
+            strike = to_decimal(self.strike, "strike")
+            if strike <= 0:
+                raise InvalidInstrumentError(f"strike of {self.symbol} must be positive, got {strike}")
+            object.__setattr__(self, "strike", strike)
+            object.__setattr__(self, "option_type", OptionType.parse(self.option_type))
+        u = self.underlying
+        if u is not None:
+            if isinstance(u, bool) or not isinstance(u, (int, np.integer)) or not 0 <= u < 2**31 or u == self.id:
+                raise InvalidInstrumentError(f"underlying of {self.symbol} must be another instrument's id, got {u!r}")
+            object.__setattr__(self, "underlying", int(u))
+
+    @property
+    def is_option(self) -> bool:
+        """Whether this is an option with its strike and type given."""
+        return self.kind == InstrumentKind.OPTION and self.strike is not None
 
     # -- conversions ---------------------------------------------------------
     def price_to_ticks(self, price: object) -> int:

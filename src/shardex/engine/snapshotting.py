@@ -61,7 +61,8 @@ def instrument_to_json(ins: Instrument) -> dict[str, Any]:
     """An instrument as a JSON-safe dict (decimals as strings, enums as ints)."""
     out: dict[str, Any] = {}
     for name in ("id", "symbol", "tick_size", "lot_size", "min_qty", "max_qty", "min_price", "max_price", "matching",
-                 "kind", "base", "quote", "contract_size", "expiry_ns"):
+                 "kind", "base", "quote", "contract_size", "expiry_ns",
+                 "strike", "option_type", "underlying", "inverse"):
         value = getattr(ins, name)
         if isinstance(value, Decimal):
             value = str(value)

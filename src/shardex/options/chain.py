@@ -21,7 +21,7 @@ from enum import Enum
 import numpy as np
 
 from shardex.errors import InvalidInstrumentError
-from shardex.instruments import Instrument, InstrumentKind
+from shardex.instruments import Instrument, InstrumentKind, OptionType
 
 __all__ = ["MS_PER_YEAR", "OptionChain", "OptionSpec", "Settlement", "parse_symbol", "year_fraction"]
 
@@ -105,8 +105,13 @@ class OptionSpec:
         value = intrinsic * self.contract_size
         return value / settle_price if self.settlement is Settlement.INVERSE else value
 
-    def to_instrument(self, instrument_id: int, tick_size: str = "0.0005", lot_size: str = "0.1") -> Instrument:
-        """The matching engine's ``Instrument`` for this option (Deribit's BTC ticks and lots by default)."""
+    def to_instrument(self, instrument_id: int, tick_size: str = "0.0005", lot_size: str = "0.1",
+                      underlying: int | None = None) -> Instrument:
+        """The matching engine's ``Instrument`` for this option (Deribit's BTC ticks and lots by default).
+
+        ``underlying``: the id of the instrument whose mark is the option's
+        underlying price (``shardex.risk.RiskExchange`` needs it).
+        """
         return Instrument(
             id=instrument_id,
             symbol=self.symbol,
@@ -117,6 +122,10 @@ class OptionSpec:
             quote=self.underlying if self.settlement is Settlement.INVERSE else "USDT",
             contract_size=str(self.contract_size),
             expiry_ns=self.expiry_ms * 1_000_000,
+            strike=self.strike,
+            option_type=OptionType.CALL if self.is_call else OptionType.PUT,
+            underlying=underlying,
+            inverse=self.settlement is Settlement.INVERSE,
             extra={"strike": self.strike, "is_call": self.is_call, "settlement": self.settlement.value},
         )
 
