@@ -63,6 +63,10 @@ class Dialect(ABC):
     def is_book(self, topic: str) -> bool:
         """True for a topic whose subscriber is owed a snapshot."""
 
+    def refuses(self, topic: str) -> bool:
+        """True for a topic the venue has no such stream for (a subscribe is answered with an error)."""
+        return False
+
     def feed(self, key: str, data: bytes, recv_ns: int, where: str) -> None:
         """Feed one played book message to the reference book ``key``."""
         doc = json.loads(data)
@@ -141,7 +145,11 @@ class BybitDialect(Dialect):
 class OkxDialect(Dialect):
     """OKX v5 public: ``/ws/v5/public``, ``{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"}]}``.
 
-    Topics are ``"<channel>:<instId>"`` inside the server.
+    Topics are ``"<channel>:<instId>"`` inside the server. Non-book channels
+    (``trades``, ``tickers``, ``mark-price``, ``index-tickers``,
+    ``funding-rate``) are served as recorded, nothing synthesized: a capture
+    without them serves none. ``funding-rate`` off a ``-SWAP`` instrument is
+    refused, as OKX does.
     """
 
     venue = "okx"
@@ -179,6 +187,10 @@ class OkxDialect(Dialect):
 
     def is_book(self, topic: str) -> bool:
         return topic.partition(":")[0] in OKX_BOOK_CHANNELS
+
+    def refuses(self, topic: str) -> bool:
+        ch, _, inst = topic.partition(":")
+        return ch == "funding-rate" and not inst.endswith("-SWAP")  # OKX: funding exists for perpetual swaps only
 
     def client_urls(self, ws_url: str, conns: set[str]) -> list[str]:
         return [f"{ws_url}/public"]

@@ -46,10 +46,16 @@ class BestBidAsk(msgspec.Struct, frozen=True):
 
 
 class MarkPrice(msgspec.Struct, frozen=True):
-    """Mark price, index price and funding (Binance ``markPrice@1s``); conflated per symbol (latest wins).
+    """Mark price, index price and funding of one instrument; conflated per symbol (latest wins).
 
-    ``funding_rate`` is the decimal rate per funding interval; ``next_funding_ns``
-    the next funding time (ns since the epoch).
+    From Binance ``markPrice@1s``, Bybit ``tickers``, Deribit ``ticker`` and OKX
+    ``mark-price`` + ``index-tickers`` + ``funding-rate`` (three channels merged
+    per instrument: each message updates its own fields and publishes the
+    whole). A field the venue has not sent (yet) is ``""`` (``0`` for
+    ``next_funding_ns``). ``funding_rate`` is the decimal rate of the current
+    funding interval, settled at ``next_funding_ns`` (ns since the epoch);
+    ``next_funding_rate`` is the venue's forecast for the interval after it
+    (OKX ``nextFundingRate``; ``""`` elsewhere).
     """
 
     venue: str
@@ -60,6 +66,7 @@ class MarkPrice(msgspec.Struct, frozen=True):
     next_funding_ns: int
     exch_ns: int
     recv_ns: int
+    next_funding_rate: str = ""
 
 
 class BookState(msgspec.Struct, frozen=True):

@@ -852,8 +852,56 @@ class BybitFeedHandler(_ResubscribeHandler):
             )
 
 
-#: Binance channel names in :attr:`LiveConfig.channels` and the OKX v5 channel that carries the same events.
-_OKX_CHANNELS = {"trade": "trades", "aggTrade": "trades", "trades": "trades", "bookTicker": "tickers", "tickers": "tickers"}
+#: OKX v5 channels whose messages make up :class:`MarkPrice` (merged per instrument).
+_OKX_MARK_CHANNELS = ("mark-price", "index-tickers", "funding-rate")
+
+#: Binance channel names in :attr:`LiveConfig.channels` and the OKX v5 channels that carry the same events.
+_OKX_CHANNELS: dict[str, tuple[str, ...]] = {
+    "trade": ("trades",), "aggTrade": ("trades",), "trades": ("trades",),
+    "bookTicker": ("tickers",), "tickers": ("tickers",),
+    "markPrice@1s": _OKX_MARK_CHANNELS,
+}
+
+
+def _okx_index_id(inst: str) -> str:
+    """The OKX index (``index-tickers`` instId) an instrument is marked against: its first two parts.
+
+    ``BTC-USD-220527`` and ``BTC-USD-SWAP`` -> ``BTC-USD``; spot ``BTC-USDT`` -> ``BTC-USDT``.
+    """
+    return "-".join(inst.split("-")[:2])
+
+
+def _okx_topic(channel: str, inst: str) -> str | None:
+    """The topic of ``channel`` for ``inst``; None where OKX has no such channel (funding off swaps)."""
+    if channel == "index-tickers":
+        return f"{channel}:{_okx_index_id(inst)}"
+    if channel == "funding-rate" and not inst.endswith("-SWAP"):
+        return None  # OKX refuses funding-rate for anything but perpetual swaps
+    return f"{channel}:{inst}"
+
+
+# OKX mark/index/funding entries: every field a string, stamps in ms (msgspec-checked, a few µs each)
+class _OkxMarkPx(msgspec.Struct):
+    instId: str
+    markPx: str
+    ts: str = "0"
+
+
+class _OkxIndex(msgspec.Struct):
+    instId: str
+    idxPx: str
+    ts: str = "0"
+
+
+class _OkxFunding(msgspec.Struct):
+    instId: str
+    fundingRate: str
+    fundingTime: str = "0"
+    nextFundingRate: str = ""
+    ts: str = "0"
+
+
+_OKX_MARK_TYPES = {"mark-price": list[_OkxMarkPx], "index-tickers": list[_OkxIndex], "funding-rate": list[_OkxFunding]}
 
 
 class OkxFeedHandler(_ResubscribeHandler):
@@ -866,6 +914,13 @@ class OkxFeedHandler(_ResubscribeHandler):
     channel, which makes OKX send a fresh snapshot. Symbols are instIds
     (``BTC-USDT``, ``UNI-USD-SWAP``); books are keyed ``okx:<instId>``, as in
     the offline replay. ``depth_stream`` picks the book channel (``books``).
+
+    ``markPrice@1s`` in ``channels`` subscribes ``mark-price`` per instrument,
+    ``index-tickers`` per index (:func:`_okx_index_id`, shared by the
+    instruments on it) and ``funding-rate`` per swap (OKX has none for
+    others); the native names select one channel each. The three are merged
+    per instrument into one :class:`MarkPrice`, published (latest wins) on
+    each message; fields not received yet are ``""``.
     """
 
     VENUES = ("okx",)
@@ -873,6 +928,11 @@ class OkxFeedHandler(_ResubscribeHandler):
     def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
         self._channel = config.depth_stream or "books"
         super().__init__(config, *args, **kwargs)
+        # per instrument: [mark, index, funding_rate, next_funding_ns, next_funding_rate], as last received
+        self._marks: dict[str, list[Any]] = {}
+        self._on_index: dict[str, list[str]] = {}  # index instId -> the instruments marked against it
+        for s in config.symbols:
+            self._on_index.setdefault(_okx_index_id(s), []).append(s)
 
     def book(self, symbol: str) -> OkxBook:
         """The current builder of instrument ``symbol`` (serve it only while ``.synced``)."""
@@ -886,9 +946,9 @@ class OkxFeedHandler(_ResubscribeHandler):
 
     def _topics(self) -> list[str]:
         topics = list(self.slots)
-        for ch in dict.fromkeys(_OKX_CHANNELS.get(c, c) for c in self.cfg.channels):
-            topics.extend(f"{ch}:{s}" for s in self.cfg.symbols)
-        return topics
+        for ch in dict.fromkeys(ch for c in self.cfg.channels for ch in _OKX_CHANNELS.get(c, (c,))):
+            topics.extend(t for s in self.cfg.symbols if (t := _okx_topic(ch, s)) is not None)
+        return list(dict.fromkeys(topics))  # instruments on one index share its topic: subscribe it once
 
     def _request(self, op: str, topic: str) -> str:
         ch, _, inst = topic.partition(":")
@@ -932,10 +992,41 @@ class OkxFeedHandler(_ResubscribeHandler):
                         BestBidAsk(self.venue, inst, 0, t.get("bidPx", ""), t.get("bidSz", ""), t.get("askPx", ""),
                                    t.get("askSz", ""), int(t.get("ts") or 0) * 1_000_000, recv_ns),
                     )
+            elif ch in _OKX_MARK_TYPES:
+                self._on_mark(ch, doc.get("data"), recv_ns)
             else:
                 self.counts["other"] += 1
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError) as exc:  # msgspec.ValidationError is a ValueError
             self._undecodable(n, exc)
+
+    def _on_mark(self, ch: str, data: Any, recv_ns: int) -> None:
+        """Merge ``mark-price`` / ``index-tickers`` / ``funding-rate`` entries into each instrument's MarkPrice."""
+        for e in msgspec.convert(data, _OKX_MARK_TYPES[ch]):  # all checked before any is published
+            self.counts["marks"] += 1
+            exch_ns = int(e.ts) * 1_000_000
+            if isinstance(e, _OkxIndex):
+                for inst in self._on_index.get(e.instId, ()):
+                    self._mark_of(inst)[1] = e.idxPx
+                    self._publish_mark(inst, exch_ns, recv_ns)
+                continue
+            m = self._mark_of(e.instId)
+            if isinstance(e, _OkxMarkPx):
+                m[0] = e.markPx
+            else:
+                m[2], m[3], m[4] = e.fundingRate, int(e.fundingTime) * 1_000_000, e.nextFundingRate
+            self._publish_mark(e.instId, exch_ns, recv_ns)
+
+    def _mark_of(self, inst: str) -> list[Any]:
+        m = self._marks.get(inst)
+        if m is None:
+            m = self._marks[inst] = ["", "", "", 0, ""]
+        return m
+
+    def _publish_mark(self, inst: str, exch_ns: int, recv_ns: int) -> None:
+        mark, index, rate, next_ns, next_rate = self._marks[inst]
+        self.queue.put_latest(
+            ("mark", f"okx:{inst}"), MarkPrice(self.venue, inst, mark, index, rate, next_ns, exch_ns, recv_ns, next_rate)
+        )
 
 
 #: Binance channel names in :attr:`LiveConfig.channels` and the Deribit channel kind that carries the same events.

@@ -399,6 +399,8 @@ class CaptureServer:
             for t in topics:
                 if t in streams or t in sub.pending:
                     bad.append(t)  # already subscribed: the venues refuse it
+                elif dialect.refuses(t):
+                    bad.append(t)
                 elif dialect.is_book(t):
                     sub.pending.append(t)
                 else:
