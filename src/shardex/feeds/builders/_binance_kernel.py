@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from shardex.book.lowlevel import borrow
+
 # ---- state slots --------------------------------------------------------------
 S_POS = 0  # byte offset of the next unread line
 S_LINE = 1  # lines (or messages) consumed so far
@@ -84,6 +86,7 @@ T_AP = 44
 T_AQ = 45
 T_LINE = 46
 T_POS = 48  # T_HAVE == 2: byte offset of the ticker object in this call's buffer, values not read yet
+S_NEED = 49  # R_GROW_BOOK: levels of the message that did not fit
 
 B_BP = 50  # best bid/ask read after the last book message (ticks, lots)
 B_BQ = 51
@@ -98,7 +101,7 @@ S_VTICK = 62  # instrument tick in held ticks (0 or 1: no check)
 S_VLOT = 63  # instrument lot in held lots (0 or 1: no check)
 S_STRICT = 57  # 1: a level off the instrument grid discards the book too
 C_UNREPR = 47  # messages with a decimal finer than the held precision (book discarded)
-N_STATE = 64
+S_FIELDS = 64  # st[S_FIELDS : S_FIELDS + N_F]: the per-line fields (F_*) of the line being read
 
 #: Levels per block of the blocked sorted array (see _upsert).
 BLOCK = 64
@@ -150,6 +153,7 @@ F_OFFPX = 15  # first off-grid level (ticks, lots), for the report
 F_OFFQ = 16
 F_TOBJ = 17  # where the message's innermost object starts
 N_F = 20
+N_STATE = S_FIELDS + N_F
 
 K_NONE = 0
 K_DEPTH = 1
@@ -1001,8 +1005,21 @@ def run_binance(buf, sym, st, bk, hs, meta, pmeta, plv, lv, ev):
     once (lines of no interest are skipped from where their channel is
     known). O(bytes + levels x log(levels) + BLOCK per level).
     """
+    # Every helper below takes the arrays as arguments; borrowed views carry no
+    # reference-count handle, so those calls cost no atomic increments (which
+    # cost more than parsing a level did).
+    buf = borrow(buf)
+    sym = borrow(sym)
+    st = borrow(st)
+    bk = borrow(bk)
+    hs = borrow(hs)
+    meta = borrow(meta)
+    pmeta = borrow(pmeta)
+    plv = borrow(plv)
+    lv = borrow(lv)
+    ev = borrow(ev)
+    F = st[S_FIELDS : S_FIELDS + N_F]  # a view of the borrowed st: no handle either
     n_all = buf.shape[0]
-    F = np.zeros(N_F, np.int64)
     prefix = st[S_PREFIX] == 1
     mult = st[S_TS_MULT]
     while st[S_POS] < n_all:
@@ -1057,6 +1074,7 @@ def run_binance(buf, sym, st, bk, hs, meta, pmeta, plv, lv, ev):
         elif kind == K_DEPTH or kind == K_SNAPSHOT:
             n = F[F_NLV]
             if n > st[S_NFREE] or n > st[S_NFREE + 1] or 2 * (max(st[S_NB], st[S_NA]) + n) > hs.shape[2]:
+                st[S_NEED] = n
                 return R_GROW_BOOK  # each level may split a block or fill a hash slot
             st[C_BOOK_MSGS] += 1
             st[B_E] = F[F_E]

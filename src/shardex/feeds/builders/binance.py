@@ -309,22 +309,36 @@ class BinanceBook:
         except (msgspec.DecodeError, MalformedInputError, ValueError, TypeError):
             return Grid(1, 1, 8, "default (unreadable snapshot)")
 
-    def _grow_blocks(self) -> None:
-        old = self._meta.shape[2]
-        cap = old * 2
-        bk = np.zeros((2, cap, K.BLOCK), np.int64)
-        meta = np.zeros((2, 4, cap), np.int64)
-        bk[:, :old] = self._bk
-        meta[:, :, :old] = self._meta
-        if self._hs.shape[2] < 2 * cap * K.BLOCK:  # keep the hash at most half full
-            hs = np.zeros((2, 2, self._hs.shape[2] * 2), np.int64)
+    def _grow_book(self) -> None:
+        """Grow what the message the kernel stopped at lacks: free blocks, hash slots, or both.
+
+        The two grow apart: blocks are reserved for the worst case (every level
+        of a message splitting a block), so tying the hash to the block count
+        made it 16x the levels held and every probe a cache miss.
+        """
+        st = self._st
+        need = int(st[K.S_NEED])
+        if need > min(int(st[K.S_NFREE]), int(st[K.S_NFREE + 1])):
+            old = self._meta.shape[2]
+            cap = old * 2
+            while cap - old + min(int(st[K.S_NFREE]), int(st[K.S_NFREE + 1])) < need:
+                cap *= 2
+            bk = np.zeros((2, cap, K.BLOCK), np.int64)
+            meta = np.zeros((2, 4, cap), np.int64)
+            bk[:, :old] = self._bk
+            meta[:, :, :old] = self._meta
+            for side in (0, 1):
+                nf = int(st[K.S_NFREE + side])
+                meta[side, K.M_FREE, nf : nf + cap - old] = np.arange(cap - 1, old - 1, -1)
+                st[K.S_NFREE + side] = nf + cap - old
+            self._bk, self._meta = bk, meta
+        size = self._hs.shape[2]
+        while 2 * (max(int(st[K.S_NB]), int(st[K.S_NA])) + need) > size:  # keep the hash at most half full
+            size *= 2
+        if size > self._hs.shape[2]:
+            hs = np.zeros((2, 2, size), np.int64)
             K.rehash(self._hs, hs)
             self._hs = hs
-        for side in (0, 1):
-            nf = int(self._st[K.S_NFREE + side])
-            meta[side, K.M_FREE, nf : nf + old] = np.arange(cap - 1, old - 1, -1)
-            self._st[K.S_NFREE + side] = nf + old
-        self._bk, self._meta = bk, meta
 
     def _first_snapshot(self, data: bytes, recv_ns: int, where: str) -> None:
         try:
@@ -353,7 +367,7 @@ class BinanceBook:
             if rc == K.R_DONE:
                 return
             if rc == K.R_GROW_BOOK:
-                self._grow_blocks()
+                self._grow_book()
             elif rc == K.R_GROW_SCRATCH:
                 self._lv = np.zeros((self._lv.shape[0] * 4, 3), np.int64)
             else:  # pragma: no cover - the kernel has no other code
