@@ -13,14 +13,17 @@ from shardex.ledger import (
     TXN_DTYPE,
     Ledger,
     LinearPerp,
+    PremiumContract,
     TxnKind,
     deposit_txns,
 )
 
-N_INST = 4
+N_INST = 6
 CURRENCIES = ("USDT", "BTC")
 MARK = 20_000  # ticks
-SPECS = [LinearPerp(multiplier=10, im_bps=1000, mm_bps=500), LinearPerp(multiplier=3, im_bps=500, mm_bps=200)] * 2
+#: four linear perpetuals and two options (premium paid at the trade): one in USDT, one inverse in BTC
+SPECS = [LinearPerp(multiplier=10, im_bps=1000, mm_bps=500), LinearPerp(multiplier=3, im_bps=500, mm_bps=200)] * 2 + [
+    PremiumContract(multiplier=7), PremiumContract(multiplier=5, currency="BTC")]
 
 #: Kinds in a random batch and their weights (ADLs are added separately).
 KIND_WEIGHTS = {

@@ -40,9 +40,10 @@ def test_public_api_is_curated():
     assert sorted(L.__all__) == sorted(
         [
             "AUDIT_DTYPE", "FEE_POOL", "INSURANCE_FUND", "MAX_AUDIT_PER_TXN", "MAX_DECL", "MIN_TXNS_PER_LEVEL",
-            "TXN_DTYPE", "AuditCause", "Ledger", "LedgerInvariantError", "LinearPerp", "SettlementResult",
-            "TxnKind", "adl_txns", "declare_adl", "deposit_txns", "empty_txns", "funding_txns", "linear_margin",
-            "schedule", "settle", "trade_txns", "transfer_txns", "withdraw_txns",
+            "TXN_DTYPE", "AuditCause", "Ledger", "LedgerInvariantError", "LinearPerp", "PremiumContract",
+            "SettlementResult", "TxnKind", "adl_txns", "declare_adl", "deposit_txns", "empty_txns", "funding_txns",
+            "linear_margin", "option_expiry_txns", "schedule", "settle", "trade_txns", "transfer_txns",
+            "withdraw_txns",
         ]
     )  # fmt: skip
     for name in L.__all__:

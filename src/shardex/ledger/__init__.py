@@ -6,7 +6,7 @@ the same for any number of threads.  See docs/settlement.md.
 """
 
 from shardex.ledger.executor import MIN_TXNS_PER_LEVEL, SettlementResult, declare_adl, schedule, settle
-from shardex.ledger.ledger import Ledger, LedgerInvariantError, LinearPerp
+from shardex.ledger.ledger import Ledger, LedgerInvariantError, LinearPerp, PremiumContract
 from shardex.ledger.margin import linear_margin
 from shardex.ledger.txn import (
     AUDIT_DTYPE,
@@ -21,6 +21,7 @@ from shardex.ledger.txn import (
     deposit_txns,
     empty_txns,
     funding_txns,
+    option_expiry_txns,
     trade_txns,
     transfer_txns,
     withdraw_txns,
@@ -38,6 +39,7 @@ __all__ = [
     "Ledger",
     "LedgerInvariantError",
     "LinearPerp",
+    "PremiumContract",
     "SettlementResult",
     "TxnKind",
     "adl_txns",
@@ -46,6 +48,7 @@ __all__ = [
     "empty_txns",
     "funding_txns",
     "linear_margin",
+    "option_expiry_txns",
     "schedule",
     "settle",
     "trade_txns",

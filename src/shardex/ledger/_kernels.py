@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from shardex.ledger._sync import cpu_yield, cycles, fetch_add, load_acquire, store_release
-from shardex.ledger.margin import INST_CCY, INST_MULT, POS_COST, POS_QTY, POS_RPNL, linear_margin
+from shardex.ledger.margin import INST_CCY, INST_KIND, INST_MULT, KIND_LINEAR, POS_COST, POS_QTY, POS_RPNL, linear_margin
 from shardex.ledger.txn import AUDIT_DTYPE, FEE_POOL, INSURANCE_FUND, MAX_AUDIT_PER_TXN, MAX_DECL
 from shardex.schema import Reason
 
@@ -38,6 +38,7 @@ K_FUNDING = 6
 K_ADL = 7
 K_INSURANCE = 8
 K_SPOT_TRADE = 9
+K_OPTION_EXPIRY = 10
 
 C_DEPOSIT = 1
 C_WITHDRAWAL = 2
@@ -49,6 +50,8 @@ C_FUNDING = 7
 C_ADL_PNL = 8
 C_INSURANCE = 9
 C_SPOT_TRADE = 10
+C_OPTION_PREMIUM = 11
+C_OPTION_EXPIRY = 12
 
 R_OK = int(Reason.OK)
 R_INSUFFICIENT_BALANCE = int(Reason.INSUFFICIENT_BALANCE)
@@ -99,6 +102,15 @@ def _div_trunc(x, d):
     if x >= 0:
         return x // d
     return -((-x) // d)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _muldiv_floor(q, num, den):
+    """``floor(q * num / den)`` for ``num >= 0``, ``den > 0``, without forming ``q * num``.
+
+    Exact while ``|q| * (num // den)`` and ``|q| * den`` fit in int64.
+    """
+    return q * (num // den) + (q * (num % den)) // den
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -159,6 +171,21 @@ def fill_position(positions, acct, i, dq, price):
     positions[acct, i, POS_COST] = c
     positions[acct, i, POS_RPNL] += realized
     return realized
+
+
+@njit(cache=True, nogil=True)
+def fill_cash(positions, inst, acct, i, dq, price):
+    """Fill ``dq`` lots at ``price`` into a position; return the cash it moves into the account, minor units.
+
+    Linear instruments (``KIND_LINEAR``): the realized PnL times the
+    multiplier.  Premium-style instruments (options): the premium,
+    ``-dq * price * mult`` (a buyer pays, a seller receives); the position
+    keeps its average entry and realized premium PnL all the same.
+    """
+    realized = fill_position(positions, acct, i, dq, price)
+    if inst[i, INST_KIND] == KIND_LINEAR:
+        return realized * inst[i, INST_MULT]
+    return -dq * price * inst[i, INST_MULT]
 
 
 @njit(cache=True, nogil=True)
@@ -354,21 +381,23 @@ def apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, au
         dq = r.qty
         mult = inst[i, INST_MULT]
         c = inst[i, INST_CCY]
-        rt = fill_position(positions, a, i, dq, p) * mult
-        rm = fill_position(positions, b, i, -dq, p) * mult
+        # linear: realized PnL; options: the premium, buyer to seller
+        cause = C_TRADE_PNL if inst[i, INST_KIND] == KIND_LINEAR else C_OPTION_PREMIUM
+        rt = fill_cash(positions, inst, a, i, dq, p)
+        rm = fill_cash(positions, inst, b, i, -dq, p)
         notional = p * abs(dq) * mult
         # Fees truncate toward zero: a rebate never exceeds its rate.
         ft = _div_trunc(notional * r.taker_fee_bps, 10_000)
         fm = _div_trunc(notional * r.maker_fee_bps, 10_000)
         if rt != 0:
             balances[a, c] += rt
-            _rec(aud, nrec, t, seq, ref, a, c, rt, balances[a, c], C_TRADE_PNL)
+            _rec(aud, nrec, t, seq, ref, a, c, rt, balances[a, c], cause)
         if ft != 0:
             balances[a, c] -= ft
             _rec(aud, nrec, t, seq, ref, a, c, -ft, balances[a, c], C_TRADE_FEE)
         if rm != 0:
             balances[b, c] += rm
-            _rec(aud, nrec, t, seq, ref, b, c, rm, balances[b, c], C_TRADE_PNL)
+            _rec(aud, nrec, t, seq, ref, b, c, rm, balances[b, c], cause)
         if fm != 0:
             balances[b, c] -= fm
             _rec(aud, nrec, t, seq, ref, b, c, -fm, balances[b, c], C_TRADE_FEE)
@@ -393,7 +422,6 @@ def apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, au
             for j in range(n):
                 if not _declared(r, picks[j]):
                     return ST_MISS
-        mult = inst[i, INST_MULT]
         c = inst[i, INST_CCY]
         p = r.price
         left = need
@@ -401,8 +429,8 @@ def apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, au
             cp = picks[j]
             lots = min(left, abs(positions[cp, i, POS_QTY]))
             left -= lots
-            ra = fill_position(positions, a, i, -s * lots, p) * mult
-            rc = fill_position(positions, cp, i, s * lots, p) * mult
+            ra = fill_cash(positions, inst, a, i, -s * lots, p)
+            rc = fill_cash(positions, inst, cp, i, s * lots, p)
             if ra != 0:
                 balances[a, c] += ra
                 _rec(aud, nrec, t, seq, ref, a, c, ra, balances[a, c], C_ADL_PNL)
@@ -410,6 +438,23 @@ def apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, au
                 balances[cp, c] += rc
                 _rec(aud, nrec, t, seq, ref, cp, c, rc, balances[cp, c], C_ADL_PNL)
             remargin(cp, balances, positions, margin, inst, marks, mccy)
+        remargin(a, balances, positions, margin, inst, marks, mccy)
+    elif k == K_OPTION_EXPIRY:
+        i = r.instrument
+        if inst[i, INST_KIND] == KIND_LINEAR:  # futures expire by trades at the settlement price
+            codes[t] = R_INVALID_COMMAND
+            return ST_DONE
+        q = positions[a, i, POS_QTY]
+        if q == 0:
+            return ST_DONE
+        c = inst[i, INST_CCY]
+        pay = _muldiv_floor(q, r.amount, r.price)  # long: value rounded down; short: pays it rounded up
+        positions[a, i, POS_QTY] = 0
+        positions[a, i, POS_COST] = 0
+        if pay != 0:
+            balances[a, c] += pay
+            _rec(aud, nrec, t, seq, ref, a, c, pay, balances[a, c], C_OPTION_EXPIRY)
+            _rec(aud, nrec, t, seq, ref, INSURANCE_FUND, c, -pay, 0, C_OPTION_EXPIRY)
         remargin(a, balances, positions, margin, inst, marks, mccy)
     return ST_DONE
 
@@ -419,7 +464,7 @@ def apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, au
 def _validate(r, n_acc, n_ccy, n_inst):
     """Reason code of a transaction's static checks (``R_OK`` if it may run)."""
     k = r.kind
-    if k < K_DEPOSIT or k > K_SPOT_TRADE:
+    if k < K_DEPOSIT or k > K_OPTION_EXPIRY:
         return R_INVALID_COMMAND
     for j in range(MAX_DECL):
         d = r.decl[j]
@@ -441,9 +486,11 @@ def _validate(r, n_acc, n_ccy, n_inst):
             return R_UNKNOWN_ACCOUNT
         if b == a or not _declared(r, b):
             return R_MALFORMED_DECL
-    if k == K_TRADE or k == K_FUNDING or k == K_ADL:
+    if k == K_TRADE or k == K_FUNDING or k == K_ADL or k == K_OPTION_EXPIRY:
         if r.instrument < 0 or r.instrument >= n_inst:
             return R_UNKNOWN_INSTRUMENT
+        if k == K_OPTION_EXPIRY and (r.price <= 0 or r.amount < 0):
+            return R_INVALID_PRICE
     elif k == K_SPOT_TRADE:  # instrument: the base currency; currency: the quote
         if r.currency < 0 or r.currency >= n_ccy or r.instrument < 0 or r.instrument >= n_ccy:
             return R_UNKNOWN_CURRENCY

@@ -28,10 +28,22 @@ import numpy as np
 from shardex.errors import ShardexError
 from shardex.instruments import Instrument
 from shardex.ledger._kernels import aligned_zeros, remargin_all
-from shardex.ledger.margin import INST_CCY, INST_IM_BPS, INST_MM_BPS, INST_MULT, POS_COST, POS_QTY
+from shardex.ledger.margin import (
+    INST_CCY,
+    INST_COLS,
+    INST_IM_BPS,
+    INST_KIND,
+    INST_MM_BPS,
+    INST_MULT,
+    KIND_LINEAR,
+    KIND_PREMIUM,
+    KIND_PREMIUM_OTHER,
+    POS_COST,
+    POS_QTY,
+)
 from shardex.ledger.txn import deposit_txns, trade_txns  # noqa: F401  (doctest)
 
-__all__ = ["Ledger", "LedgerInvariantError", "LinearPerp"]
+__all__ = ["Ledger", "LedgerInvariantError", "LinearPerp", "PremiumContract"]
 
 
 class LedgerInvariantError(ShardexError, AssertionError):
@@ -75,6 +87,33 @@ class LinearPerp:
         return cls(int(mult), im_bps, mm_bps)
 
 
+@dataclass(frozen=True)
+class PremiumContract:
+    """A premium-style instrument (an option), as the ledger needs it.
+
+    Its price is paid in full at the trade: the buyer pays ``price * qty *
+    multiplier`` minor units of ``currency`` to the seller; a position is
+    worth ``qty * mark * multiplier`` (in the margin currency's equity when
+    ``currency`` is the margin currency; otherwise the risk layer values it
+    in its own currency).  It carries no margin in the ledger's flat model:
+    the risk layer computes the margin of options (``shardex.risk.options``).
+
+    Parameters
+    ----------
+    multiplier
+        Minor units of ``currency`` per tick per lot (integer > 0).
+    currency
+        Settlement currency, name or index (``None``: the margin currency).
+    """
+
+    multiplier: int
+    currency: str | int | None = None
+
+    def __post_init__(self) -> None:
+        if self.multiplier <= 0:
+            raise ValueError(f"need multiplier > 0, got {self}")
+
+
 class Ledger:
     """Balances in several currencies, perpetual positions, margin and hot accounts.
 
@@ -85,7 +124,9 @@ class Ledger:
     currencies
         Currency names; balances are int64 minor units of each.
     instruments
-        One ``LinearPerp`` per instrument index, all settled in ``margin_currency``.
+        One spec per instrument index: ``LinearPerp`` (settled in
+        ``margin_currency``) or ``PremiumContract`` (options, in their own
+        settlement currency).
     margin_currency
         Name or index of the collateral currency (cross margin).
 
@@ -93,6 +134,7 @@ class Ledger:
     -------------------------------------------------------------------------
     balances : int64 ``[n_accounts, n_currencies]``
     positions : int64 ``[n_accounts, n_instruments, 3]`` -- qty lots, cost tick-lots, realized tick-lots
+        (options: cost and realized count the premium; the expiry's cash is in the audit trail)
     margin : int64 ``[n_accounts, 3]`` -- equity, initial, maintenance (margin currency)
     fee_pool, insurance : int64 ``[n_currencies]`` -- the hot accounts
     net_flow : int64 ``[n_currencies]`` -- deposits minus withdrawals so far
@@ -103,7 +145,7 @@ class Ledger:
         self,
         n_accounts: int,
         currencies: Sequence[str],
-        instruments: Sequence[LinearPerp],
+        instruments: Sequence[LinearPerp | PremiumContract],
         margin_currency: str | int = 0,
     ) -> None:
         if n_accounts < 1:
@@ -114,12 +156,20 @@ class Ledger:
         self.mccy = self.currency_index(margin_currency)
         self.specs = tuple(instruments)
         n_ccy, n_inst = len(self.currencies), len(self.specs)
-        self.inst = np.zeros((max(n_inst, 0), 4), np.int64)
+        self.inst = np.zeros((max(n_inst, 0), INST_COLS), np.int64)
         for i, spec in enumerate(self.specs):
             self.inst[i, INST_MULT] = spec.multiplier
-            self.inst[i, INST_IM_BPS] = spec.im_bps
-            self.inst[i, INST_MM_BPS] = spec.mm_bps
-            self.inst[i, INST_CCY] = self.mccy
+            if isinstance(spec, PremiumContract):
+                ccy = self.mccy if spec.currency is None else self.currency_index(spec.currency)
+                self.inst[i, INST_CCY] = ccy
+                self.inst[i, INST_KIND] = KIND_PREMIUM if ccy == self.mccy else KIND_PREMIUM_OTHER
+            elif isinstance(spec, LinearPerp):
+                self.inst[i, INST_IM_BPS] = spec.im_bps
+                self.inst[i, INST_MM_BPS] = spec.mm_bps
+                self.inst[i, INST_CCY] = self.mccy
+                self.inst[i, INST_KIND] = KIND_LINEAR
+            else:
+                raise TypeError(f"instrument {i}: need a LinearPerp or a PremiumContract, got {type(spec).__name__}")
         self.balances = np.zeros((n_accounts, n_ccy), np.int64)
         # Aligned so that an account's row (n_instruments * 24 bytes) spans as
         # few cache lines as it can: rows move between the settlement threads.
@@ -198,15 +248,18 @@ class Ledger:
         return new
 
     def total_value(self) -> np.ndarray:
-        """Per currency: accounts' balances minus entry costs, plus fee pool and insurance fund.
+        """Per currency: accounts' balances minus linear entry costs, plus fee pool and insurance fund.
 
         Equivalently the total equity at any common mark, since positions net
         to zero per instrument.  Money conservation says this equals
-        ``net_flow`` (deposits minus withdrawals) at all times.
+        ``net_flow`` (deposits minus withdrawals) at all times.  Options
+        (premium-style) carry no entry cost here: their premium moved
+        between balances at the trade.
         """
         total = self.balances.sum(axis=0) + self.fee_pool + self.insurance
         if self.n_instruments:
-            cost = self.positions[:, :, POS_COST].sum(axis=0) * self.inst[:, INST_MULT]
+            linear = self.inst[:, INST_KIND] == KIND_LINEAR
+            cost = self.positions[:, :, POS_COST].sum(axis=0) * self.inst[:, INST_MULT] * linear
             np.subtract.at(total, self.inst[:, INST_CCY], cost)
         return total
 
@@ -230,10 +283,13 @@ class Ledger:
         if self.positions[:, :, POS_COST][flat].any():
             raise LedgerInvariantError("a flat position has a non-zero entry cost")
         q = self.positions[:, :, POS_QTY]
-        notional = np.abs(q) * self.marks * self.inst[:, INST_MULT]
+        kind = self.inst[:, INST_KIND]
+        in_equity = kind != KIND_PREMIUM_OTHER
+        notional = np.abs(q) * self.marks * self.inst[:, INST_MULT] * in_equity
+        cost = self.positions[:, :, POS_COST] * (kind == KIND_LINEAR)
         want = np.stack(
             [
-                self.balances[:, self.mccy] + ((q * self.marks - self.positions[:, :, POS_COST]) * self.inst[:, INST_MULT]).sum(axis=1),
+                self.balances[:, self.mccy] + ((q * self.marks - cost) * self.inst[:, INST_MULT] * in_equity).sum(axis=1),
                 ((notional * self.inst[:, INST_IM_BPS] + 9999) // 10000).sum(axis=1),
                 ((notional * self.inst[:, INST_MM_BPS] + 9999) // 10000).sum(axis=1),
             ],

@@ -33,6 +33,10 @@ Transaction layout (``TXN_DTYPE``, 112 bytes)::
                          (spot trade: ``amount`` quote minor units, ``qty``
                          base minor units signed from the taker, ``price``
                          ticks, fees in bps of ``amount``, paid in quote)
+                         (option expiry: ``amount`` / ``price`` is the cash
+                         value of one lot, minor units, as a fraction:
+                         ``amount`` >= 0 the numerator, ``price`` > 0 the
+                         denominator)
     taker_fee_bps  i4    trade: taker fee in bps of the notional
     maker_fee_bps  i4    trade: maker fee in bps (negative: a rebate)
     kind           i4    ``TxnKind``
@@ -70,6 +74,7 @@ __all__ = [
     "spot_trade_txns",
     "empty_txns",
     "funding_txns",
+    "option_expiry_txns",
     "trade_txns",
     "transfer_txns",
     "withdraw_txns",
@@ -88,6 +93,7 @@ class TxnKind(IntEnum):
     ADL = 7  #: auto-deleverage ``a`` against the most profitable opposite positions
     INSURANCE = 8  #: ``a`` pays ``amount`` to the insurance fund (negative: receives)
     SPOT_TRADE = 9  #: exchange ``qty`` base for ``amount`` quote between ``a`` (taker) and ``b``; fees in quote
+    OPTION_EXPIRY = 10  #: close ``a``'s option position in cash against the insurance fund (see the builder)
 
 
 class AuditCause(IntEnum):
@@ -103,6 +109,8 @@ class AuditCause(IntEnum):
     ADL_PNL = 8
     INSURANCE = 9
     SPOT_TRADE = 10
+    OPTION_PREMIUM = 11
+    OPTION_EXPIRY = 12
 
 
 #: ``AUDIT_DTYPE.account`` of the fee pool (a hot account, one per currency).
@@ -293,6 +301,30 @@ def spot_trade_txns(
     txns["qty"] = base_amount
     txns["amount"] = quote_amount
     txns["price"] = price
+    return txns
+
+
+def option_expiry_txns(account, instrument, value_num, value_den=1, seq=None) -> np.ndarray:
+    """Build option expiries: close ``account``'s position in ``instrument`` in cash.
+
+    One lot is worth ``value_num / value_den`` minor units of the option's
+    settlement currency at expiry (its intrinsic value; ``value_num >= 0``,
+    ``value_den > 0``).  A position of ``q`` lots is credited
+    ``floor(q * value_num / value_den)``: a long receives its value rounded
+    down, a short pays its value rounded up.  The insurance fund is the
+    counterparty of every payment: once all positions of the instrument are
+    closed it has paid the longs and collected from the shorts, and keeps
+    the rounding residue (``>= 0``; 0 when ``value_den`` divides every
+    payment exactly, as for linear options).  The position's quantity and
+    entry cost go to zero.  Only premium-style instruments (options) may
+    expire this way (``INVALID_COMMAND`` otherwise).
+
+    Arguments broadcast against ``account``.  Complexity: O(n).
+    """
+    account = np.atleast_1d(np.asarray(account, np.int64))
+    txns = _one_account(TxnKind.OPTION_EXPIRY, account, 0, value_num, seq)
+    txns["instrument"] = instrument
+    txns["price"] = value_den
     return txns
 
 
