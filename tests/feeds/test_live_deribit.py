@@ -4,13 +4,17 @@
 (``book.<instrument>.raw``: a snapshot, then changes chained by
 ``prev_change_id``) and their tickers. Everything runs on 127.0.0.1 with an
 ephemeral port, at max speed, inside ``asyncio.run``; every run is bounded by
-the capture's end, the handler's ``duration`` and ``asyncio.wait_for``.
+the capture's end, the handler's ``duration`` and ``asyncio.wait_for``. The
+heartbeat tests pace the capture (its 30 s in a few seconds) so that a
+session spans several heartbeats of a fraction of a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ from shardex.feeds.live.backoff import Backoff
 from shardex.feeds.live.events import BestBidAsk, BookInvalid, BookState, MarkPrice
 from shardex.feeds.live.handler import DeribitFeedHandler, LiveConfig, LiveConfigError
 from shardex.feeds.live.queue import ConflatingQueue
+from shardex.feeds.live._dialects import HEARTBEAT_CLOSE
 from shardex.feeds.live.server import CaptureServer, Faults
 from shardex.feeds.replay import replay_files
 
@@ -45,11 +50,11 @@ async def _drain(queue: ConflatingQueue) -> list:
     return [ev async for ev in queue]
 
 
-async def _run(capture: Path, faults: Faults | None = None):
-    async with CaptureServer([capture], speed=math.inf, faults=faults, idle_timeout=20) as srv:
+async def _run(capture: Path, faults: Faults | None = None, speed: float = math.inf, min_heartbeat: float = 10.0, **kw):
+    async with CaptureServer([capture], speed=speed, faults=faults, idle_timeout=20, min_heartbeat=min_heartbeat) as srv:
         assert srv.ws_url.startswith("ws://127.0.0.1:") and srv.ws_url.endswith("/ws/api/v2")
         cfg = LiveConfig(srv.ws_url, "", "deribit", INSTS, duration=30)
-        h = DeribitFeedHandler(cfg, backoff=Backoff(initial=0.01, cap=0.05))
+        h = DeribitFeedHandler(cfg, backoff=Backoff(initial=0.01, cap=0.05), **kw)
         drain = asyncio.ensure_future(_drain(h.queue))
         rep = await asyncio.wait_for(h.run(), 35)
         seen = await asyncio.wait_for(drain, 10)
@@ -107,3 +112,82 @@ def test_deribit_config_errors():
         DeribitFeedHandler(LiveConfig("ws://127.0.0.1:1/ws/v5/public", "", "okx", ("BTC-USDT",)))
     with pytest.raises(LiveConfigError, match="deltas"):
         DeribitFeedHandler(LiveConfig("ws://127.0.0.1:1/ws/api/v2", "", "deribit", ("BTC-PERPETUAL",), deltas=True))
+    cfg = LiveConfig("ws://127.0.0.1:1/ws/api/v2", "", "deribit", ("BTC-PERPETUAL",))
+    for bad in (0, -1.0, "10", True):
+        with pytest.raises(LiveConfigError, match="heartbeat"):
+            DeribitFeedHandler(cfg, heartbeat=bad)
+    assert DeribitFeedHandler(cfg).heartbeat == 10 and DeribitFeedHandler(cfg, heartbeat=None).heartbeat is None
+
+
+#: capture seconds per wall second in the heartbeat tests: the capture's 30.4 s play in about 2.5 s
+_PACED = 12.0
+_BEAT = 0.2
+
+
+def test_deribit_heartbeat_answered_session_stays_up_book_equal(capture: Path, offline: dict[str, str]):
+    h, rep, events, srv = asyncio.run(_run(capture, speed=_PACED, min_heartbeat=0.05, heartbeat=_BEAT))
+    assert rep["end"] == "server closed: end of capture"
+    assert rep["seconds"] > 10 * _BEAT  # long enough for several heartbeats
+    # every test_request answered in time: one connection from start to end
+    assert srv.stats["test_requests"] >= 5 and srv.stats["heartbeat_timeouts"] == 0
+    assert rep["heartbeats"] == srv.stats["test_requests"]
+    assert rep["connections"] == 1 and rep["reconnects"] == rep["disconnects"] == 0 and rep["sub_errors"] == 0
+    assert rep["problems"] == []
+    for key, b in rep["books"].items():
+        assert b["synced"] and b["gaps"] == 0, (key, b)
+        assert b["top10_sha256"] == offline[key], key
+    # heartbeats and the set_heartbeat / test replies are "other": every stream message is still handled
+    assert rep["messages"] - rep["other"] == srv.stats["sent"]
+
+
+async def _raw_client(srv: CaptureServer, interval: float, answer: bool, timeout: float) -> tuple[list[dict], float, tuple]:
+    """Set a heartbeat, answer test requests or not; return what came, seconds until the close (-1: none within
+    ``timeout``) and the close (code, reason)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    got: list[dict] = []
+    async with connect(srv.ws_url, proxy=None) as ws:
+        t0 = time.monotonic()
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "public/set_heartbeat", "params": {"interval": interval}}))
+        try:
+            async with asyncio.timeout(timeout):
+                for _ in range(1000):  # bounded: the server closes, or the timeout
+                    doc = json.loads(await ws.recv())
+                    got.append(doc)
+                    if answer and doc.get("method") == "heartbeat":
+                        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 8, "method": "public/test", "params": {}}))
+        except ConnectionClosed:
+            pass
+        except TimeoutError:
+            return got, -1.0, ()
+        return got, time.monotonic() - t0, (ws.close_code, ws.close_reason)
+
+
+def test_deribit_server_closes_a_client_that_ignores_test_requests(capture: Path):
+    async def go():
+        # paced at 1x so the capture (30 s) cannot end the connection first
+        async with CaptureServer([capture], speed=1.0, idle_timeout=10, min_heartbeat=0.05) as srv:
+            silent = await _raw_client(srv, _BEAT, answer=False, timeout=20 * _BEAT)
+            polite = await _raw_client(srv, _BEAT, answer=True, timeout=10 * _BEAT)
+            return silent, polite, dict(srv.stats)
+
+    (got, secs, close), (got2, secs2, _), stats = asyncio.run(go())
+    assert got[0] == {"jsonrpc": "2.0", "id": 7, "result": "ok"}
+    assert got[1] == {"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}
+    assert len(got) == 2  # nothing after the unanswered request but the close
+    assert close == HEARTBEAT_CLOSE
+    # one interval until the request, at most one more for the answer (plus loopback slack)
+    assert 2 * _BEAT <= secs < 2 * _BEAT + 1.0
+    # the same server keeps a client that answers: the loop ran to its own timeout, many requests later
+    assert secs2 == -1.0 and sum(d.get("method") == "heartbeat" for d in got2) >= 3
+    assert stats["heartbeat_timeouts"] == 1 and stats["test_requests"] >= 4
+
+
+def test_deribit_heartbeat_below_the_venue_minimum_refused_and_reported(capture: Path, offline: dict[str, str]):
+    # the server keeps Deribit's 10 s minimum here: the handler's 0.2 s is refused, the books are unaffected
+    h, rep, events, srv = asyncio.run(_run(capture, heartbeat=_BEAT))
+    assert rep["end"] == "server closed: end of capture" and rep["sub_errors"] == 0
+    assert [p for p in rep["problems"] if "heartbeat_error" in p] and srv.stats["test_requests"] == 0
+    for key, b in rep["books"].items():
+        assert b["synced"] and b["top10_sha256"] == offline[key], key

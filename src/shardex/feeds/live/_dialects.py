@@ -15,13 +15,13 @@ from abc import ABC, abstractmethod
 
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from shardex.feeds.builders.bybit import BybitBook
 from shardex.feeds.builders.deribit import DeribitBook
 from shardex.feeds.builders.okx import OkxBook, okx_checksum
 
-__all__ = ["Dialect", "BybitDialect", "OkxDialect", "DeribitDialect", "DIALECTS"]
+__all__ = ["TEST_REQUEST", "HEARTBEAT_CLOSE", "Request", "Dialect", "BybitDialect", "OkxDialect", "DeribitDialect", "DIALECTS"]
 
 _TOPIC = re.compile(rb'"topic"\s*:\s*"([^"]+)"')
 _DELTA = re.compile(rb'"type"\s*:\s*"delta"')
@@ -32,6 +32,22 @@ _DERIBIT_CHANGE = re.compile(rb'"type"\s*:\s*"change"')
 
 #: OKX channels whose messages are books (the builder's list).
 OKX_BOOK_CHANNELS = ("books", "books5", "books50-l2-tbt", "books-l2-tbt", "bbo-tbt")
+
+
+class Request(NamedTuple):
+    """One client request as the server acts on it.
+
+    ``op``: ``subscribe``, ``unsubscribe``, ``ping`` (also Deribit's
+    ``public/test``, which answers a heartbeat) or ``set_heartbeat``
+    (Deribit); ``topics``: the server's stream names; ``rid``: the request id
+    to echo; ``interval``: ``set_heartbeat``'s interval in seconds (None when
+    absent or not a number).
+    """
+
+    op: str
+    topics: list[str]
+    rid: Any
+    interval: float | None = None
 
 
 class Dialect(ABC):
@@ -52,8 +68,8 @@ class Dialect(ABC):
         """(stream, is_book, is_diff) of a capture message, or None for a control message."""
 
     @abstractmethod
-    def parse(self, msg: str | bytes) -> tuple[str, list[str], Any]:
-        """(op, topics, request id) of a client request; raises ValueError when malformed."""
+    def parse(self, msg: str | bytes) -> Request:
+        """The :class:`Request` of a client message; raises ValueError when malformed."""
 
     @abstractmethod
     def reply(self, op: str, topics: list[str], bad: list[str], rid: Any, cid: int) -> list[str]:
@@ -108,11 +124,11 @@ class BybitDialect(Dialect):
         book = topic.startswith("orderbook.")
         return topic, book, book and _DELTA.search(data[:160]) is not None
 
-    def parse(self, msg: str | bytes) -> tuple[str, list[str], Any]:
+    def parse(self, msg: str | bytes) -> Request:
         req = json.loads(msg)
         if not isinstance(req, dict):
             raise ValueError("not an object")
-        return str(req.get("op", "")), [str(a) for a in req.get("args") or []], req.get("req_id", "")
+        return Request(str(req.get("op", "")), [str(a) for a in req.get("args") or []], req.get("req_id", ""))
 
     def reply(self, op: str, topics: list[str], bad: list[str], rid: Any, cid: int) -> list[str]:
         if op == "ping":
@@ -165,13 +181,13 @@ class OkxDialect(Dialect):
         book = ch in OKX_BOOK_CHANNELS
         return f"{ch}:{found.group(2).decode()}", book, book and _OKX_UPDATE.search(data[:200]) is not None
 
-    def parse(self, msg: str | bytes) -> tuple[str, list[str], Any]:
+    def parse(self, msg: str | bytes) -> Request:
         if msg in ("ping", b"ping"):
-            return "ping", [], None
+            return Request("ping", [], None)
         req = json.loads(msg)
         if not isinstance(req, dict):
             raise ValueError("not an object")
-        return str(req.get("op", "")), [f"{a['channel']}:{a['instId']}" for a in req.get("args") or []], req.get("id")
+        return Request(str(req.get("op", "")), [f"{a['channel']}:{a['instId']}" for a in req.get("args") or []], req.get("id"))
 
     def reply(self, op: str, topics: list[str], bad: list[str], rid: Any, cid: int) -> list[str]:
         if op == "ping":
@@ -216,6 +232,13 @@ class OkxDialect(Dialect):
         return json.dumps(doc, separators=(",", ":")).encode()
 
 
+#: Deribit's heartbeat ``test_request``: the client must answer with ``public/test`` within the interval.
+TEST_REQUEST = '{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}'
+
+#: Close code and reason of a connection that left a ``test_request`` unanswered.
+HEARTBEAT_CLOSE = (1008, "heartbeat: no public/test in time")
+
+
 def _deribit_topic(channel: str) -> str:
     """The server's stream name of a Deribit channel: books keep their interval (``book.X.raw``);
     other channels drop it (``ticker.X.100ms`` and ``ticker.X.raw`` are one stream ``ticker.X``)."""
@@ -232,6 +255,12 @@ class DeribitDialect(Dialect):
     a ``book.<instrument>.<interval>`` subscriber first gets a ``type: snapshot``
     notification whose ``change_id`` the next change's ``prev_change_id`` names.
     Non-book channels are served whatever interval is asked (the capture has one).
+
+    ``public/set_heartbeat`` (``{"interval": s}``) is answered ``"ok"``; the
+    server then sends :data:`TEST_REQUEST` every ``interval`` seconds and
+    closes the connection (:data:`HEARTBEAT_CLOSE`) when no ``public/test``
+    comes within ``interval`` of one (the server runs that clock; see
+    :class:`~shardex.feeds.live.server.CaptureServer`'s ``min_heartbeat``).
     """
 
     venue = "deribit"
@@ -250,20 +279,30 @@ class DeribitDialect(Dialect):
     def symbol(self, stream: str) -> str:
         return stream.split(".")[1].lower()
 
-    def parse(self, msg: str | bytes) -> tuple[str, list[str], Any]:
+    def parse(self, msg: str | bytes) -> Request:
         req = json.loads(msg)
         if not isinstance(req, dict):
             raise ValueError("not an object")
         method = str(req.get("method", ""))
-        if method in ("public/test", "public/set_heartbeat"):
-            return "ping", [], req.get("id")
+        params = req.get("params") or {}
+        if method == "public/test":
+            return Request("ping", [], req.get("id"))
+        if method == "public/set_heartbeat":
+            interval = params.get("interval")
+            ok = isinstance(interval, (int, float)) and not isinstance(interval, bool)
+            return Request("set_heartbeat", [], req.get("id"), float(interval) if ok else None)
         op = method.removeprefix("public/")
-        chans = (req.get("params") or {}).get("channels") or []
-        return op, [_deribit_topic(str(c)) for c in chans], req.get("id")
+        chans = params.get("channels") or []
+        return Request(op, [_deribit_topic(str(c)) for c in chans], req.get("id"))
 
     def reply(self, op: str, topics: list[str], bad: list[str], rid: Any, cid: int) -> list[str]:
         if op == "ping":
             return [json.dumps({"jsonrpc": "2.0", "id": rid, "result": {"version": "capture"}})]
+        if op == "set_heartbeat":
+            if bad:
+                err = {"code": -32602, "message": "Invalid params", "data": {"param": "interval", "reason": bad[0]}}
+                return [json.dumps({"jsonrpc": "2.0", "id": rid, "error": err})]
+            return [json.dumps({"jsonrpc": "2.0", "id": rid, "result": "ok"})]
         if bad:
             return [json.dumps({"jsonrpc": "2.0", "id": rid, "error": {"code": 11050, "message": f"bad_request: {op} {','.join(bad)}"}})]
         return [json.dumps({"jsonrpc": "2.0", "id": rid, "result": topics})]

@@ -1055,17 +1055,43 @@ class DeribitFeedHandler(_ResubscribeHandler):
     Tickers publish :class:`BestBidAsk` and :class:`MarkPrice` (mark, index,
     ``current_funding`` on perpetuals). Books are keyed ``deribit:<instrument>``,
     as in the offline replay.
+
+    On open, before subscribing, it sends ``public/set_heartbeat`` with
+    ``heartbeat`` seconds; Deribit then sends a heartbeat ``test_request``
+    at that interval and closes the connection unless ``public/test`` comes
+    within it, so a connection that went silent is noticed by both sides.
+    Every ``test_request`` is answered at once from the receive loop
+    (counted in ``heartbeats``); a refused ``set_heartbeat`` is reported
+    (``heartbeat_error``).
+
+    Parameters
+    ----------
+    config, queue, backoff, sleep, close_queue:
+        :class:`FeedHandler`'s.
+    heartbeat:
+        The heartbeat interval in seconds; Deribit's minimum is 10 (the
+        default). Smaller values are for tests against a server that allows
+        them (``CaptureServer(min_heartbeat=...)``); None sends no
+        ``set_heartbeat``.
     """
 
     #: interval of the ticker and trades channels (``raw`` needs an authorized connection on Deribit)
     channel_interval = "100ms"
 
+    #: Deribit's smallest ``public/set_heartbeat`` interval, seconds (the default).
+    MIN_HEARTBEAT = 10.0
+
     VENUES = ("deribit",)
 
-    def __init__(self, config: LiveConfig, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, config: LiveConfig, *args: Any, heartbeat: float | None = MIN_HEARTBEAT, **kwargs: Any) -> None:
+        if heartbeat is not None and (isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or not heartbeat > 0):
+            raise LiveConfigError(f"heartbeat must be a number of seconds > 0, or None, got {heartbeat!r}")
         self._interval = config.depth_stream or "raw"
         self._rid = 0
+        self._hb_rid: int | None = None
+        self.heartbeat = heartbeat
         super().__init__(config, *args, **kwargs)
+        self.counts.update(heartbeats=0)
 
     def book(self, symbol: str) -> DeribitBook:
         """The current builder of instrument ``symbol`` (serve it only while ``.synced``)."""
@@ -1084,8 +1110,19 @@ class DeribitFeedHandler(_ResubscribeHandler):
         return topics
 
     def _request(self, op: str, topic: str) -> str:
+        return self._rpc(f"public/{op}", {"channels": [topic]})
+
+    def _rpc(self, method: str, params: dict[str, Any]) -> str:
         self._rid += 1
-        return json.dumps({"jsonrpc": "2.0", "id": self._rid, "method": f"public/{op}", "params": {"channels": [topic]}})
+        return json.dumps({"jsonrpc": "2.0", "id": self._rid, "method": method, "params": params})
+
+    async def _on_open(self, ws) -> None:
+        if self.heartbeat is not None:
+            # an integral interval goes out as an integer, as Deribit documents it
+            hb = int(self.heartbeat) if float(self.heartbeat).is_integer() else self.heartbeat
+            await ws.send(self._rpc("public/set_heartbeat", {"interval": hb}))
+            self._hb_rid = self._rid
+        await super()._on_open(ws)
 
     async def _on_raw(self, data: bytes, n: int) -> None:
         recv_ns = time.time_ns()
@@ -1094,12 +1131,22 @@ class DeribitFeedHandler(_ResubscribeHandler):
         if doc is None:
             return
         params = doc.get("params")
+        if doc.get("method") == "heartbeat":
+            if isinstance(params, dict) and params.get("type") == "test_request" and self._ws_send is not None:
+                # answered here in the receive loop, not queued behind other work: a late answer makes Deribit close
+                self.counts["heartbeats"] += 1
+                await self._ws_send(self._rpc("public/test", {}))
+            self.counts["other"] += 1
+            return
         if doc.get("method") != "subscription" or not isinstance(params, dict):
-            if "error" in doc:  # a refused (un)subscribe: say so, it may leave a book without data
+            if "error" in doc and doc.get("id") == self._hb_rid:
+                err = doc["error"]
+                self._problem(where, "heartbeat_error", str(err.get("message", err) if isinstance(err, dict) else err))
+            elif "error" in doc:  # a refused (un)subscribe: say so, it may leave a book without data
                 self.counts["sub_errors"] += 1
                 err = doc["error"]
                 self._problem(where, "subscribe_error", str(err.get("message", err) if isinstance(err, dict) else err))
-            self.counts["other"] += 1  # subscribe replies, heartbeats, test replies
+            self.counts["other"] += 1  # subscribe, set_heartbeat and test replies
             return
         ch = str(params.get("channel", ""))
         slot = self.slots.get(ch)

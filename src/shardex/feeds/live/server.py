@@ -7,6 +7,11 @@ the server speaks the venue's own ``op`` subscribe protocol on
 messages), ``/ws/v5/public`` (OKX) or ``/ws/api/v2`` (Deribit, JSON-RPC), and a subscriber of a book topic gets a
 snapshot synthesized from a reference book right before its next message
 (:mod:`shardex.feeds.live._dialects`); there is no REST endpoint for them.
+Their other channels (trades, tickers, OKX ``mark-price``/``index-tickers``/
+``funding-rate``) are served as recorded. A Deribit client that calls
+``public/set_heartbeat`` gets a ``test_request`` every interval and is closed
+(1008) when it does not answer with ``public/test`` within the interval
+(``min_heartbeat``: the smallest interval accepted, 10 s as on Deribit).
 
 It stands in for the venue so the live handler can be tested for real with no
 internet: a combined-stream websocket endpoint (``/stream?streams=a/b/c``, or
@@ -64,7 +69,7 @@ from websockets.http11 import Request, Response
 
 from shardex.errors import MalformedInputError, ShardexError
 from shardex.feeds.builders.binance import BinanceBook
-from shardex.feeds.live._dialects import DIALECTS, Dialect
+from shardex.feeds.live._dialects import DIALECTS, HEARTBEAT_CLOSE, TEST_REQUEST, Dialect
 from shardex.feeds.readers import read
 
 __all__ = ["CaptureServer", "Faults", "load_capture", "Capture", "END_REASON", "ServeError", "SERVED_VENUES"]
@@ -198,7 +203,7 @@ def _decimals(step_units: int) -> int:
 
 
 class _Sub:
-    __slots__ = ("ws", "streams", "sent", "cid", "category", "pending")
+    __slots__ = ("ws", "streams", "sent", "cid", "category", "pending", "heartbeat", "answered")
 
     def __init__(self, ws: ServerConnection, streams: set[str] | None, cid: int, category: str | None = None) -> None:
         self.ws = ws
@@ -207,6 +212,8 @@ class _Sub:
         self.cid = cid
         self.category = category  # Bybit: only this connection's messages (linear, spot)
         self.pending: list[str] = []  # Bybit book topics subscribed, owed a snapshot before their next delta
+        self.heartbeat: asyncio.Task | None = None  # Deribit: the test_request loop after public/set_heartbeat
+        self.answered = asyncio.Event()  # set by the client's public/test
 
 
 class CaptureServer:
@@ -215,6 +222,11 @@ class CaptureServer:
     Use as ``async with CaptureServer(files, speed=math.inf) as srv:`` then
     connect to ``srv.ws_url`` / ``srv.rest_url``; ``await srv.wait_done()``
     returns when playback has ended. ``port=0`` picks a free port.
+
+    ``min_heartbeat``: the smallest Deribit ``public/set_heartbeat`` interval
+    accepted, in seconds (the venue's is 10; tests lower it to exercise
+    heartbeats in fractions of a second). A smaller one is refused with a
+    JSON-RPC error.
     """
 
     def __init__(
@@ -225,6 +237,7 @@ class CaptureServer:
         port: int = 0,
         faults: Faults | None = None,
         idle_timeout: float = 120.0,
+        min_heartbeat: float = 10.0,
     ) -> None:
         if not (speed > 0):
             raise ServeError(f"speed must be > 0 (math.inf for max), got {speed}")
@@ -236,6 +249,7 @@ class CaptureServer:
         self.port = port
         self.faults = faults or Faults()
         self.idle_timeout = idle_timeout
+        self.min_heartbeat = min_heartbeat
         self.cursor = 0  # messages of the timeline played so far
         self.futures = self.capture.venue == "binance-futures"
         # Bybit, OKX: subscribe requests on the socket, snapshots synthesized from reference books
@@ -263,6 +277,8 @@ class CaptureServer:
             "snapshots_synthesized": 0,
             "snapshot_unavailable": 0,
             "http_requests": 0,
+            "test_requests": 0,
+            "heartbeat_timeouts": 0,
         }
         self.end_reason = ""
 
@@ -353,6 +369,8 @@ class CaptureServer:
         except ConnectionClosed:
             pass
         finally:
+            if sub.heartbeat is not None:
+                sub.heartbeat.cancel()
             if sub in self._subs:
                 self._subs.remove(sub)
 
@@ -380,14 +398,16 @@ class CaptureServer:
         asyncio.ensure_future(_safe_send(sub.ws, json.dumps({"result": result, "id": rid})))
 
     def _on_sub_message(self, dialect: Dialect, sub: _Sub, msg: str | bytes) -> None:
-        """``subscribe`` / ``unsubscribe`` / ``ping`` in the venue's format (:class:`Dialect`).
+        """``subscribe`` / ``unsubscribe`` / ``ping`` / ``set_heartbeat`` in the venue's format (:class:`Dialect`).
 
         A subscribed book topic is owed a snapshot: playback sends it
         (synthesized from the reference book at that point) right before the
         next message on that connection, so no diff can slip in between.
+        ``set_heartbeat`` (Deribit) starts :meth:`_heartbeat` on the
+        connection; a ``ping`` (``public/test``) answers its test request.
         """
         try:
-            op, topics, rid = dialect.parse(msg)
+            op, topics, rid, interval = dialect.parse(msg)
         except (ValueError, KeyError, TypeError, AttributeError):
             for r in dialect.reply("error", ["?"], ["?"], None, sub.cid):
                 asyncio.ensure_future(_safe_send(sub.ws, r))
@@ -413,10 +433,45 @@ class CaptureServer:
                     streams.discard(t)
                 else:
                     bad.append(t)
-        elif op != "ping":
+        elif op == "ping":
+            sub.answered.set()
+        elif op == "set_heartbeat":
+            if interval is None or not interval >= self.min_heartbeat:
+                bad = [f"interval must be a number >= {self.min_heartbeat:g}, got {interval}"]
+            else:
+                if sub.heartbeat is not None:
+                    sub.heartbeat.cancel()  # a new interval replaces the old one, as on Deribit
+                sub.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(sub, interval))
+        else:
             bad = topics or [op]
         for r in dialect.reply(op, topics, bad, rid, sub.cid):
             asyncio.ensure_future(_safe_send(sub.ws, r))
+
+    async def _heartbeat(self, sub: _Sub, interval: float) -> None:
+        """Every ``interval`` s send a test request; close the connection if no ``public/test`` comes within ``interval``.
+
+        Bounded by the connection: cancelled when it ends (:meth:`_on_ws`),
+        returns when a send finds it closed or after closing it.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            sub.answered.clear()  # only an answer sent after this request counts
+            try:
+                await sub.ws.send(TEST_REQUEST)
+            except ConnectionClosed:
+                return
+            self.stats["test_requests"] += 1
+            try:
+                await asyncio.wait_for(sub.answered.wait(), interval)
+            except asyncio.TimeoutError:
+                self.stats["heartbeat_timeouts"] += 1
+                if sub in self._subs:
+                    self._subs.remove(sub)  # playback sends it nothing more
+                try:
+                    await asyncio.wait_for(sub.ws.close(*HEARTBEAT_CLOSE), 2.0)
+                except (ConnectionClosed, asyncio.TimeoutError, OSError):
+                    pass
+                return
 
     async def _flush_pending(self, sub: _Sub, upto: int) -> None:
         """Send the snapshots a Bybit/OKX client is owed, as of capture position ``upto`` (exclusive)."""
