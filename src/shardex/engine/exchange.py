@@ -76,11 +76,10 @@ class Exchange:
         self._by_id: dict[int, Instrument] = {}
         self._by_symbol: dict[str, Instrument] = {}
         self._shard_of = np.zeros(0, dtype=np.int64)
-        self._pool = ThreadPoolExecutor(max_workers=shards, thread_name_prefix="shardex-shard") if shards > 1 else None
+        self._pool = ThreadPoolExecutor(max_workers=shards - 1, thread_name_prefix="shardex-shard") if shards > 1 else None
         self._next_oid: dict[int, int] = {}
         # Reused across batches by the multi-shard path (see merge.partition).
         self._part_buf = np.empty(0, dtype=COMMAND_DTYPE)
-        self._merge_buf = np.empty(0, dtype=EVENT_DTYPE)
         for ins in sorted(instruments, key=lambda i: i.id):
             self.add_instrument(ins)
 
@@ -142,14 +141,18 @@ class Exchange:
         if len(self._part_buf) < k * len(cmds):
             self._part_buf = np.empty(k * len(cmds), dtype=COMMAND_DTYPE)
         parts = partition(cmds, self._shard_of, k, self._part_buf)
-        # Each shard leaves its events in its own buffer; the merge copies them out.
-        counts = list(self._pool.map(lambda sp: sp[0].process_into(sp[1]), zip(self.shards, parts)))
+        # Each shard leaves its events in its own buffer; the merge copies them out.  The
+        # calling thread runs the first shard itself: one thread hand-off fewer per batch,
+        # and a thread that would only wait is put to work.
+        pending = [self._pool.submit(sh.process_into, p) for sh, p in zip(self.shards[1:], parts[1:])]
+        try:
+            first = self.shards[0].process_into(parts[0])
+        finally:
+            rest = [f.result() for f in pending]  # never leave a shard running past this call
+        counts = [first, *rest]
         if not events:
             return None
-        total = sum(counts)
-        if len(self._merge_buf) < total:
-            self._merge_buf = np.empty(2 * total, dtype=EVENT_DTYPE)
-        return merge_events([sh.events_buffer[:n] for sh, n in zip(self.shards, counts)], self._merge_buf)
+        return merge_events([sh.events_buffer[:n] for sh, n in zip(self.shards, counts)])
 
     def _as_commands(self, cmds: np.ndarray) -> np.ndarray:
         if not isinstance(cmds, np.ndarray) or cmds.dtype != COMMAND_DTYPE:

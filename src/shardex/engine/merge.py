@@ -69,42 +69,39 @@ def partition(cmds: np.ndarray, shard_of: np.ndarray, nshards: int, buffer: np.n
 
 
 @njit(cache=True, nogil=True)
-def _merge(allev, starts, out):
-    k = starts.shape[0] - 1
-    heads = starts[:-1].copy()
+def _merge(parts, out):
+    """k-way merge of the shards' event runs (a tuple of arrays, each in order) into out."""
+    k = len(parts)
+    heads = np.zeros(k, dtype=np.int64)
     for j in range(out.shape[0]):
         best = -1
+        bseq = 0
+        binst = 0
         for r in range(k):
             h = heads[r]
-            if h < starts[r + 1]:
-                if best < 0:
+            if h < parts[r].shape[0]:
+                seq = parts[r][h].seq
+                inst = parts[r][h].instrument
+                if best < 0 or seq < bseq or (seq == bseq and inst < binst):
                     best = r
-                else:
-                    b = heads[best]
-                    if allev[h].seq < allev[b].seq or (allev[h].seq == allev[b].seq
-                                                       and allev[h].instrument < allev[b].instrument):
-                        best = r
-        out[j] = allev[heads[best]]
+                    bseq = seq
+                    binst = inst
+        out[j] = parts[best][heads[best]]
         heads[best] += 1
 
 
-def merge_events(parts: list[np.ndarray], scratch: np.ndarray | None = None) -> np.ndarray:
+def merge_events(parts: list[np.ndarray]) -> np.ndarray:
     """Merge per-shard event streams (each in sequence order) into one new array.
 
     Within one command the events of one instrument keep their order; a
     command that spans shards (a mass cancel of every instrument) lists its
-    instruments in id order, as one shard holding them all would.
-    ``scratch``, when large enough, holds the concatenated inputs.
+    instruments in id order, as one shard holding them all would.  The
+    kernel reads the shards' buffers in place: one copy of each event, into
+    the array returned.
     """
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return np.zeros(0, dtype=EVENT_DTYPE)
-    if len(parts) == 1:
-        return parts[0].copy()
-    total = sum(len(p) for p in parts)
-    allev = scratch[:total] if scratch is not None and len(scratch) >= total else np.empty(total, dtype=EVENT_DTYPE)
-    np.concatenate(parts, out=allev)
-    starts = np.cumsum([0] + [len(p) for p in parts]).astype(np.int64)
-    out = np.empty(total, dtype=EVENT_DTYPE)
-    _merge(allev, starts, out)
+    nonempty = [p for p in parts if len(p)]
+    if len(nonempty) <= 1:
+        return nonempty[0].copy() if nonempty else np.zeros(0, dtype=EVENT_DTYPE)
+    out = np.empty(sum(len(p) for p in parts), dtype=EVENT_DTYPE)
+    _merge(tuple(parts), out)  # every part, empty ones too: one compiled kernel per shard count
     return out
