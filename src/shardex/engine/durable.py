@@ -54,9 +54,11 @@ __all__ = ["DurableExchange", "EngineHaltedError", "EngineOpenError", "open_exch
 log = logging.getLogger("shardex.engine")
 
 #: Commands per ``apply`` call during recovery: journal records (one per
-#: original batch) are concatenated up to this size, because one kernel call
-#: per 64k commands costs less Python than one per original batch.
-REPLAY_CHUNK = 65536
+#: original batch) smaller than this are concatenated up to it, so that tiny
+#: batches do not pay one kernel call each.  Larger chunks cost more than they
+#: save: the copy into one array, and an event buffer that no longer fits in
+#: cache (65,536 measured 25% slower than 4,096 on the 1M-command workload).
+REPLAY_CHUNK = 4096
 
 
 class EngineHaltedError(ShardexError, RuntimeError):
