@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from shardex.book.lowlevel import borrow
 from shardex.ledger._sync import cpu_yield, cycles, fetch_add, load_acquire, store_release
 from shardex.ledger.margin import INST_CCY, INST_KIND, INST_MULT, KIND_LINEAR, POS_COST, POS_QTY, POS_RPNL, linear_margin
 from shardex.ledger.txn import AUDIT_DTYPE, FEE_POOL, INSURANCE_FUND, MAX_AUDIT_PER_TXN, MAX_DECL
@@ -628,6 +629,20 @@ def plan(txns, n_acc, n_ccy, n_inst, codes, by_level):
 @njit(cache=True, nogil=True)
 def run_sequential(txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec):
     """Run the valid transactions one by one in row order: the reference semantics."""
+    _run_sequential(borrow(txns), borrow(balances), borrow(positions), borrow(margin), borrow(inst), borrow(marks),
+                    mccy, borrow(codes), borrow(aud), borrow(nrec))
+
+
+# The workers pass their arrays down to apply_txn and its helpers once per
+# transaction.  numba counts references to an array with an atomic add at each
+# such call; with two threads on the same arrays those counters bounce between
+# the cores' caches and cost more than the settlement itself.  Borrowed views
+# (shardex.book.lowlevel.borrow) carry no counter; the caller's arrays outlive
+# the call.
+
+
+@njit(cache=True, nogil=True)
+def _run_sequential(txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec):
     for t in range(txns.size):
         if codes[t] == R_OK:
             apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec, False)
@@ -698,6 +713,21 @@ def _copy_chunk(c, offset, fee, ins, n_rows, nrec, aud, out):
 
 @njit(cache=True, nogil=True)
 def run_worker(
+    k, n_threads, order, exp_ver, inst_wait, n_excl, ver, inst_done, ctl, acc,
+    txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec,
+    fee_pool, insurance, out,
+):  # fmt: skip
+    """Settlement thread ``k`` of ``n_threads`` (see ``_run_worker``), on borrowed views of its arrays."""
+    _run_worker(
+        k, n_threads, borrow(order), borrow(exp_ver), borrow(inst_wait), n_excl, borrow(ver), borrow(inst_done),
+        borrow(ctl), borrow(acc), borrow(txns), borrow(balances), borrow(positions), borrow(margin), borrow(inst),
+        borrow(marks), mccy, borrow(codes), borrow(aud), borrow(nrec), borrow(fee_pool), borrow(insurance),
+        borrow(out),
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _run_worker(
     k, n_threads, order, exp_ver, inst_wait, n_excl, ver, inst_done, ctl, acc,
     txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec,
     fee_pool, insurance, out,
