@@ -267,11 +267,13 @@ def test_expiry_settles_in_cash_and_closes_the_book():
     rx.check()
 
 
-def test_only_spot_perpetuals_and_futures_are_accepted():
+def test_instruments_the_risk_layer_refuses():
     from shardex.instruments import Instrument, InstrumentKind
 
-    with pytest.raises(ValueError, match="spot, linear perpetuals and futures only"):
+    with pytest.raises(ValueError, match="needs strike, option_type, underlying and expiry_ns"):
         RiskExchange([Instrument(0, "BTC-C", kind=InstrumentKind.OPTION)], 2)
+    with pytest.raises(ValueError, match="not inverse ones"):
+        RiskExchange([Instrument(0, "BTC-USD", kind=InstrumentKind.PERPETUAL, inverse=True)], 2)
     # spot is accepted only with a base and a quote among the ledger's currencies (tests/risk/test_spot.py)
     with pytest.raises(ValueError, match="ledger's currencies"):
         RiskExchange([Instrument(0, "BTC-USDT")], 2)

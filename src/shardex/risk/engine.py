@@ -31,6 +31,7 @@ WITHDRAW   account      currency index                qty = amount, minor units
 MARK_PRICE --           instrument                    price = mark ticks; stop_price = index ticks (0: none)
 FUNDING    --           perpetual                     (rate from the premium samples)
 EXPIRE     --           dated future                  price = settlement price, ticks
+EXPIRE     --           option                        price = the underlying's settlement price, its ticks
 ========== ============ ============================= =======================
 
 docs/risk.md lists the events each one emits.
@@ -50,17 +51,19 @@ from shardex.engine.exchange import Exchange
 from shardex.errors import OffGridError, OrderRejected, ShardexError
 from shardex.instruments import Instrument, InstrumentKind
 from shardex.ledger import AuditCause, Ledger, LinearPerp, TxnKind, empty_txns, funding_txns, trade_txns
-from shardex.ledger import deposit_txns, withdraw_txns
+from shardex.ledger import INSURANCE_FUND, PremiumContract, deposit_txns, option_expiry_txns, withdraw_txns
 from shardex.ledger.txn import spot_trade_txns
 from shardex.ledger.margin import INST_MULT, POS_QTY
 from shardex.risk.expiry import pair_positions
 from shardex.risk.funding import DEFAULT_INTEREST_PPM, PREMIUM_CLAMP_PPM, default_cap_ppm, funding_rate_ppm, holders
 from shardex.risk.funding import premium_ppm
-from shardex.risk.liquidation import adl_ranking, below_maintenance, close_prices
-from shardex.risk.margin import MarginTiers, account_margin, tier_table
+from shardex.risk.liquidation import adl_ranking, below_maintenance, close_prices, pool_below
+from shardex.risk.margin import MarginTiers, account_margin, pool_equity, tier_table
+from shardex.risk.options import O_CCY, O_UNDER, OptionMargin, expiry_value, option_table
 from shardex.risk.orders import OrderTable
 from shardex.risk.pretrade import RESERVED_ORDER_ID, ST_EXPIRED, apply_order_events, pretrade, spot_free
-from shardex.risk.spot import S_BASE, S_BASE_LOT, S_IS_SPOT, S_QUOTE, S_QUOTE_TL, hold_amount, spot_table
+from shardex.risk.spot import MODE_OPTION, MODE_SPOT, S_BASE, S_BASE_LOT, S_MODE, S_QUOTE, S_QUOTE_TL, hold_amount
+from shardex.risk.spot import option_hold_rows, spot_table
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, CommandKind, EventKind, Reason, Side, TimeInForce
 
 __all__ = ["LiqStep", "RiskExchange", "RiskInvariantError", "deposit", "withdraw", "mark_price", "funding", "expire"]
@@ -111,7 +114,11 @@ def funding(instrument: int) -> tuple:
 
 
 def expire(instrument: int, settlement_price: int) -> tuple:
-    """An EXPIRE command record: settle the dated future at ``settlement_price`` ticks."""
+    """An EXPIRE command record: settle a dated future at ``settlement_price`` ticks.
+
+    For an option, ``settlement_price`` is the underlying's settlement price
+    in the underlying's ticks.
+    """
     return _rec(CommandKind.EXPIRE, 0, instrument, price=settlement_price)
 
 
@@ -133,11 +140,15 @@ class RiskExchange:
     ----------
     instruments
         Linear perpetuals and dated futures (``InstrumentKind.PERPETUAL`` /
-        ``FUTURE``), settled in ``margin_currency``, and spot instruments
+        ``FUTURE``), settled in ``margin_currency``; spot instruments
         (``InstrumentKind.SPOT``, ``base``/``quote`` naming two ledger
-        currencies), with ids ``0 .. n-1``.  Spot orders hold their
-        payment at entry and settle base against quote (see
-        ``shardex.risk.spot`` and docs/risk.md, "Spot").
+        currencies); European options (``InstrumentKind.OPTION`` with
+        ``strike``, ``option_type``, ``underlying`` and ``expiry_ns``):
+        linear (premium in ``margin_currency``) or inverse (premium in the
+        coin ``base``); ids ``0 .. n-1``.  Spot orders hold their payment at
+        entry and settle base against quote (see ``shardex.risk.spot`` and
+        docs/risk.md, "Spot"); options are described in
+        ``shardex.risk.options`` and docs/risk.md, "Options".
     n_accounts
         Accounts are ``0 .. n_accounts - 1``.
     currencies, margin_currency, currency_decimals
@@ -164,6 +175,9 @@ class RiskExchange:
         of the first tier's initial minus maintenance rate).
     keep_audit
         Keep every settlement's audit records in ``audit`` (tests).
+    option_margin
+        ``OptionMargin`` rates of short options (default: Deribit's 15 % /
+        10 % / 7.5 %).
     """
 
     def __init__(self, instruments: Iterable[Instrument], n_accounts: int, *, currencies: Sequence[str] = ("USDT",),
@@ -172,14 +186,15 @@ class RiskExchange:
                  taker_fee_bps: int = 0, maker_fee_bps: int = 0, threads: int | None = None,
                  settle_mode: str = "auto", shards: int = 1, clock: Callable[[], int] = time.time_ns,
                  order_capacity: int = 1024, interest_ppm: int = DEFAULT_INTEREST_PPM,
-                 funding_cap_ppm: int | None = None, keep_audit: bool = False) -> None:
+                 funding_cap_ppm: int | None = None, keep_audit: bool = False,
+                 option_margin: OptionMargin = OptionMargin()) -> None:
         ins = sorted(instruments, key=lambda x: x.id)
         if [x.id for x in ins] != list(range(len(ins))) or not ins:
             raise ValueError(f"instrument ids must be 0..n-1, got {[x.id for x in ins]}")
         for x in ins:
-            if x.kind not in (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE, InstrumentKind.SPOT):
-                raise ValueError(f"{x.symbol}: the risk layer handles spot, linear perpetuals and futures only, "
-                                 f"not {x.kind.name} (see docs/risk.md, 'What is missing')")
+            if x.inverse and x.kind != InstrumentKind.OPTION:
+                raise ValueError(f"{x.symbol}: the risk layer handles linear perpetuals and futures only, not inverse "
+                                 f"ones (see docs/risk.md, 'What is missing')")
         for bps in (taker_fee_bps, maker_fee_bps):
             if not -10_000 <= bps <= 10_000:
                 raise ValueError(f"fee rates must be within +-10000 bps, got {bps}")
@@ -190,19 +205,25 @@ class RiskExchange:
             raise ValueError(f"currency_decimals: one int >= 0, or one per currency {currencies}")
         self.instruments = ins
         self.tier_specs = _as_tiers(tiers, len(ins))
+        mccy = _ccy_index(currencies, margin_currency)
+        self.option_margin = option_margin
+        self.opt = option_table(ins, currencies, decimals, mccy, option_margin)
         # The ledger keeps a row per instrument id; a spot row is a placeholder
         # (no position ever moves in it, so it adds no margin).
         specs = [LinearPerp(1, 0, 0) if x.kind == InstrumentKind.SPOT else
-                 LinearPerp.from_instrument(x, decimals[_ccy_index(currencies, margin_currency)], t.im_bps[0],
-                                            t.mm_bps[0])
+                 _premium_spec(x, int(self.opt[x.id, O_CCY]), decimals) if x.kind == InstrumentKind.OPTION else
+                 LinearPerp.from_instrument(x, decimals[mccy], t.im_bps[0], t.mm_bps[0])
                  for x, t in zip(ins, self.tier_specs)]
         self.ledger = Ledger(n_accounts, currencies, specs, margin_currency)
         self.spot = spot_table(ins, currencies, decimals, taker_fee_bps, maker_fee_bps)
+        option_hold_rows(self.spot, ins, self.opt[:, O_CCY], self.ledger.inst[:, INST_MULT], taker_fee_bps,
+                         maker_fee_bps)
         self.holds = np.zeros_like(self.ledger.balances)
         self.exchange = Exchange(ins, shards=shards, clock=clock, order_capacity=order_capacity)
         self.mult = np.ascontiguousarray(self.ledger.inst[:, INST_MULT])
         self.tiers, self.n_tiers = tier_table(self.tier_specs)
         self.inst_state = np.zeros(len(ins), np.int64)
+        self.pm_mode = np.zeros(n_accounts, np.int64)
         self.open_lots = np.zeros((n_accounts, len(ins), 2), np.int64)
         self.orders = OrderTable(max(1024, order_capacity))
         self.taker_fee = np.full(len(ins), taker_fee_bps, np.int64)
@@ -267,7 +288,7 @@ class RiskExchange:
         t = self.orders
         n_rej = pretrade(cmds, codes, t.tab, t.used, t.leaves, self.open_lots, led.positions, led.margin, led.marks,
                          self.mult, self.tiers, self.n_tiers, self.inst_state, led.n_accounts, self.spot,
-                         led.balances, self.holds, led.mccy)
+                         led.balances, self.holds, led.mccy, self.opt, np.full((n, 2), -1, np.int64))
         t.filled += n - n_rej
         if n_rej:
             ok = codes == 0
@@ -308,7 +329,7 @@ class RiskExchange:
             return
         i = tr["instrument"].astype(np.int64)
         qty = np.where(tr["side"] == Side.BUY, tr["qty"], -tr["qty"])
-        spot = self.spot[i, S_IS_SPOT] != 0
+        spot = self.spot[i, S_MODE] == MODE_SPOT
         if not spot.any():
             self._settle(trade_txns(tr["account"], tr["maker_account"], i, tr["price"], qty,
                                     taker_fee_bps=self.taker_fee[i], maker_fee_bps=self.maker_fee[i],
@@ -348,12 +369,35 @@ class RiskExchange:
     def free_balance(self, account: int, currency: int) -> int:
         """What ``account`` may withdraw of ``currency`` (or hold for a spot order), minor units.
 
-        ``balance - spot holds``; in the margin currency no more than
-        ``equity - initial margin including open orders (tiered) - holds``.
+        ``balance - holds``, and no more than ``equity - initial margin
+        including open orders - holds`` of the currency's margin pool (the
+        margin currency: tiered margin of perpetuals and futures, linear
+        options; a coin: its inverse options).
         """
         led = self.ledger
         return int(spot_free(account, currency, led.balances, self.holds, led.positions, self.open_lots, led.margin,
-                             led.marks, self.mult, self.tiers, self.n_tiers, led.mccy))
+                             led.marks, self.mult, self.tiers, self.n_tiers, self.opt, led.mccy, -1))
+
+    def margin_of(self, account: int, currency: int | str | None = None) -> tuple[int, int, int]:
+        """``(equity, initial, maintenance)`` of one account's margin pool, minor units.
+
+        ``currency``: the pool (default: the margin currency; an inverse
+        option's coin has its own).  The initial margin counts open orders;
+        spot holds and option-buy holds are not in it (they are spent
+        equity: see ``free_balance``).
+        """
+        led = self.ledger
+        ccy = led.mccy if currency is None else led.currency_index(currency)
+        if not 0 <= account < self.n_accounts:
+            raise KeyError(f"unknown account {account}")
+        im, mm = self._pool_margin(account, ccy)
+        return self._pool_equity(account, ccy), im, mm
+
+    def _pool_margin(self, a: int, ccy: int) -> tuple[int, int]:
+        led = self.ledger
+        im, mm = account_margin(led.positions[a], self.open_lots[a], led.marks, self.mult, self.tiers, self.n_tiers,
+                                self.opt, ccy, -1, 0, 0)
+        return int(im), int(mm)
 
     def _transfer(self, c: np.void, kind: int) -> np.ndarray:
         a, ccy, amount = int(c["account"]), int(c["instrument"]), int(c["qty"])
@@ -387,45 +431,50 @@ class RiskExchange:
         return self._liquidations(c)
 
     def _liquidations(self, c: np.void) -> np.ndarray:
-        """Liquidate every account below maintenance margin, in account order, until none is left."""
+        """Liquidate every account pool below maintenance margin, in account order, until none is left."""
         led = self.ledger
         out: list[np.ndarray] = []
         for _ in range(self.n_accounts):
-            cands = below_maintenance(led.positions, self.open_lots, led.margin, led.marks, self.mult, self.tiers,
-                                      self.n_tiers)
+            cands = below_maintenance(led.positions, self.open_lots, led.balances, led.margin, led.marks, self.mult,
+                                      self.tiers, self.n_tiers, self.opt, led.mccy, self.pm_mode)
             if not len(cands):
                 break
             for a in cands.tolist():
-                if self._below_maintenance(a):  # earlier liquidations this round may have changed it
-                    self._liquidate(a, c, out)
+                for ccy in range(len(led.currencies)):
+                    below, _eq, mm = self._pool_maintenance(a, ccy)  # earlier liquidations may have changed it
+                    if below:
+                        self._liquidate(a, ccy, mm, c, out)
         return np.concatenate(out) if out else _EMPTY_EVENTS.copy()
 
-    def _below_maintenance(self, a: int) -> bool:
-        """Whether account ``a`` holds a position and its equity is below its maintenance margin now."""
+    def _pool_maintenance(self, a: int, ccy: int) -> tuple[bool, int, int]:
+        """``(below, equity, maintenance)`` of account ``a``'s ``ccy`` pool; ``below`` needs a position in it."""
         led = self.ledger
-        if not led.positions[a, :, POS_QTY].any():
-            return False
-        _im, mm = account_margin(led.positions[a], self.open_lots[a], led.marks, self.mult, self.tiers,
-                                 self.n_tiers, -1, 0, 0)
-        return bool(led.margin[a, 0] < mm)
+        below, eq, mm = pool_below(a, ccy, led.positions, self.open_lots, led.balances, led.margin, led.marks,
+                                   self.mult, self.tiers, self.n_tiers, self.opt, led.mccy)
+        return bool(below), int(eq), int(mm)
 
-    def _liquidate(self, a: int, c: np.void, out: list[np.ndarray]) -> None:
+    def _pool_equity(self, a: int, ccy: int) -> int:
         led = self.ledger
-        mccy = led.mccy
-        equity = int(led.margin[a, 0])
-        _im, mm = account_margin(led.positions[a], self.open_lots[a], led.marks, self.mult, self.tiers, self.n_tiers,
-                                 -1, 0, 0)
+        return int(pool_equity(a, ccy, led.balances, led.positions, led.margin, led.marks, self.mult, self.opt,
+                               led.mccy))
+
+    def _liquidate(self, a: int, ccy: int, mm: int, c: np.void, out: list[np.ndarray]) -> None:
+        """Liquidate account ``a``'s ``ccy`` pool: cancel, close into the book, ADL, insurance fund."""
+        led = self.ledger
+        in_pool = self.opt[:, O_CCY] == ccy
+        equity = self._pool_equity(a, ccy)
         out.append(_event(c, EventKind.LIQUIDATION, account=a, instrument=-1, qty=equity, leaves=mm,
-                          step=LiqStep.START))
+                          step=LiqStep.START, trade_id=ccy))
         # 1. cancel the account's orders (spot orders too: their holds go back)
         if self.open_lots[a].any() or self.holds[a].any():
             ev = self._match(self._synthetic(c, [mass_cancel(a, -1)]))
             ev["reason"][ev["kind"] == EventKind.CANCELLED] = Reason.LIQUIDATION
             out.append(ev)
         # 2. IOC limit orders at the bankruptcy price, past it by what the fund can absorb
-        bp, lim = close_prices(led.positions[a], equity, int(led.insurance[mccy]), led.marks, self.mult)
+        bp, lim = close_prices(led.positions[a] * in_pool[:, None], equity, int(led.insurance[ccy]), led.marks,
+                               self.mult)
         recs = []
-        for i in np.flatnonzero(led.positions[a, :, POS_QTY]).tolist():
+        for i in np.flatnonzero(led.positions[a, :, POS_QTY] * in_pool).tolist():
             q = int(led.positions[a, i, POS_QTY])
             price = int(min(max(lim[i], self._band[i, 0]), self._band[i, 1]))
             side = Side.SELL if q > 0 else Side.BUY
@@ -433,14 +482,14 @@ class RiskExchange:
             self._next_liq_oid += 1
             recs.append(new_order(i, side, abs(q), price, order_id=oid, account=a, tif=TimeInForce.IOC))
             out.append(_event(c, EventKind.LIQUIDATION, account=a, instrument=i, price=price, qty=abs(q),
-                              leaves=int(bp[i]), side=side, order_id=oid, step=LiqStep.ORDER))
+                              leaves=int(bp[i]), side=side, order_id=oid, step=LiqStep.ORDER, trade_id=ccy))
         if recs:
             ev = self._match(self._synthetic(c, recs))
             self._settle_trades(ev)
             out.append(ev)
         # 3. auto-deleverage what the book did not take, at the bankruptcy price
-        bp, _ = close_prices(led.positions[a], int(led.margin[a, 0]), 0, led.marks, self.mult)
-        for i in np.flatnonzero(led.positions[a, :, POS_QTY]).tolist():
+        bp, _ = close_prices(led.positions[a] * in_pool[:, None], self._pool_equity(a, ccy), 0, led.marks, self.mult)
+        for i in np.flatnonzero(led.positions[a, :, POS_QTY] * in_pool).tolist():
             q = int(led.positions[a, i, POS_QTY])
             ranked = adl_ranking(led.positions, led.margin, led.marks, self.mult, i, -1 if q > 0 else 1, a)
             left = abs(q)
@@ -457,10 +506,11 @@ class RiskExchange:
                                     sign * np.array(lots, np.int64), trade_id=-int(c["seq"]), seq=c["seq"]))
             for cp, k in zip(cps, lots):
                 out.append(_event(c, EventKind.LIQUIDATION, account=cp, instrument=i, price=int(bp[i]), qty=k,
-                                  maker_account=a, side=Side.BUY if sign < 0 else Side.SELL, step=LiqStep.ADL))
+                                  maker_account=a, side=Side.BUY if sign < 0 else Side.SELL, step=LiqStep.ADL,
+                                  trade_id=ccy))
         # 4. the insurance fund takes the surplus (up to the maintenance margin) or covers the deficit
-        bal = int(led.margin[a, 0])
-        fund = int(led.insurance[mccy])
+        bal = self._pool_equity(a, ccy)
+        fund = int(led.insurance[ccy])
         delta = min(bal, int(mm)) if bal > 0 else -min(-bal, fund)
         if delta:
             txn = empty_txns(1)
@@ -468,15 +518,15 @@ class RiskExchange:
             txn["seq"] = c["seq"]
             txn["a"] = a
             txn["decl"][0, 0] = a
-            txn["currency"] = mccy
+            txn["currency"] = ccy
             txn["amount"] = delta
             txn["ref"] = -int(c["seq"])
             self._settle(txn)
             out.append(_event(c, EventKind.LIQUIDATION, account=a, instrument=-1, qty=delta,
-                              leaves=int(led.insurance[mccy]), step=LiqStep.INSURANCE))
-        bal = int(led.margin[a, 0])
+                              leaves=int(led.insurance[ccy]), step=LiqStep.INSURANCE, trade_id=ccy))
+        bal = self._pool_equity(a, ccy)
         out.append(_event(c, EventKind.LIQUIDATION, account=a, instrument=-1, qty=bal, leaves=max(-bal, 0),
-                          step=LiqStep.DONE))
+                          step=LiqStep.DONE, trade_id=ccy))
 
     def _funding(self, c: np.void, i: int) -> np.ndarray:
         if self.instruments[i].kind != InstrumentKind.PERPETUAL:
@@ -497,6 +547,8 @@ class RiskExchange:
         return ev
 
     def _expire(self, c: np.void, i: int) -> np.ndarray:
+        if self.instruments[i].kind == InstrumentKind.OPTION:
+            return self._expire_option(c, i)
         if self.instruments[i].kind != InstrumentKind.FUTURE:
             return _reject_one(c, Reason.INVALID_COMMAND)
         p = int(c["price"])
@@ -504,12 +556,7 @@ class RiskExchange:
         if p <= 0 or p < lo or p > hi:
             return _reject_one(c, Reason.INVALID_MARK_PRICE)
         led = self.ledger
-        out = []
-        accts = np.flatnonzero(self.open_lots[:, i].any(axis=1))
-        if len(accts):
-            ev = self._match(self._synthetic(c, [mass_cancel(int(a), i) for a in accts]))
-            ev["reason"][ev["kind"] == EventKind.CANCELLED] = Reason.EXPIRY
-            out.append(ev)
+        out = self._cancel_for_expiry(c, i)
         marks = led.marks.copy()
         marks[i] = p
         led.set_marks(marks)
@@ -523,6 +570,52 @@ class RiskExchange:
         ev["seq"], ev["ts"], ev["instrument"], ev["kind"] = c["seq"], c["ts"], i, EventKind.SETTLEMENT
         ev["account"], ev["price"], ev["qty"], ev["leaves"] = who, p, before[who], led.balances[who, led.mccy]
         out.append(ev)
+        return np.concatenate(out)
+
+    def _cancel_for_expiry(self, c: np.void, i: int) -> list[np.ndarray]:
+        accts = np.flatnonzero(self.open_lots[:, i].any(axis=1))
+        if not len(accts):
+            return []
+        ev = self._match(self._synthetic(c, [mass_cancel(int(a), i) for a in accts]))
+        ev["reason"][ev["kind"] == EventKind.CANCELLED] = Reason.EXPIRY
+        return [ev]
+
+    def _expire_option(self, c: np.void, i: int) -> np.ndarray:
+        """Settle option ``i`` in cash at the underlying's settlement price ``c["price"]`` (its ticks).
+
+        Open orders are cancelled (``EXPIRY``), the option refuses further
+        orders and marks, and every position is closed against the insurance
+        fund at its intrinsic value per lot (``shardex.risk.options.expiry_value``):
+        longs receive it rounded down, shorts pay it rounded up, the fund keeps
+        the residue.  One ``SETTLEMENT`` event per account (``maker_leaves`` =
+        the cash it received, negative when it paid), and one for the
+        insurance fund (account ``INSURANCE_FUND``) when the residue is not 0.
+        """
+        p = int(c["price"])
+        lo, hi = self._band[int(self.opt[i, O_UNDER])]
+        if p <= 0 or p < lo or p > hi:
+            return _reject_one(c, Reason.INVALID_MARK_PRICE)
+        led = self.ledger
+        ccy = int(self.opt[i, O_CCY])
+        out = self._cancel_for_expiry(c, i)
+        self.inst_state[i] = ST_EXPIRED
+        before = led.positions[:, i, POS_QTY].copy()
+        who = np.flatnonzero(before)
+        paid = np.zeros(len(who), np.int64)
+        if len(who):
+            num, den = expiry_value(self.opt[i], p)
+            res = self._settle(option_expiry_txns(who, i, num, den, seq=c["seq"]))
+            aud = res.audit[(res.audit["account"] >= 0) & (res.audit["cause"] == AuditCause.OPTION_EXPIRY)]
+            paid[np.searchsorted(who, aud["account"])] = aud["delta"]
+        ev = np.zeros(len(who), EVENT_DTYPE)
+        ev["seq"], ev["ts"], ev["instrument"], ev["kind"] = c["seq"], c["ts"], i, EventKind.SETTLEMENT
+        ev["account"], ev["price"], ev["qty"], ev["leaves"] = who, p, before[who], led.balances[who, ccy]
+        ev["maker_leaves"] = paid
+        out.append(ev)
+        residue = -int(paid.sum())
+        if residue:
+            out.append(_event(c, EventKind.SETTLEMENT, account=INSURANCE_FUND, instrument=i, price=p,
+                              leaves=int(led.insurance[ccy]), maker_leaves=residue))
         return np.concatenate(out)
 
     def _synthetic(self, c: np.void, recs: list[tuple]) -> np.ndarray:
@@ -572,7 +665,7 @@ class RiskExchange:
         * the ledger's (money conserved, positions net to zero, margins)
         * ``open_lots`` is the sum of the live reservations
         * every resting order of the books is reserved at its open quantity
-        * ``holds`` is the sum of the live spot orders' holds, and no hold
+        * ``holds`` is the sum of the live spot orders' and option buys' holds, and no hold
           exceeds its balance (except for an account holding a derivative
           position, whose losses may eat the margin currency)
 
@@ -580,9 +673,11 @@ class RiskExchange:
         """
         self.ledger.check()
         live = self.orders.live_orders()
-        is_spot = self.spot[live[:, 1], S_IS_SPOT] != 0
+        mode = self.spot[live[:, 1], S_MODE]
+        is_spot = mode == MODE_SPOT
+        holding = is_spot | ((mode == MODE_OPTION) & (live[:, 3] == Side.BUY))
         held = np.zeros_like(self.holds)
-        for a, i, _oid, side, price, lots in live[is_spot].tolist():
+        for a, i, _oid, side, price, lots in live[holding].tolist():
             row = self.spot[i]
             held[a, row[S_QUOTE] if side == Side.BUY else row[S_BASE]] += hold_amount(row, side, price, lots)
         if not np.array_equal(held, self.holds):
@@ -628,12 +723,20 @@ def _ccy_index(currencies: Sequence[str], currency: str | int) -> int:
     return currency if isinstance(currency, (int, np.integer)) else list(currencies).index(currency)
 
 
+def _premium_spec(x: Instrument, ccy: int, decimals: Sequence[int]) -> PremiumContract:
+    """The ledger's spec of option ``x``: one tick on one lot in minor units of its settlement currency."""
+    mult = LinearPerp.from_instrument(x, decimals[ccy]).multiplier  # same rule: tick * lot * size * 10**dec
+    return PremiumContract(mult, ccy)
+
+
 def _event(c: np.void, kind: int, *, account: int = 0, instrument: int = 0, price: int = 0, qty: int = 0,
-           leaves: int = 0, maker_account: int = 0, side: int = 0, order_id: int = 0, step: int = 0) -> np.ndarray:
+           leaves: int = 0, maker_account: int = 0, side: int = 0, order_id: int = 0, step: int = 0,
+           trade_id: int = 0, maker_leaves: int = 0) -> np.ndarray:
     ev = np.zeros(1, EVENT_DTYPE)
     ev["seq"], ev["ts"], ev["kind"] = c["seq"], c["ts"], kind
     ev["account"], ev["instrument"], ev["price"], ev["qty"], ev["leaves"] = account, instrument, price, qty, leaves
     ev["maker_account"], ev["side"], ev["order_id"], ev["maker_order_id"] = maker_account, side, order_id, step
+    ev["trade_id"], ev["maker_leaves"] = trade_id, maker_leaves
     if kind == EventKind.LIQUIDATION:
         ev["reason"] = Reason.LIQUIDATION
     return ev

@@ -4,7 +4,9 @@ Kernels only; ``shardex.risk.engine.RiskExchange`` runs the steps (see
 docs/risk.md, "Liquidation"):
 
 1. ``below_maintenance`` -- accounts with a position whose equity is below
-   their tiered maintenance margin, in account order.
+   their maintenance margin, in account order, checked per margin pool
+   (``pool_below``: the margin currency's pool, and each inverse option
+   coin's); a liquidation closes the positions of the pool that fell short.
 2. The account's orders are cancelled; each position is closed by an IOC
    limit order at ``close_prices``: the bankruptcy price (where the
    account's equity, shared over its positions by notional, reaches zero),
@@ -19,16 +21,35 @@ import numpy as np
 from numba import njit
 
 from shardex.ledger.margin import POS_COST, POS_QTY
-from shardex.risk.margin import account_margin
+from shardex.risk.margin import account_margin, pool_equity
+from shardex.risk.options import O_CCY
 
-__all__ = ["adl_ranking", "below_maintenance", "close_prices"]
+__all__ = ["adl_ranking", "below_maintenance", "close_prices", "pool_below"]
 
 
 @njit(cache=True, nogil=True)
-def below_maintenance(positions, open_lots, margin, marks, mult, tiers, n_tiers):
-    """Accounts (ascending) holding a position with equity < maintenance margin.
+def pool_below(a, ccy, positions, open_lots, balances, margin, marks, mult, tiers, n_tiers, opt, mccy):
+    """``(below, equity, maintenance)`` of account ``a``'s ``ccy`` pool; ``below`` needs a position in it.
 
-    Complexity: O(n_accounts * n_instruments * tiers).
+    Complexity: O(n_instruments * tiers).
+    """
+    has = False
+    for i in range(positions.shape[1]):
+        if positions[a, i, POS_QTY] != 0 and opt[i, O_CCY] == ccy:
+            has = True
+            break
+    eq = pool_equity(a, ccy, balances, positions, margin, marks, mult, opt, mccy)
+    _im, mm = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, opt, ccy, -1, 0, 0)
+    return has and eq < mm, eq, mm
+
+
+@njit(cache=True, nogil=True)
+def below_maintenance(positions, open_lots, balances, margin, marks, mult, tiers, n_tiers, opt, mccy, skip_mccy):
+    """Accounts (ascending) with a pool holding a position whose equity is below its maintenance margin.
+
+    ``skip_mccy[a]`` != 0: leave account ``a``'s margin-currency pool to the
+    caller (a portfolio-margin account).  Complexity:
+    O(n_accounts * n_currencies * n_instruments * tiers).
     """
     out = np.empty(positions.shape[0], np.int64)
     n = 0
@@ -40,10 +61,15 @@ def below_maintenance(positions, open_lots, margin, marks, mult, tiers, n_tiers)
                 break
         if not has:
             continue
-        _im, mm = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, -1, 0, 0)
-        if margin[a, 0] < mm:
-            out[n] = a
-            n += 1
+        for c in range(balances.shape[1]):
+            if c == mccy and skip_mccy[a] != 0:
+                continue
+            below, _eq, _mm = pool_below(a, c, positions, open_lots, balances, margin, marks, mult, tiers, n_tiers,
+                                         opt, mccy)
+            if below:
+                out[n] = a
+                n += 1
+                break
     return out[:n]
 
 

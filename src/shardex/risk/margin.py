@@ -20,6 +20,20 @@ Open orders (``open_lots``, int64 ``[n_accounts, n_instruments, 2]``): lots
 of resting buy and sell orders.  The initial margin of an instrument covers
 the worse of the two ways the orders can fill:
 ``max(|qty + buys|, |qty - sells|)`` lots at the mark.
+
+Options (``shardex.risk.options``) are margined by their own rule: a short
+option carries the standard margin per lot (``option_lot_margin``), counted
+on ``max(sells - qty, 0)`` lots for the initial margin (every open sell
+filled) and on the short position for maintenance; a long option's initial
+margin is its value (``qty * mark * mult``), its maintenance margin 0.  Buy
+orders on options hold their premium instead (``shardex.risk.spot``).
+
+Margin pools: every instrument belongs to the pool of its settlement
+currency (``opt[i, O_CCY]``).  An account's equity and margin are computed
+per pool (``account_margin(..., ccy)``, ``pool_equity``): the margin
+currency's pool holds perpetuals, futures and linear options; an inverse
+option's coin (BTC) has a pool of its own, as Deribit keeps one margin
+account per currency.
 """
 
 from __future__ import annotations
@@ -30,7 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from shardex.ledger.margin import POS_QTY
+from shardex.ledger.margin import POS_COST, POS_QTY
+from shardex.risk.options import O_CCY, O_TYPE, OT_NONE, option_lot_margin
 
 __all__ = [
     "BINANCE_BTCUSDT_BRACKETS",
@@ -38,6 +53,7 @@ __all__ = [
     "MarginTiers",
     "account_margin",
     "instrument_margin",
+    "pool_equity",
     "tier_table",
 ]
 
@@ -167,18 +183,21 @@ def instrument_margin(lots, mark, mult, tiers_i, n_tiers):
 
 
 @njit(cache=True, nogil=True)
-def account_margin(pos_row, open_row, marks, mult, tiers, n_tiers, extra_i, extra_buy, extra_sell):
-    """``(initial incl. open orders, maintenance)`` of one account, minor units.
+def account_margin(pos_row, open_row, marks, mult, tiers, n_tiers, opt, ccy, extra_i, extra_buy, extra_sell):
+    """``(initial incl. open orders, maintenance)`` of one account's ``ccy`` pool, minor units.
 
     ``pos_row``: the ledger's ``positions[account]``; ``open_row``:
-    ``open_lots[account]``.  ``extra_buy``/``extra_sell`` lots are added to
-    instrument ``extra_i``'s open orders (the order being checked; ``-1``:
-    none).  Maintenance margin counts positions only.  Complexity:
-    O(n_instruments * tiers).
+    ``open_lots[account]``; ``opt``: the option table (its ``O_CCY`` column
+    picks the instruments of the pool).  ``extra_buy``/``extra_sell`` lots
+    are added to instrument ``extra_i``'s open orders (the order being
+    checked; ``-1``: none).  Maintenance margin counts positions only.
+    Complexity: O(n_instruments * tiers).
     """
     im_total = 0
     mm_total = 0
     for i in range(pos_row.shape[0]):
+        if opt[i, O_CCY] != ccy:
+            continue
         q = pos_row[i, POS_QTY]
         b = open_row[i, 0]
         s = open_row[i, 1]
@@ -187,9 +206,39 @@ def account_margin(pos_row, open_row, marks, mult, tiers, n_tiers, extra_i, extr
             s += extra_sell
         if q == 0 and b == 0 and s == 0:
             continue
+        if opt[i, O_TYPE] != OT_NONE:
+            short_worst = max(s - q, 0)
+            if short_worst > 0 or q < 0:
+                im_lot, mm_lot = option_lot_margin(i, marks, mult, opt)
+                im_total += short_worst * im_lot
+                mm_total += max(-q, 0) * mm_lot
+            im_total += max(q, 0) * marks[i] * mult[i]
+            continue
         worst = max(abs(q + b), abs(q - s))
         im, _ = instrument_margin(worst, marks[i], mult[i], tiers[i], n_tiers[i])
         _, mm = instrument_margin(abs(q), marks[i], mult[i], tiers[i], n_tiers[i])
         im_total += im
         mm_total += mm
     return im_total, mm_total
+
+
+@njit(cache=True, nogil=True)
+def pool_equity(a, ccy, balances, positions, margin, marks, mult, opt, mccy):
+    """Equity of account ``a`` in its ``ccy`` pool, minor units.
+
+    The margin currency: the ledger's equity column.  Another currency: its
+    balance plus the value of the positions settled in it (``qty * mark *
+    mult`` for options, unrealized PnL for a linear instrument).  O(n_instruments).
+    """
+    if ccy == mccy:
+        return margin[a, 0]
+    e = balances[a, ccy]
+    for i in range(positions.shape[1]):
+        q = positions[a, i, POS_QTY]
+        if q == 0 or opt[i, O_CCY] != ccy:
+            continue
+        if opt[i, O_TYPE] != OT_NONE:
+            e += q * marks[i] * mult[i]
+        else:
+            e += (q * marks[i] - positions[a, i, POS_COST]) * mult[i]
+    return e

@@ -4,9 +4,9 @@ Pre-trade risk reserves an order's lots when it accepts it; the matching
 events then move each order's reservation to its ``leaves`` (open quantity
 after the event) and drop it at zero.  Only lots are kept: margin prices open
 orders at the mark (``shardex.risk.margin``), so the order's price is not
-needed after the entry check -- except for spot orders, whose hold is
-priced at their limit (``price``, ticks; 0 for derivatives): see
-``shardex.risk.spot``.
+needed after the entry check -- except for spot orders and option buys,
+whose hold is priced at their limit (``price``, ticks; 0 for other
+derivative orders): see ``shardex.risk.spot``.
 
 Table layout: ``tab`` int64 ``[capacity, 5]`` rows ``(account, instrument,
 order_id, side, price)``, ``leaves`` int64 ``[capacity]``, ``used`` int8
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.risk.spot import S_IS_SPOT, hold_amount, hold_currency
+from shardex.risk.spot import MODE_OPTION, MODE_SPOT, S_MODE, SIDE_BUY, hold_amount, hold_currency
 
 __all__ = ["OrderTable", "table_find", "table_insert", "table_set_leaves"]
 
@@ -76,19 +76,21 @@ def table_set_leaves(tab, used, leaves, open_lots, spot, holds, account, instrum
     """Move an order's reservation to ``new_leaves`` lots (delete at 0); return 1 if known.
 
     ``open_lots[account, instrument, side]`` follows the change for a
-    derivative; for a spot order ``holds[account, currency]`` moves to the
-    hold of ``new_leaves`` at the order's limit.
+    derivative; for a spot order and an option buy ``holds[account,
+    currency]`` moves to the hold of ``new_leaves`` at the order's limit
+    (an option buy moves both).
     """
     s = table_find(tab, used, account, instrument, order_id)
     if s < 0:
         return 0
     side = tab[s, 3]
-    if spot[instrument, S_IS_SPOT]:
+    mode = spot[instrument, S_MODE]
+    if mode == MODE_SPOT or (mode == MODE_OPTION and side == SIDE_BUY):
         row = spot[instrument]
         p = tab[s, 4]
         holds[account, hold_currency(row, side)] += (hold_amount(row, side, p, max(new_leaves, 0))
                                                      - hold_amount(row, side, p, leaves[s]))
-    else:
+    if mode != MODE_SPOT:
         open_lots[account, instrument, side] += new_leaves - leaves[s]
     leaves[s] = new_leaves
     if new_leaves <= 0:

@@ -15,9 +15,11 @@ each a reason code (``Reason.OK`` = send it to matching).  A NEW order:
 3. Margin: with the order's lots added to its side's open orders, the
    account's initial margin (``shardex.risk.margin.account_margin``) plus
    the order's immediate loss against the mark (a buy above the mark, a
-   sell below it) must not exceed its equity -- unless the order does not
-   raise the initial margin at all (it reduces exposure), which is always
-   allowed.  Else ``INSUFFICIENT_MARGIN``.
+   sell below it) must not exceed its equity minus its holds -- unless the
+   order does not raise the initial margin at all (it reduces exposure),
+   which is always allowed.  Else ``INSUFFICIENT_MARGIN``.  Equity, margin
+   and holds are those of the margin pool of the instrument's settlement
+   currency (the margin currency, or an inverse option's coin).
 4. Accepted: its lots are reserved (``OrderTable``, ``open_lots``), so the
    next order of the same account in the batch sees them.
 
@@ -38,6 +40,15 @@ otherwise): an increase would need a hold that matching might then refuse.
 Derivative orders see the spot holds in the margin currency as spent
 equity.
 
+An **option** (``shardex.risk.options``): a NEW sell goes through steps 2-4
+with the option's standard margin in its pool.  A NEW buy needs no margin
+but holds its premium, as a spot buy holds its quote: ``price × lots ×
+multiplier`` plus the fee cap, in the settlement currency (a market buy at
+the instrument's ``max_price``, refused without one), which must fit the
+pool's free balance (``spot_free``), else ``INSUFFICIENT_MARGIN``; a
+reduce-only buy must also pass step 2.  Its lots are reserved as well.  An
+option buy AMEND follows the spot rule (lower the quantity only).
+
 Equity and positions are those settled before the batch: fills inside the
 batch are settled after matching (the staged pipeline's order), so an order
 is checked against its account's last settled state plus every order
@@ -54,9 +65,10 @@ import numpy as np
 from numba import njit
 
 from shardex.ledger.margin import POS_QTY
-from shardex.risk.margin import account_margin
+from shardex.risk.margin import account_margin, pool_equity
+from shardex.risk.options import O_CCY
 from shardex.risk.orders import table_find, table_insert, table_set_leaves
-from shardex.risk.spot import S_IS_SPOT, S_MKT_PRICE, hold_amount, hold_currency
+from shardex.risk.spot import MODE_OPTION, MODE_SPOT, S_MKT_PRICE, S_MODE, S_QUOTE, hold_amount, hold_currency
 from shardex.schema import Reason
 
 __all__ = ["RESERVED_ORDER_ID", "apply_order_events", "pretrade", "spot_free"]
@@ -89,16 +101,24 @@ R_PRICE = int(Reason.INVALID_PRICE)
 
 
 @njit(cache=True, nogil=True)
-def _margin_ok(a, i, side, lots, price, positions, open_lots, margin, marks, mult, tiers, n_tiers, held):
+def _margin_ok(a, i, side, lots, price, positions, open_lots, balances, holds, margin, marks, mult, tiers, n_tiers,
+               opt, mccy, im0_over, im1_over):
     """Whether ``a`` can carry ``lots`` more on ``side`` of ``i`` (see the module doc, step 3).
 
-    ``held``: the account's spot holds in the margin currency, spent equity.
+    Equity and margin are those of the pool of ``i``'s settlement currency;
+    the pool's holds (spot orders, option buys) are spent equity.
+    ``im0_over``/``im1_over`` (>= 0) replace the margin-currency pool's
+    initial margin before/after the order (a portfolio-margin account).
     """
-    im0, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, -1, 0, 0)
-    if side == SIDE_BUY:
-        im1, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, i, lots, 0)
+    ccy = opt[i, O_CCY]
+    if im0_over >= 0 and ccy == mccy:
+        im0, im1 = im0_over, im1_over
     else:
-        im1, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, i, 0, lots)
+        im0, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, opt, ccy, -1, 0, 0)
+        if side == SIDE_BUY:
+            im1, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, opt, ccy, i, lots, 0)
+        else:
+            im1, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, opt, ccy, i, 0, lots)
     if im1 <= im0:
         return True
     loss = 0
@@ -106,49 +126,77 @@ def _margin_ok(a, i, side, lots, price, positions, open_lots, margin, marks, mul
         gap = price - marks[i] if side == SIDE_BUY else marks[i] - price
         if gap > 0:
             loss = gap * lots * mult[i]
-    return margin[a, 0] - held - im1 - loss >= 0
+    eq = pool_equity(a, ccy, balances, positions, margin, marks, mult, opt, mccy)
+    return eq - holds[a, ccy] - im1 - loss >= 0
 
 
 @njit(cache=True, nogil=True)
-def spot_free(a, ccy, balances, holds, positions, open_lots, margin, marks, mult, tiers, n_tiers, mccy):
-    """Free balance of ``ccy``: balance minus holds; in the margin currency also equity - IM - holds."""
-    free = balances[a, ccy] - holds[a, ccy]
-    if ccy == mccy:
-        im, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, -1, 0, 0)
-        free = min(free, margin[a, 0] - im - holds[a, ccy])
-    return free
+def spot_free(a, ccy, balances, holds, positions, open_lots, margin, marks, mult, tiers, n_tiers, opt, mccy, im_over):
+    """Free balance of ``ccy``: ``min(balance - holds, pool equity - pool initial margin - holds)``.
+
+    ``im_over`` >= 0 replaces the initial margin of the margin-currency pool
+    (a portfolio-margin account).  A currency no instrument settles in has
+    no margin: its free balance is ``balance - holds``.
+    """
+    h = holds[a, ccy]
+    if im_over >= 0 and ccy == mccy:
+        im = im_over
+    else:
+        im, _ = account_margin(positions[a], open_lots[a], marks, mult, tiers, n_tiers, opt, ccy, -1, 0, 0)
+    eq = pool_equity(a, ccy, balances, positions, margin, marks, mult, opt, mccy)
+    return min(balances[a, ccy] - h, eq - im - h)
 
 
 @njit(cache=True, nogil=True)
-def _spot_new(c, a, i, spot, balances, holds, positions, open_lots, margin, marks, mult, tiers, n_tiers, mccy):
+def _hold_price(c, row):
+    """``(code, price)`` a buy holds at: its limit, or ``S_MKT_PRICE`` for a market buy."""
+    p = c.price
+    if c.otype == OT_MARKET or c.otype == OT_STOP_MARKET:
+        p = row[S_MKT_PRICE]
+        if p <= 0:
+            return R_ORDER_TYPE, 0
+    elif p <= 0:
+        return R_PRICE, 0
+    return R_OK, p
+
+
+@njit(cache=True, nogil=True)
+def _spot_new(c, a, i, spot, balances, holds, positions, open_lots, margin, marks, mult, tiers, n_tiers, opt, mccy,
+              im_over):
     """``(code, hold price)`` of a NEW spot order (module doc, spot paragraph)."""
     row = spot[i]
     if c.flags & FLAG_REDUCE_ONLY:
         return R_REDUCE_ONLY, 0
     p = c.price
     if c.side == SIDE_BUY:
-        if c.otype == OT_MARKET or c.otype == OT_STOP_MARKET:
-            p = row[S_MKT_PRICE]
-            if p <= 0:
-                return R_ORDER_TYPE, 0
-        elif p <= 0:
-            return R_PRICE, 0
+        code, p = _hold_price(c, row)
+        if code != R_OK:
+            return code, 0
     h = hold_amount(row, c.side, p, c.qty)
     ccy = hold_currency(row, c.side)
-    if h < 0 or h > spot_free(a, ccy, balances, holds, positions, open_lots, margin, marks, mult, tiers, n_tiers,
-                              mccy):
+    if h < 0 or h > spot_free(a, ccy, balances, holds, positions, open_lots, margin, marks, mult, tiers, n_tiers, opt,
+                              mccy, im_over):
         return R_BALANCE, 0
     return R_OK, p
 
 
 @njit(cache=True, nogil=True)
+def _reduce_only_ok(side, lots, q):
+    """A reduce-only order must be opposite to the position ``q`` and no larger."""
+    return (side == SIDE_BUY and q < 0 and lots <= -q) or (side != SIDE_BUY and q > 0 and lots <= q)
+
+
+@njit(cache=True, nogil=True)
 def pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks, mult, tiers, n_tiers,
-             inst_state, n_acc, spot, balances, holds, mccy):
+             inst_state, n_acc, spot, balances, holds, mccy, opt, im_over):
     """Check a batch of order commands in row order; fill ``codes``; return how many were rejected.
 
     Accepted NEW orders are reserved in the table (the caller made room for
-    ``len(cmds)`` inserts); spot orders add their hold to ``holds``
-    (int64 ``[n_accounts, n_currencies]``).  Complexity:
+    ``len(cmds)`` inserts); spot orders and option buys add their hold to
+    ``holds`` (int64 ``[n_accounts, n_currencies]``).  ``im_over`` (int64
+    ``[len(cmds), 2]``): per command, the account's margin-currency initial
+    margin before and after the order when the caller computed it (a
+    portfolio-margin account), -1 to use the standard model.  Complexity:
     O(n * n_instruments * tiers).
     """
     n_inst = inst_state.size
@@ -162,6 +210,8 @@ def pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks
         a = c.account
         i = c.instrument
         code = R_OK
+        io0 = im_over[t, 0]
+        io1 = im_over[t, 1]
         if a < 0 or a >= n_acc:
             code = R_UNKNOWN_ACCOUNT
         elif i < 0 or i >= n_inst:
@@ -171,23 +221,39 @@ def pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks
         elif c.order_id >= RESERVED_ORDER_ID:
             code = R_INVALID_COMMAND
         elif k == K_NEW:
+            mode = spot[i, S_MODE]
+            good = c.qty > 0 and (c.side == 0 or c.side == 1)
             if table_find(tab, used, a, i, c.order_id) >= 0:
                 code = R_DUPLICATE
-            elif c.qty > 0 and (c.side == 0 or c.side == 1) and spot[i, S_IS_SPOT]:
+            elif good and mode == MODE_SPOT:
                 code, p = _spot_new(c, a, i, spot, balances, holds, positions, open_lots, margin, marks, mult, tiers,
-                                    n_tiers, mccy)
+                                    n_tiers, opt, mccy, io0)
                 if code == R_OK:
                     table_insert(tab, used, leaves, a, i, c.order_id, c.side, c.qty, p)
                     holds[a, hold_currency(spot[i], c.side)] += hold_amount(spot[i], c.side, p, c.qty)
-            elif c.qty > 0 and (c.side == 0 or c.side == 1):
-                q = positions[a, i, POS_QTY]
+            elif good and mode == MODE_OPTION and c.side == SIDE_BUY:
+                # an option buy holds its premium at its limit (plus the fee cap) in the settlement currency
+                p = 0
+                if c.flags & FLAG_REDUCE_ONLY and not _reduce_only_ok(c.side, c.qty, positions[a, i, POS_QTY]):
+                    code = R_REDUCE_ONLY
+                else:
+                    code, p = _hold_price(c, spot[i])
+                if code == R_OK:
+                    row = spot[i]
+                    h = hold_amount(row, SIDE_BUY, p, c.qty)
+                    if h < 0 or h > spot_free(a, row[S_QUOTE], balances, holds, positions, open_lots, margin, marks,
+                                              mult, tiers, n_tiers, opt, mccy, io1):
+                        code = R_MARGIN
+                if code == R_OK:
+                    table_insert(tab, used, leaves, a, i, c.order_id, c.side, c.qty, p)
+                    holds[a, spot[i, S_QUOTE]] += h
+                    open_lots[a, i, c.side] += c.qty
+            elif good:
                 if c.flags & FLAG_REDUCE_ONLY:
-                    if (c.side == SIDE_BUY and not (q < 0 and c.qty <= -q)) or (
-                        c.side != SIDE_BUY and not (q > 0 and c.qty <= q)
-                    ):
+                    if not _reduce_only_ok(c.side, c.qty, positions[a, i, POS_QTY]):
                         code = R_REDUCE_ONLY
-                elif not _margin_ok(a, i, c.side, c.qty, c.price, positions, open_lots, margin, marks, mult,
-                                    tiers, n_tiers, holds[a, mccy]):
+                elif not _margin_ok(a, i, c.side, c.qty, c.price, positions, open_lots, balances, holds, margin,
+                                    marks, mult, tiers, n_tiers, opt, mccy, io0, io1):
                     code = R_MARGIN
                 if code == R_OK:
                     table_insert(tab, used, leaves, a, i, c.order_id, c.side, c.qty, 0)
@@ -195,15 +261,15 @@ def pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks
             # qty <= 0 or a bad side: matching rejects it with its own reason; nothing reserved.
         else:  # AMEND: check the increase only; the AMENDED event moves the reservation
             s = table_find(tab, used, a, i, c.order_id)
-            if s >= 0 and spot[i, S_IS_SPOT]:
+            mode = spot[i, S_MODE]
+            if s >= 0 and (mode == MODE_SPOT or (mode == MODE_OPTION and tab[s, 3] == SIDE_BUY)):
                 if c.qty > leaves[s] or (c.price != 0 and c.price != tab[s, 4]):
                     code = R_INVALID_COMMAND
             elif s >= 0 and c.qty > leaves[s]:
                 side = tab[s, 3]
-                q = positions[a, i, POS_QTY]
-                reduce_ok = (side == SIDE_BUY and q < 0 and c.qty <= -q) or (side != SIDE_BUY and q > 0 and c.qty <= q)
-                if not reduce_ok and not _margin_ok(a, i, side, c.qty - leaves[s], c.price, positions, open_lots,
-                                                    margin, marks, mult, tiers, n_tiers, holds[a, mccy]):
+                if not _reduce_only_ok(side, c.qty, positions[a, i, POS_QTY]) and not _margin_ok(
+                        a, i, side, c.qty - leaves[s], c.price, positions, open_lots, balances, holds, margin, marks,
+                        mult, tiers, n_tiers, opt, mccy, io0, io1):
                     code = R_MARGIN
         codes[t] = code
         if code != R_OK:

@@ -16,9 +16,16 @@ The hold of an order is always ``hold_amount`` of its open quantity at its
 limit, so it shrinks with every fill and cancel and is gone at zero leaves;
 a buy filled below its limit (price improvement) releases the difference.
 
+Option buys hold too: a buy order on an option holds its premium at its
+limit plus the fee cap, in the option's settlement currency, exactly as a
+spot buy holds its quote (``option_hold_rows``); option sells are margined
+(``shardex.risk.options``).
+
 Spot table (``spot``, int64 ``[n_instruments, S_COLS]``), columns:
-``S_IS_SPOT`` (1 for spot, 0 for a derivative, whose row is otherwise 0),
-``S_BASE``/``S_QUOTE`` currency indices, ``S_BASE_LOT`` base minor units per
+``S_MODE`` (``MODE_SPOT`` 1 for spot, ``MODE_OPTION`` 2 for an option whose
+buys hold their premium, ``MODE_MARGIN`` 0 for a margined derivative, whose
+row is otherwise 0), ``S_BASE``/``S_QUOTE`` currency indices (an option: its
+settlement currency in ``S_QUOTE``), ``S_BASE_LOT`` base minor units per
 lot, ``S_QUOTE_TL`` quote minor units per tick per lot, ``S_MKT_PRICE`` the
 hold price of a market buy (ticks, 0: refused), ``S_FEE_BPS`` the fee rate
 held with a buy.
@@ -34,9 +41,10 @@ from numba import njit
 
 from shardex.instruments import Instrument, InstrumentKind
 
-__all__ = ["HOLD_LIMIT", "S_COLS", "hold_amount", "hold_currency", "spot_table"]
+__all__ = ["HOLD_LIMIT", "MODE_MARGIN", "MODE_OPTION", "MODE_SPOT", "S_COLS", "hold_amount", "hold_currency",
+           "option_hold_rows", "spot_table"]
 
-S_IS_SPOT = 0
+S_MODE = 0
 S_BASE = 1
 S_QUOTE = 2
 S_BASE_LOT = 3
@@ -44,6 +52,10 @@ S_QUOTE_TL = 4
 S_MKT_PRICE = 5
 S_FEE_BPS = 6
 S_COLS = 7
+
+MODE_MARGIN = 0
+MODE_SPOT = 1
+MODE_OPTION = 2
 
 #: Largest notional a hold may reach, minor units: a hold plus its fee then
 #: stays below 2**63 and sums of a few holds do not overflow either.
@@ -75,7 +87,7 @@ def spot_table(instruments: Sequence[Instrument], currencies: Sequence[str], dec
         b, q = currencies.index(x.base), currencies.index(x.quote)
         lot = Decimal(x.lot_size) * Decimal(x.contract_size)
         row = tab[x.id]
-        row[S_IS_SPOT] = 1
+        row[S_MODE] = MODE_SPOT
         row[S_BASE], row[S_QUOTE] = b, q
         row[S_BASE_LOT] = _units(f"{x.symbol}: one lot", lot * Decimal(10) ** decimals[b])
         row[S_QUOTE_TL] = _units(f"{x.symbol}: one tick on one lot", Decimal(x.tick_size) * lot
@@ -83,6 +95,24 @@ def spot_table(instruments: Sequence[Instrument], currencies: Sequence[str], dec
         row[S_MKT_PRICE] = 0 if x.max_price is None else x.max_price
         row[S_FEE_BPS] = max(taker_fee_bps, maker_fee_bps, 0)
     return tab
+
+
+def option_hold_rows(tab: np.ndarray, instruments: Sequence[Instrument], ccy: np.ndarray, mult: np.ndarray,
+                     taker_fee_bps: int, maker_fee_bps: int) -> None:
+    """Fill the rows of the options in ``tab``: their buys hold premium in currency ``ccy[i]``.
+
+    ``mult[i]``: minor units of the settlement currency per tick per lot.
+    A market buy is held at ``max_price`` (refused without one), as on spot.
+    """
+    for x in instruments:
+        if x.kind != InstrumentKind.OPTION:
+            continue
+        row = tab[x.id]
+        row[S_MODE] = MODE_OPTION
+        row[S_QUOTE] = ccy[x.id]
+        row[S_QUOTE_TL] = mult[x.id]
+        row[S_MKT_PRICE] = 0 if x.max_price is None else x.max_price
+        row[S_FEE_BPS] = max(taker_fee_bps, maker_fee_bps, 0)
 
 
 @njit(cache=True, nogil=True)
