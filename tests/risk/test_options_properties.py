@@ -3,7 +3,8 @@
 Random batches of option and perpetual orders (limit, market, cancels),
 marks of the underlying and of the options, deposits and withdrawals in both
 currencies, and option expiries at random settlement prices, over 5 accounts
-funded tightly enough that margin checks bind and liquidations happen.
+funded tightly enough that margin checks bind and liquidations happen;
+account 0 is on portfolio margin.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shardex.engine.commands import batch, cancel, new_order
-from shardex.risk import deposit, expire, mark_price, withdraw
+from shardex.risk import PortfolioMargin, deposit, expire, mark_price, withdraw
 from shardex.schema import EventKind
 
 from .option_helpers import BTC, INSTRUMENTS, MARKS, SAT, USD, USDT, S, option_venue
@@ -61,8 +62,9 @@ _flow = st.lists(st.lists(_command, min_size=1, max_size=10).map(lambda g: [r fo
 
 
 def _start(**kw):
-    rx = option_venue(N_ACC, **kw)
+    rx = option_venue(N_ACC, portfolio=PortfolioMargin(vol=0.8), **kw)
     rx.process(batch([deposit(a, c, v) for a in range(N_ACC) for c, v in ((USDT, 800 * USD), (BTC, SAT // 20))]))
+    rx.set_margin_mode(0, "portfolio")  # account 0 is margined by the scenario grid
     return rx
 
 
@@ -101,3 +103,16 @@ def test_option_settlement_is_the_same_with_one_and_two_threads(flow):
     assert len({rx.state_hash() for rx in runs}) == 1
     audits = [np.concatenate(rx.audit).tobytes() for rx in runs]
     assert audits[0] == audits[1] == audits[2]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_flow)
+def test_a_rejected_option_command_changes_nothing(flow):
+    rx = _start()
+    for cmds in flow:
+        for rec in cmds:
+            before = rx.state_hash()
+            ev = rx.process(batch([rec]))
+            if len(ev) and (ev["kind"] == EventKind.REJECTED).all():
+                assert rx.state_hash() == before, ev
+    rx.check()

@@ -1,4 +1,4 @@
-"""Pre-trade checks, tiered margin, liquidation with insurance fund and ADL, funding and expiry.
+"""Pre-trade checks, tiered margin, options, portfolio margin, liquidation with insurance fund and ADL, funding, expiry.
 
 ``RiskExchange`` wraps the matching ``Exchange`` and the settlement
 ``Ledger``: every batch goes through pre-trade risk, matching and parallel
@@ -16,13 +16,18 @@ from shardex.risk.engine import (
     withdraw,
 )
 from shardex.risk.margin import BINANCE_BTCUSDT_BRACKETS, MarginTiers
+from shardex.risk.options import OptionMargin
+from shardex.risk.portfolio import MARGIN_MODES, PortfolioMargin
 from shardex.risk.pretrade import RESERVED_ORDER_ID
 
 __all__ = [
     "BINANCE_BTCUSDT_BRACKETS",
+    "MARGIN_MODES",
     "RESERVED_ORDER_ID",
     "LiqStep",
     "MarginTiers",
+    "OptionMargin",
+    "PortfolioMargin",
     "RiskExchange",
     "RiskInvariantError",
     "deposit",

@@ -60,7 +60,8 @@ from shardex.risk.funding import premium_ppm
 from shardex.risk.liquidation import adl_ranking, below_maintenance, close_prices, pool_below
 from shardex.risk.margin import MarginTiers, account_margin, pool_equity, tier_table
 from shardex.risk.options import O_CCY, O_UNDER, OptionMargin, expiry_value, option_table
-from shardex.risk.orders import OrderTable
+from shardex.risk.orders import OrderTable, table_find
+from shardex.risk.portfolio import MARGIN_MODES, PortfolioBook, PortfolioMargin
 from shardex.risk.pretrade import RESERVED_ORDER_ID, ST_EXPIRED, apply_order_events, pretrade, spot_free
 from shardex.risk.spot import MODE_OPTION, MODE_SPOT, S_BASE, S_BASE_LOT, S_MODE, S_QUOTE, S_QUOTE_TL, hold_amount
 from shardex.risk.spot import option_hold_rows, spot_table
@@ -178,6 +179,10 @@ class RiskExchange:
     option_margin
         ``OptionMargin`` rates of short options (default: Deribit's 15 % /
         10 % / 7.5 %).
+    portfolio
+        ``PortfolioMargin`` (volatility, scenario grid) for the accounts
+        switched to portfolio margin with ``set_margin_mode`` (default:
+        none; every account has standard margin).
     """
 
     def __init__(self, instruments: Iterable[Instrument], n_accounts: int, *, currencies: Sequence[str] = ("USDT",),
@@ -187,7 +192,7 @@ class RiskExchange:
                  settle_mode: str = "auto", shards: int = 1, clock: Callable[[], int] = time.time_ns,
                  order_capacity: int = 1024, interest_ppm: int = DEFAULT_INTEREST_PPM,
                  funding_cap_ppm: int | None = None, keep_audit: bool = False,
-                 option_margin: OptionMargin = OptionMargin()) -> None:
+                 option_margin: OptionMargin = OptionMargin(), portfolio: PortfolioMargin | None = None) -> None:
         ins = sorted(instruments, key=lambda x: x.id)
         if [x.id for x in ins] != list(range(len(ins))) or not ins:
             raise ValueError(f"instrument ids must be 0..n-1, got {[x.id for x in ins]}")
@@ -223,7 +228,11 @@ class RiskExchange:
         self.mult = np.ascontiguousarray(self.ledger.inst[:, INST_MULT])
         self.tiers, self.n_tiers = tier_table(self.tier_specs)
         self.inst_state = np.zeros(len(ins), np.int64)
-        self.pm_mode = np.zeros(n_accounts, np.int64)
+        self.pm_mode = np.zeros(n_accounts, np.int64)  # MARGIN_MODES code per account
+        self.portfolio = (None if portfolio is None else
+                          PortfolioBook(portfolio, ins, self.opt, mccy, decimals[mccy]))
+        self._is_option = np.array([x.kind == InstrumentKind.OPTION for x in ins], bool)
+        self._now = 0  # the latest command timestamp seen (years to expiry under portfolio margin)
         self.open_lots = np.zeros((n_accounts, len(ins), 2), np.int64)
         self.orders = OrderTable(max(1024, order_capacity))
         self.taker_fee = np.full(len(ins), taker_fee_bps, np.int64)
@@ -263,6 +272,8 @@ class RiskExchange:
     def apply(self, cmds: np.ndarray) -> np.ndarray:
         """Run an already sequenced batch (replay path)."""
         cmds = self.exchange._as_commands(cmds)
+        if len(cmds):
+            self._now = max(self._now, int(cmds["ts"].max()))
         risk = np.isin(cmds["kind"], _RISK_KINDS)
         if not risk.any():
             return self._orders(cmds)
@@ -286,9 +297,22 @@ class RiskExchange:
         codes = np.empty(n, np.int64)
         led = self.ledger
         t = self.orders
-        n_rej = pretrade(cmds, codes, t.tab, t.used, t.leaves, self.open_lots, led.positions, led.margin, led.marks,
-                         self.mult, self.tiers, self.n_tiers, self.inst_state, led.n_accounts, self.spot,
-                         led.balances, self.holds, led.mccy, self.opt, np.full((n, 2), -1, np.int64))
+        pm = self._portfolio_rows(cmds)
+        if pm is None:
+            n_rej = self._pretrade(cmds, codes, np.full((n, 2), -1, np.int64))
+        else:
+            # Portfolio-margin accounts: the other accounts' orders are checked in one kernel call; each
+            # portfolio order then alone, with its account's initial margin (before and after it) computed
+            # from the scenario grid on the state its earlier orders left.  An order's check reads only its
+            # own account's state, so this gives the same answers as one pass in sequence order.
+            rest = np.flatnonzero(~pm)
+            sub = np.empty(len(rest), np.int64)
+            n_rej = self._pretrade(cmds[rest], sub, np.full((len(rest), 2), -1, np.int64))
+            codes[rest] = sub
+            one = np.empty(1, np.int64)
+            for r in np.flatnonzero(pm).tolist():
+                n_rej += self._pretrade(cmds[r:r + 1], one, np.array([self._pm_override(cmds[r])], np.int64))
+                codes[r] = one[0]
         t.filled += n - n_rej
         if n_rej:
             ok = codes == 0
@@ -300,6 +324,97 @@ class RiskExchange:
             events = np.concatenate([events, rejects])
             events = events[np.argsort(events["seq"], kind="stable")]
         return events
+
+    def _pretrade(self, cmds: np.ndarray, codes: np.ndarray, im_over: np.ndarray) -> int:
+        led = self.ledger
+        t = self.orders
+        return int(pretrade(cmds, codes, t.tab, t.used, t.leaves, self.open_lots, led.positions, led.margin, led.marks,
+                            self.mult, self.tiers, self.n_tiers, self.inst_state, led.n_accounts, self.spot,
+                            led.balances, self.holds, led.mccy, self.opt, im_over))
+
+    # -- portfolio margin ----------------------------------------------------------------------
+    def set_margin_mode(self, account: int, mode: str) -> None:
+        """Switch ``account`` to ``"portfolio"`` or ``"standard"`` margin (see ``shardex.risk.portfolio``).
+
+        Portfolio margin replaces the margin of the account's margin-currency
+        pool (perpetuals, futures, linear options) by the scenario grid of
+        ``shardex.options.portfolio.portfolio_margin``; it needs the exchange
+        to be built with ``portfolio=PortfolioMargin(...)``.  A switch that
+        would leave the account's free equity negative under the new mode is
+        refused with ``OrderRejected(INSUFFICIENT_MARGIN)`` and changes
+        nothing.  The mode is configuration, not a command: a replay must set
+        the same modes before the same journal.
+        """
+        if mode not in MARGIN_MODES:
+            raise ValueError(f"margin mode must be one of {tuple(MARGIN_MODES)}, got {mode!r}")
+        if not 0 <= account < self.n_accounts:
+            raise KeyError(f"unknown account {account}")
+        if mode == "portfolio" and self.portfolio is None:
+            raise ValueError("portfolio margin needs RiskExchange(..., portfolio=PortfolioMargin(...))")
+        old = int(self.pm_mode[account])
+        self.pm_mode[account] = MARGIN_MODES[mode]
+        led = self.ledger
+        eq, im, _mm = self.margin_of(account)
+        if eq - int(self.holds[account, led.mccy]) - im < 0 and (
+                led.positions[account, :, POS_QTY].any() or self.open_lots[account].any()):
+            self.pm_mode[account] = old
+            raise OrderRejected(Reason.INSUFFICIENT_MARGIN,
+                                f"account {account}: {mode} margin would need {im} of equity {eq} (holds "
+                                f"{int(self.holds[account, led.mccy])})")
+
+    def margin_mode(self, account: int) -> str:
+        """``"standard"`` or ``"portfolio"``."""
+        return "portfolio" if self.pm_mode[account] else "standard"
+
+    def _portfolio_rows(self, cmds: np.ndarray) -> np.ndarray | None:
+        """Mask of the NEW/AMEND commands of portfolio-margin accounts, or None when there are none."""
+        if self.portfolio is None or not self.pm_mode.any():
+            return None
+        acc = cmds["account"]
+        ok = (acc >= 0) & (acc < self.n_accounts)
+        pm = np.zeros(len(cmds), bool)
+        pm[ok] = self.pm_mode[acc[ok]] != 0
+        pm &= (cmds["kind"] == CommandKind.NEW) | (cmds["kind"] == CommandKind.AMEND)
+        return pm if pm.any() else None
+
+    def _pm_margins(self, a: int, now: int, extra: tuple[int, int, int] | None = None) -> tuple[int, int]:
+        """``(initial, maintenance)`` of account ``a``'s margin-currency pool under portfolio margin.
+
+        ``extra = (instrument, buy_lots, sell_lots)`` adds an order to the open orders.
+        """
+        led = self.ledger
+        q = led.positions[a, :, POS_QTY]
+        buys = self.open_lots[a, :, 0].copy()
+        sells = self.open_lots[a, :, 1].copy()
+        if extra is not None:
+            buys[extra[0]] += extra[1]
+            sells[extra[0]] += extra[2]
+        buys[self._is_option] = 0  # an option buy holds its premium, all it can lose: not a scenario
+        req = self.portfolio.requirements(np.stack([q + buys, q - sells, q]), led.marks, now)
+        mm = int(np.ceil(req[2] * self.portfolio.config.maintenance_ratio))
+        return int(max(req[0], req[1])), mm
+
+    def _pm_override(self, c: np.void) -> tuple[int, int]:
+        """The margin-currency initial margin of ``c``'s account before and after ``c``; -1 for standard."""
+        a, i = int(c["account"]), int(c["instrument"])
+        if not 0 <= i < len(self.instruments):
+            return -1, -1
+        spot = self.spot[i, S_MODE] == MODE_SPOT
+        if not spot and self.opt[i, O_CCY] != self.ledger.mccy:
+            return -1, -1  # an inverse option: its coin's pool keeps the standard rule
+        now = int(c["ts"])
+        im0, _ = self._pm_margins(a, now)
+        extra = None
+        if not spot and int(c["kind"]) == CommandKind.NEW and c["qty"] > 0 and c["side"] in (Side.BUY, Side.SELL):
+            extra = (i, int(c["qty"]), 0) if c["side"] == Side.BUY else (i, 0, int(c["qty"]))
+        elif not spot and int(c["kind"]) == CommandKind.AMEND:
+            t = self.orders
+            s = table_find(t.tab, t.used, a, i, int(c["order_id"]))
+            if s >= 0 and c["qty"] > t.leaves[s]:
+                more = int(c["qty"] - t.leaves[s])
+                extra = (i, more, 0) if t.tab[s, 3] == Side.BUY else (i, 0, more)
+        im1 = self._pm_margins(a, now, extra)[0] if extra is not None else im0
+        return im0, im1
 
     def _match(self, cmds: np.ndarray) -> np.ndarray:
         events = self.exchange.apply(cmds)
@@ -375,8 +490,11 @@ class RiskExchange:
         options; a coin: its inverse options).
         """
         led = self.ledger
+        im_over = -1
+        if self.pm_mode[account] and currency == led.mccy:
+            im_over = self._pm_margins(account, self._now)[0]
         return int(spot_free(account, currency, led.balances, self.holds, led.positions, self.open_lots, led.margin,
-                             led.marks, self.mult, self.tiers, self.n_tiers, self.opt, led.mccy, -1))
+                             led.marks, self.mult, self.tiers, self.n_tiers, self.opt, led.mccy, im_over))
 
     def margin_of(self, account: int, currency: int | str | None = None) -> tuple[int, int, int]:
         """``(equity, initial, maintenance)`` of one account's margin pool, minor units.
@@ -395,6 +513,8 @@ class RiskExchange:
 
     def _pool_margin(self, a: int, ccy: int) -> tuple[int, int]:
         led = self.ledger
+        if ccy == led.mccy and self.pm_mode[a]:
+            return self._pm_margins(a, self._now)
         im, mm = account_margin(led.positions[a], self.open_lots[a], led.marks, self.mult, self.tiers, self.n_tiers,
                                 self.opt, ccy, -1, 0, 0)
         return int(im), int(mm)
@@ -437,6 +557,9 @@ class RiskExchange:
         for _ in range(self.n_accounts):
             cands = below_maintenance(led.positions, self.open_lots, led.balances, led.margin, led.marks, self.mult,
                                       self.tiers, self.n_tiers, self.opt, led.mccy, self.pm_mode)
+            pm = [a for a in np.flatnonzero(self.pm_mode).tolist() if self._pool_maintenance(a, led.mccy)[0]]
+            if pm:
+                cands = np.union1d(cands, pm)
             if not len(cands):
                 break
             for a in cands.tolist():
@@ -449,6 +572,11 @@ class RiskExchange:
     def _pool_maintenance(self, a: int, ccy: int) -> tuple[bool, int, int]:
         """``(below, equity, maintenance)`` of account ``a``'s ``ccy`` pool; ``below`` needs a position in it."""
         led = self.ledger
+        if ccy == led.mccy and self.pm_mode[a]:
+            has = bool((led.positions[a, :, POS_QTY] * self.portfolio.members).any())
+            eq = self._pool_equity(a, ccy)
+            mm = self._pm_margins(a, self._now)[1]
+            return has and eq < mm, eq, mm
         below, eq, mm = pool_below(a, ccy, led.positions, self.open_lots, led.balances, led.margin, led.marks,
                                    self.mult, self.tiers, self.n_tiers, self.opt, led.mccy)
         return bool(below), int(eq), int(mm)
@@ -657,6 +785,7 @@ class RiskExchange:
         h.update(self.holds.tobytes())
         h.update(self.orders.live_orders().tobytes())
         h.update(self.inst_state.tobytes())
+        h.update(self.pm_mode.tobytes())
         return h.hexdigest()
 
     def check(self) -> None:
