@@ -300,3 +300,40 @@ def test_an_inverse_pool_is_liquidated_in_its_coin_and_leaves_the_usdt_pool_alon
     assert rx.ledger.positions[2, ICALL.id, 0] == 0
     assert int(rx.ledger.balances[2, USDT]) == 50_000 * USD  # the USDT pool is not touched
     rx.check()
+
+
+def test_option_specs_the_venue_refuses():
+    from dataclasses import replace
+
+    from shardex.instruments import Instrument, InstrumentKind
+    from shardex.risk import RiskExchange
+
+    from .option_helpers import PERP
+
+    fut = Instrument(1, "BTC-FUT", tick_size="0.1", lot_size="0.001", kind=InstrumentKind.FUTURE, expiry_ns=10)
+    cases = [
+        ([PERP, replace(CALL, underlying=5)], "must be a perpetual or future"),
+        ([PERP, replace(CALL, strike="60000.05")], "not on the tick grid"),
+        ([PERP, replace(CALL, expiry_ns=0)], "needs strike, option_type, underlying and expiry_ns"),
+        ([PERP, replace(ICALL, id=1, base="ETH")], "inverse option settles in its coin"),
+        ([PERP, replace(CALL, lot_size="0.0000001")], "not a positive whole number"),
+        ([PERP, fut, replace(CALL, id=2, underlying=1)], "expires after its underlying future"),
+    ]
+    for ins, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            RiskExchange(ins, 2, currencies=("USDT", "BTC"), currency_decimals=(6, 8))
+
+
+def test_the_example_in_docs_risk_md_runs_and_says_what_it_shows():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "risk.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "BTC-28JUN24-60000-C" in b)
+    env: dict = {}
+    exec(block, env)  # noqa: S102 -- our own documentation
+    rx = env["rx"]
+    assert rx.margin_of(1, "BTC") == (100_000_000 - 7_692_308 + 3_350_000, 0, 0)
+    assert rx.ledger.balances[1:3, BTC].tolist() == [95_657_692, 104_342_307]
+    assert int(rx.ledger.insurance[BTC]) == 1
+    rx.check()

@@ -108,8 +108,9 @@ def option_table(instruments: Sequence[Instrument], currencies: Sequence[str], d
     """Build ``opt`` for ``instruments`` (ids ``0..n-1``); validate every option against the venue.
 
     Raises ``ValueError`` (naming the instrument) for an option without
-    strike, type, underlying or expiry, an underlying that is missing or an
-    option itself, a strike off the underlying's tick grid, an inverse option
+    strike, type, underlying or expiry, an underlying that is missing, an
+    option or spot, a dated future expiring before the option, a strike off
+    the underlying's tick grid, an inverse option
     whose ``base`` is not a ledger currency other than the margin currency,
     or a lot whose underlying value is not a whole number of minor units.
     Complexity: O(instruments).
@@ -126,6 +127,8 @@ def option_table(instruments: Sequence[Instrument], currencies: Sequence[str], d
         if not 0 <= x.underlying < n or instruments[x.underlying].kind in (InstrumentKind.OPTION, InstrumentKind.SPOT):
             raise ValueError(f"{x.symbol}: underlying {x.underlying} must be a perpetual or future of this venue")
         u = instruments[x.underlying]
+        if u.kind == InstrumentKind.FUTURE and u.expiry_ns and x.expiry_ns > u.expiry_ns:
+            raise ValueError(f"{x.symbol}: expires after its underlying future {u.symbol}")
         strike = Decimal(x.strike) / Decimal(u.tick_size)
         if strike != strike.to_integral_value():
             raise ValueError(f"{x.symbol}: strike {x.strike} is not on the tick grid {u.tick_size} of {u.symbol}")
