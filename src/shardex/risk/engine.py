@@ -573,10 +573,11 @@ class RiskExchange:
         """``(below, equity, maintenance)`` of account ``a``'s ``ccy`` pool; ``below`` needs a position in it."""
         led = self.ledger
         if ccy == led.mccy and self.pm_mode[a]:
-            has = bool((led.positions[a, :, POS_QTY] * self.portfolio.members).any())
             eq = self._pool_equity(a, ccy)
+            if not (led.positions[a, :, POS_QTY] * self.portfolio.members).any():
+                return False, eq, 0
             mm = self._pm_margins(a, self._now)[1]
-            return has and eq < mm, eq, mm
+            return eq < mm, eq, mm
         below, eq, mm = pool_below(a, ccy, led.positions, self.open_lots, led.balances, led.margin, led.marks,
                                    self.mult, self.tiers, self.n_tiers, self.opt, led.mccy)
         return bool(below), int(eq), int(mm)
