@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from shardex.book.lowlevel import borrow
 from shardex.ledger.margin import POS_COST, POS_QTY
 from shardex.risk.margin import account_margin, pool_equity
 from shardex.risk.options import O_CCY
@@ -45,6 +46,17 @@ def pool_below(a, ccy, positions, open_lots, balances, margin, marks, mult, tier
 
 @njit(cache=True, nogil=True)
 def below_maintenance(positions, open_lots, balances, margin, marks, mult, tiers, n_tiers, opt, mccy, skip_mccy):
+    """Accounts below maintenance (see ``_below_maintenance``), on borrowed views of the arrays.
+
+    The scan calls a helper per account and pool with eight arrays; borrowed
+    views spare those calls numba's atomic reference counting.
+    """
+    return _below_maintenance(borrow(positions), borrow(open_lots), borrow(balances), borrow(margin), borrow(marks),
+                              borrow(mult), borrow(tiers), borrow(n_tiers), borrow(opt), mccy, borrow(skip_mccy))
+
+
+@njit(cache=True, nogil=True)
+def _below_maintenance(positions, open_lots, balances, margin, marks, mult, tiers, n_tiers, opt, mccy, skip_mccy):
     """Accounts (ascending) with a pool holding a position whose equity is below its maintenance margin.
 
     ``skip_mccy[a]`` != 0: leave account ``a``'s margin-currency pool to the

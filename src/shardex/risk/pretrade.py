@@ -64,6 +64,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from shardex.book.lowlevel import borrow
 from shardex.ledger.margin import POS_QTY
 from shardex.risk.margin import account_margin, pool_equity
 from shardex.risk.options import O_CCY
@@ -186,9 +187,25 @@ def _reduce_only_ok(side, lots, q):
     return (side == SIDE_BUY and q < 0 and lots <= -q) or (side != SIDE_BUY and q > 0 and lots <= q)
 
 
+# The public kernels below hand a dozen arrays to a helper per command or
+# event; numba would bump each array's reference count with an atomic add on
+# every such call.  They run on borrowed views (no reference-count handle;
+# the caller owns the arrays for the whole call) instead.
+
+
 @njit(cache=True, nogil=True)
 def pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks, mult, tiers, n_tiers,
              inst_state, n_acc, spot, balances, holds, mccy, opt, im_over):
+    """Check a batch of order commands in row order (see ``_pretrade``); return how many were rejected."""
+    return _pretrade(borrow(cmds), borrow(codes), borrow(tab), borrow(used), borrow(leaves), borrow(open_lots),
+                     borrow(positions), borrow(margin), borrow(marks), borrow(mult), borrow(tiers), borrow(n_tiers),
+                     borrow(inst_state), n_acc, borrow(spot), borrow(balances), borrow(holds), mccy, borrow(opt),
+                     borrow(im_over))
+
+
+@njit(cache=True, nogil=True)
+def _pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks, mult, tiers, n_tiers,
+              inst_state, n_acc, spot, balances, holds, mccy, opt, im_over):
     """Check a batch of order commands in row order; fill ``codes``; return how many were rejected.
 
     Accepted NEW orders are reserved in the table (the caller made room for
@@ -279,6 +296,13 @@ def pretrade(cmds, codes, tab, used, leaves, open_lots, positions, margin, marks
 
 @njit(cache=True, nogil=True)
 def apply_order_events(events, cmd_seq, cmd_kind, tab, used, leaves, open_lots, spot, holds):
+    """Move reservations to the ``leaves`` reported by matching events (see ``_apply_order_events``)."""
+    return _apply_order_events(borrow(events), borrow(cmd_seq), borrow(cmd_kind), borrow(tab), borrow(used),
+                               borrow(leaves), borrow(open_lots), borrow(spot), borrow(holds))
+
+
+@njit(cache=True, nogil=True)
+def _apply_order_events(events, cmd_seq, cmd_kind, tab, used, leaves, open_lots, spot, holds):
     """Move reservations to the ``leaves`` reported by matching events; return events applied.
 
     ``cmd_seq``/``cmd_kind``: the matched commands' sequence numbers
