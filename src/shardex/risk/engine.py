@@ -174,6 +174,13 @@ class RiskExchange:
     interest_ppm, funding_cap_ppm
         Funding interest per interval and rate cap (default: BitMEX's 75 %
         of the first tier's initial minus maintenance rate).
+    funding_interval_ns, funding_offset_ns
+        The funding schedule: every perpetual pays funding each time the
+        command timestamps cross ``offset + k * interval`` (Binance and
+        Bybit: 8 hours from 00:00 UTC, ``8 * 3600 * 10**9``, offset 0).
+        Default ``None``: funding only on ``FUNDING`` commands.  The
+        timestamps are the sequencer's, so a replay pays at the same
+        commands.
     keep_audit
         Keep every settlement's audit records in ``audit`` (tests).
     option_margin
@@ -191,7 +198,8 @@ class RiskExchange:
                  taker_fee_bps: int = 0, maker_fee_bps: int = 0, threads: int | None = None,
                  settle_mode: str = "auto", shards: int = 1, clock: Callable[[], int] = time.time_ns,
                  order_capacity: int = 1024, interest_ppm: int = DEFAULT_INTEREST_PPM,
-                 funding_cap_ppm: int | None = None, keep_audit: bool = False,
+                 funding_cap_ppm: int | None = None, funding_interval_ns: int | None = None,
+                 funding_offset_ns: int = 0, keep_audit: bool = False,
                  option_margin: OptionMargin = OptionMargin(), portfolio: PortfolioMargin | None = None) -> None:
         ins = sorted(instruments, key=lambda x: x.id)
         if [x.id for x in ins] != list(range(len(ins))) or not ins:
@@ -242,6 +250,12 @@ class RiskExchange:
         self.interest_ppm = interest_ppm
         self.funding_cap = np.array([funding_cap_ppm if funding_cap_ppm is not None
                                      else default_cap_ppm(t.im_bps[0], t.mm_bps[0]) for t in self.tier_specs], np.int64)
+        if funding_interval_ns is not None and funding_interval_ns <= 0:
+            raise ValueError(f"funding_interval_ns must be positive (or None: no schedule), got {funding_interval_ns}")
+        self.funding_interval_ns = funding_interval_ns
+        self.funding_offset_ns = int(funding_offset_ns)
+        self._perps = [x.id for x in ins if x.kind == InstrumentKind.PERPETUAL]
+        self._funding_epoch: int | None = None  # index of the last funding time passed (schedule on)
         self.premium_sum = np.zeros(len(ins), np.int64)
         self.premium_n = np.zeros(len(ins), np.int64)
         self.keep_audit = keep_audit
@@ -275,16 +289,20 @@ class RiskExchange:
         if len(cmds):
             self._now = max(self._now, int(cmds["ts"].max()))
         risk = np.isin(cmds["kind"], _RISK_KINDS)
-        if not risk.any():
+        due = self._funding_due(cmds)
+        if not risk.any() and not due:
             return self._orders(cmds)
         out = []
-        cuts = np.flatnonzero(risk)
         start = 0
-        for r in cuts:
+        for r in sorted(set(np.flatnonzero(risk).tolist()) | due.keys()):
             if r > start:
                 out.append(self._orders(cmds[start:r]))
-            out.append(self._risk_command(cmds[r]))
-            start = r + 1
+                start = r
+            for when in due.get(r, ()):
+                out.extend(self._scheduled_funding(cmds[r], when))
+            if risk[r]:
+                out.append(self._risk_command(cmds[r]))
+                start = r + 1
         if start < len(cmds):
             out.append(self._orders(cmds[start:]))
         out = [e for e in out if len(e)]
@@ -675,6 +693,35 @@ class RiskExchange:
         ev["account"], ev["qty"], ev["leaves"], ev["price"] = aud["account"], aud["delta"], aud["balance_after"], rate
         return ev
 
+    def _funding_due(self, cmds: np.ndarray) -> dict[int, list[int]]:
+        """Rows of ``cmds`` at which funding times fall due: row -> the funding times passed before it.
+
+        A funding time ``t`` is paid before the first command with ``ts >= t``.
+        The first command ever seen only starts the schedule.
+        """
+        iv = self.funding_interval_ns
+        if iv is None or not len(cmds) or not self._perps:
+            return {}
+        epoch = (cmds["ts"].astype(np.int64) - self.funding_offset_ns) // iv
+        if self._funding_epoch is None:
+            self._funding_epoch = int(epoch[0])
+        prev = np.maximum.accumulate(np.concatenate(([self._funding_epoch], epoch[:-1])))
+        rows = np.flatnonzero(epoch > prev)
+        self._funding_epoch = max(self._funding_epoch, int(epoch.max()))
+        return {int(r): [int(k) * iv + self.funding_offset_ns for k in range(int(prev[r]) + 1, int(epoch[r]) + 1)]
+                for r in rows}
+
+    def _scheduled_funding(self, c: np.void, when: int) -> list[np.ndarray]:
+        """Every perpetual's funding for the interval ending at ``when``; events carry that time and c's seq."""
+        out = []
+        for i in self._perps:
+            f = np.zeros(1, COMMAND_DTYPE)[0]
+            f["kind"], f["instrument"], f["seq"], f["ts"] = CommandKind.FUNDING, i, c["seq"], when
+            ev = self._funding(f, i)
+            if len(ev):
+                out.append(ev)
+        return out
+
     def _expire(self, c: np.void, i: int) -> np.ndarray:
         if self.instruments[i].kind == InstrumentKind.OPTION:
             return self._expire_option(c, i)
@@ -787,6 +834,7 @@ class RiskExchange:
         h.update(self.orders.live_orders().tobytes())
         h.update(self.inst_state.tobytes())
         h.update(self.pm_mode.tobytes())
+        h.update(np.array([-1 if self._funding_epoch is None else self._funding_epoch], np.int64).tobytes())
         return h.hexdigest()
 
     def check(self) -> None:
