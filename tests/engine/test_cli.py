@@ -67,3 +67,15 @@ def test_demo_runs_on_a_small_flow():
     assert res.exit_code == 0, res.output
     assert "M commands/s" in res.output and "I0002" in res.output
     assert "equal" in res.output and "DIFFERENT" not in res.output
+
+
+def test_demo_drives_real_marks(monkeypatch, tmp_path):
+    # no ../shared/data: the demo falls back to the package's copy of the 99 real mark updates
+    monkeypatch.setenv("SHARDEX_DATA", str(tmp_path))
+    res = runner.invoke(app, ["demo", "--commands", "2000", "--instruments", "1", "--no-lobster"])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "built-in copy" in out and "99 (23:58:21 - 23:59:59 UTC)" in out
+    assert "28146.2 - 28157.1" in out
+    assert "liquidation at 23:58:59 UTC (update 38, mark 28151.7): D short, carried" in out
+    assert "1.2 BTC closed in the book, 0.8 BTC auto-deleveraged" in out

@@ -47,8 +47,9 @@ def demo(
     shards: int = typer.Option(2, help="Matching shards (threads)."),
     path: Path = typer.Option(None, help="Engine directory (journal, snapshots); default: a temporary one."),
     lobster: bool = typer.Option(True, help="Also replay a real LOBSTER day from ../shared/data (or a built-in sample)."),
+    marks: bool = typer.Option(True, help="Also drive the risk engine with Binance's real BTCUSDT mark prices."),
 ) -> None:
-    """Replay a real LOBSTER day, then run a generated multi-instrument flow through the durable engine.
+    """Replay a real LOBSTER day and real Binance marks, then run a generated flow through the durable engine.
 
     The flow goes through ``Exchange.open``: every batch is journaled (one
     fsync per batch) before it is matched.  At the end the engine is closed,
@@ -64,6 +65,8 @@ def demo(
     console = Console()
     if lobster:
         _demo_lobster(console)
+    if marks:
+        _demo_marks(console)
     cmds = order_flow(commands, n_instruments=instruments)
     listed = make_instruments(instruments)
     with tempfile.TemporaryDirectory(prefix="shardex-demo-") as tmp:
@@ -124,6 +127,57 @@ def _demo_lobster(console: Console) -> None:
     table.add_row("messages/s (replay)", f"{res.messages_per_second:,.0f}")
     table.add_row("state hash", res.state_hash[:16] + "...")
     console.print(table)
+
+
+def _demo_marks(console: Console) -> None:
+    """Binance's real markPrice@1s stream through ``RiskExchange``: margins and liquidations at every update."""
+    from datetime import datetime, timezone
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    from shardex.risk.mark_replay import BTCUSDT_PERP, replay_marks
+    from shardex.risk.marks import read_binance_marks, sample_path
+
+    capture = Path(os.environ.get("SHARDEX_DATA", _DATA)) / "hftbacktest/examples/usdm/btcusdt_20230404.dat.gz"
+    if capture.is_file():
+        source, label = capture, f"{capture.name} (Binance USDⓈ-M, 2023-04-04)"
+    else:
+        console.print(f"[yellow]{capture} not found: using the built-in copy of its 99 mark updates[/yellow]")
+        source, label = sample_path(), "built-in copy of btcusdt_20230404.dat.gz's marks"
+    stream = read_binance_marks(source, BTCUSDT_PERP, rounding=ROUND_HALF_EVEN)
+    with _progress(console) as progress:
+        task = progress.add_task("real marks -> risk engine", total=len(stream))
+        res = replay_marks(stream, on_update=lambda k: progress.update(task, completed=k + 1))
+
+    px = BTCUSDT_PERP.ticks_to_price
+    btc = BTCUSDT_PERP.lots_to_qty
+    usdt = lambda v: f"{Decimal(v).scaleb(-6):,.2f}"  # noqa: E731 -- minor units to USDT
+    utc = lambda ns: datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%H:%M:%S")  # noqa: E731
+    rounded = int((stream["mark"] * 10**7 != stream["mark_e8"]).sum())
+    table = Table(title=f"Real marks: Binance BTCUSDT markPrice@1s from {label}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("updates applied, one batch each", f"{res.updates:,} ({utc(int(stream['event_ns'][0]))} - "
+                                                     f"{utc(int(stream['event_ns'][-1]))} UTC)")
+    table.add_row("mark range (USDT)", f"{px(res.low)} - {px(res.high)}")
+    table.add_row("marks off the 0.1 tick, rounded half-even", f"{rounded}")
+    table.add_row("funding rate in the stream (per 8 h)", f"{Decimal(int(stream['funding_e8'][-1])).scaleb(-8)}")
+    table.add_row("liquidations", f"{len(res.liquidations)}")
+    table.add_row("insurance fund / fee pool (USDT)", f"{usdt(res.insurance_fund)} / {usdt(res.fee_pool)}")
+    table.add_row("updates/s", f"{res.updates / res.seconds:,.0f}")
+    console.print(table)
+    acc = Table(title=f"Accounts at the last mark, {px(res.last_mark)}: USDT, Binance brackets, IM/MM initial/"
+                      f"maintenance margin; carried: opened 200 USDT below the window")
+    for col in ("account", "BTC", "entry", "equity", "IM", "MM"):
+        acc.add_column(col, justify="left" if col == "account" else "right")
+    for a in res.accounts:
+        entry = f"{Decimal(a.cost) / a.qty / 10:.1f}" if a.qty else "-"
+        acc.add_row(a.role, f"{btc(a.qty)}", entry, usdt(a.equity), usdt(a.initial), usdt(a.maintenance))
+    console.print(acc)
+    for x in res.liquidations:
+        console.print(f"[bold red]liquidation[/bold red] at {utc(x.event_ns)} UTC (update {x.update}, mark "
+                      f"{px(x.mark)}): {res.accounts[x.account - 1].role}, equity {usdt(x.equity)} < maintenance "
+                      f"{usdt(x.maintenance)} USDT; {btc(x.book_lots)} BTC closed in the book, "
+                      f"{btc(x.adl_lots)} BTC auto-deleveraged, insurance fund {x.insurance / 1e6:+,.6f} USDT")
 
 
 def bench_matching(
