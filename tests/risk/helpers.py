@@ -46,3 +46,14 @@ def reasons(events: np.ndarray) -> list[str]:
 
 
 __all__ = ["FUT", "MARK", "PERP", "USD", "batch", "cancel", "fund", "new_order", "reasons", "trade", "venue"]
+
+
+def assert_rejected_commands_change_nothing(rx: RiskExchange, flow) -> None:
+    """Feed every command of ``flow`` (lists of records) alone; one rejected outright must leave the state hash as it was."""
+    for cmds in flow:
+        for rec in cmds:
+            before = rx.state_hash()
+            ev = rx.process(batch([rec]))
+            if len(ev) and (ev["kind"] == EventKind.REJECTED).all():
+                assert rx.state_hash() == before, ev
+    rx.check()

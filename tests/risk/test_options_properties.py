@@ -17,6 +17,7 @@ from shardex.engine.commands import batch, cancel, new_order
 from shardex.risk import PortfolioMargin, deposit, expire, mark_price, withdraw
 from shardex.schema import EventKind
 
+from .helpers import assert_rejected_commands_change_nothing
 from .option_helpers import BTC, INSTRUMENTS, MARKS, SAT, USD, USDT, S, option_venue
 
 N_ACC = 5
@@ -108,11 +109,4 @@ def test_option_settlement_is_the_same_with_one_and_two_threads(flow):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_flow)
 def test_a_rejected_option_command_changes_nothing(flow):
-    rx = _start()
-    for cmds in flow:
-        for rec in cmds:
-            before = rx.state_hash()
-            ev = rx.process(batch([rec]))
-            if len(ev) and (ev["kind"] == EventKind.REJECTED).all():
-                assert rx.state_hash() == before, ev
-    rx.check()
+    assert_rejected_commands_change_nothing(_start(), flow)
