@@ -176,8 +176,8 @@ class BookState:
                 self.books, self.rules, self.index, self.meta, self.scratch)
 
     def handles(self) -> np.ndarray:
-        """The handle table the kernels take in place of the state arrays (see ``lowlevel.handles``)."""
-        from shardex.book.lowlevel import handles
+        """The handle table the kernels take in place of the state arrays (see ``shardex.lowlevel.handles``)."""
+        from shardex.lowlevel import handles
 
         if self._table is None:
             self._table = handles(self.arrays())

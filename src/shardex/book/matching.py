@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 from shardex.book.index import index_delete, index_find, index_find_book, index_insert, index_slot
-from shardex.book.lowlevel import borrow, prefetch_row, view1d, view2d
+from shardex.lowlevel import borrow, prefetch_row, view1d, view2d
 from shardex.book.ladder import ladder_get_or_add, ladder_remove, side_key
 from shardex.book.layout import (
     B_HAS_LAST, B_LAST, B_ORDERS, B_REFILLS, B_STOP_HEAD, B_STOP_QTY, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.book.lowlevel import borrow
+from shardex.lowlevel import borrow
 from shardex.ledger._sync import cpu_yield, cycles, fetch_add, load_acquire, store_release
 from shardex.ledger.margin import INST_CCY, INST_KIND, INST_MULT, KIND_LINEAR, POS_COST, POS_QTY, POS_RPNL, linear_margin
 from shardex.ledger.txn import AUDIT_DTYPE, FEE_POOL, INSURANCE_FUND, MAX_AUDIT_PER_TXN, MAX_DECL
@@ -637,7 +637,7 @@ def run_sequential(txns, balances, positions, margin, inst, marks, mccy, codes, 
 # transaction.  numba counts references to an array with an atomic add at each
 # such call; with two threads on the same arrays those counters bounce between
 # the cores' caches and cost more than the settlement itself.  Borrowed views
-# (shardex.book.lowlevel.borrow) carry no counter; the caller's arrays outlive
+# (shardex.lowlevel.borrow) carry no counter; the caller's arrays outlive
 # the call.
 
 

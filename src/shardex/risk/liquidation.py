@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.book.lowlevel import borrow
+from shardex.lowlevel import borrow
 from shardex.ledger.margin import POS_COST, POS_QTY
 from shardex.risk.margin import account_margin, pool_equity
 from shardex.risk.options import O_CCY

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.book.lowlevel import borrow
+from shardex.lowlevel import borrow
 
 # ---- state slots --------------------------------------------------------------
 S_POS = 0  # byte offset of the next unread line

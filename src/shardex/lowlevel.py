@@ -1,4 +1,8 @@
-"""Low-level helpers for the kernels: software prefetch and borrowed array views.
+"""Low-level helpers shared by every package's kernels: software prefetch, borrowed array views, handle tables.
+
+``borrow`` serves the matching, settlement, risk and feed kernels alike: a
+public kernel hands its worker borrowed views, so that the helpers it calls
+per order, transaction or level cost no atomic reference counting.
 
 With a few hundred thousand resting orders, a cancel's order row and a new
 order's index cell are cache misses (~150 ns each on the reference machine),
