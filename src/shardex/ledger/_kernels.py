@@ -26,7 +26,7 @@ from numba import njit
 from shardex.lowlevel import borrow
 from shardex.ledger._sync import cpu_yield, cycles, fetch_add, load_acquire, store_release
 from shardex.ledger.margin import INST_CCY, INST_KIND, INST_MULT, KIND_LINEAR, POS_COST, POS_QTY, POS_RPNL, linear_margin
-from shardex.ledger.txn import AUDIT_DTYPE, FEE_POOL, INSURANCE_FUND, MAX_AUDIT_PER_TXN, MAX_DECL
+from shardex.ledger.txn import AUDIT_DTYPE, FEE_POOL, FLAG_MARGIN_CHECKED, INSURANCE_FUND, MAX_AUDIT_PER_TXN, MAX_DECL
 from shardex.schema import Reason
 
 # Module-level ints are compile-time constants for numba.
@@ -342,7 +342,9 @@ def apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, au
     elif k == K_WITHDRAW or k == K_TRANSFER:
         c = r.currency
         v = r.amount
-        if v > free_balance(a, c, balances, positions, inst, marks, mccy):
+        room = balances[a, c] if r.flags & FLAG_MARGIN_CHECKED else free_balance(a, c, balances, positions, inst,
+                                                                                  marks, mccy)
+        if v > room:
             codes[t] = R_INSUFFICIENT_BALANCE
             return ST_DONE
         balances[a, c] -= v
@@ -369,7 +371,11 @@ def apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, au
     elif k == K_FUNDING:
         i = r.instrument
         c = inst[i, INST_CCY]
-        pay = _div_trunc(positions[a, i, POS_QTY] * marks[i] * inst[i, INST_MULT] * r.amount, 1_000_000)
+        # notional * rate / 1e6 without forming notional * rate: a 1,000 BTC position in 1e-8 USDT overflows it
+        notional = positions[a, i, POS_QTY] * marks[i] * inst[i, INST_MULT]
+        pay = _muldiv_trunc(notional, abs(r.amount), 1_000_000)
+        if r.amount < 0:
+            pay = -pay
         if pay != 0:
             balances[a, c] -= pay
             _rec(aud, nrec, t, seq, ref, a, c, -pay, balances[a, c], C_FUNDING)

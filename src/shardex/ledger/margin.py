@@ -72,6 +72,13 @@ POS_COST = 1
 POS_RPNL = 2
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _bps_ceil(x, bps):
+    """``ceil(x * bps / 10_000)`` for ``x, bps >= 0``, without forming ``x * bps`` (which overflows int64 for
+    notionals above ~1e15 minor units: 10 M USDT in 1e-8 units at 10 %)."""
+    return (x // 10_000) * bps + ((x % 10_000) * bps + 9_999) // 10_000
+
+
 @njit(cache=True, nogil=True)
 def linear_margin(pos_row: np.ndarray, balance: int, marks: np.ndarray, inst: np.ndarray) -> tuple[int, int, int]:
     """Return ``(equity, initial, maintenance)`` of one account in the margin currency, minor units.
@@ -105,6 +112,6 @@ def linear_margin(pos_row: np.ndarray, balance: int, marks: np.ndarray, inst: np
         else:
             upnl += q * mark * mult
         notional = abs(q) * mark * mult
-        im += (notional * inst[i, INST_IM_BPS] + 9999) // 10000
-        mm += (notional * inst[i, INST_MM_BPS] + 9999) // 10000
+        im += _bps_ceil(notional, inst[i, INST_IM_BPS])
+        mm += _bps_ceil(notional, inst[i, INST_MM_BPS])
     return balance + upnl, im, mm

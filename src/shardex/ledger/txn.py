@@ -40,7 +40,7 @@ Transaction layout (``TXN_DTYPE``, 112 bytes)::
     taker_fee_bps  i4    trade: taker fee in bps of the notional
     maker_fee_bps  i4    trade: maker fee in bps (negative: a rebate)
     kind           i4    ``TxnKind``
-    flags          i4    reserved, 0
+    flags          i4    ``FLAG_MARGIN_CHECKED`` or 0
 
 Audit layout (``AUDIT_DTYPE``, 56 bytes)::
 
@@ -122,6 +122,12 @@ MAX_DECL = 4
 #: Audit slots reserved per transaction (a trade writes at most six records:
 #: PnL and fee for each side plus the two fee-pool legs; an ADL at most six).
 MAX_AUDIT_PER_TXN = 6
+
+#: ``flags`` of a withdrawal or transfer whose margin the caller has already
+#: checked under its own model (the risk layer's tiers with open orders, or
+#: portfolio margin): the ledger then checks only that the balance covers it,
+#: instead of its flat-rate margin, which may disagree with the caller's.
+FLAG_MARGIN_CHECKED = 1
 
 TXN_DTYPE = np.dtype(
     [

@@ -52,14 +52,15 @@ from shardex.errors import OffGridError, OrderRejected, ShardexError
 from shardex.instruments import Instrument, InstrumentKind
 from shardex.ledger import AuditCause, Ledger, LinearPerp, TxnKind, empty_txns, funding_txns, trade_txns
 from shardex.ledger import INSURANCE_FUND, PremiumContract, deposit_txns, option_expiry_txns, withdraw_txns
-from shardex.ledger.txn import spot_trade_txns
+from shardex.ledger.txn import FLAG_MARGIN_CHECKED, spot_trade_txns
 from shardex.ledger.margin import INST_MULT, POS_QTY
 from shardex.risk.expiry import pair_positions
 from shardex.risk.funding import DEFAULT_INTEREST_PPM, PREMIUM_CLAMP_PPM, default_cap_ppm, funding_rate_ppm, holders
 from shardex.risk.funding import premium_ppm
 from shardex.risk.liquidation import adl_ranking, below_maintenance, close_prices, pool_below
 from shardex.risk.margin import MarginTiers, account_margin, pool_equity, tier_table
-from shardex.risk.options import O_CCY, O_UNDER, OptionMargin, expiry_value, option_table
+from shardex.risk.options import O_BASE_BPS, O_CCY, O_FLOOR_BPS, O_INV, O_MM_BPS, O_NUM, O_UNDER, OptionMargin
+from shardex.risk.options import expiry_value, option_table
 from shardex.risk.orders import OrderTable, table_find
 from shardex.risk.portfolio import MARGIN_MODES, PortfolioBook, PortfolioMargin
 from shardex.risk.pretrade import RESERVED_ORDER_ID, ST_EXPIRED, apply_order_events, pretrade, spot_free
@@ -264,7 +265,12 @@ class RiskExchange:
         self._next_liq_oid = RESERVED_ORDER_ID
         self._band = np.array([[x.min_price, x.max_price if x.max_price is not None else np.iinfo(np.int64).max]
                                for x in ins], np.int64)
+        self._cap_option_prices()
         if marks is not None:
+            over = [i for i, m in enumerate(marks) if int(m) > self._band[i, 1]]
+            if over:
+                raise ValueError(f"initial marks above the highest price the engine accepts for instruments {over} "
+                                 f"(max_price, or the bound that keeps option margin in int64)")
             self.ledger.set_marks(marks)
 
     # -- the batch path ---------------------------------------------------------------
@@ -286,12 +292,12 @@ class RiskExchange:
     def apply(self, cmds: np.ndarray) -> np.ndarray:
         """Run an already sequenced batch (replay path)."""
         cmds = self.exchange._as_commands(cmds)
-        if len(cmds):
-            self._now = max(self._now, int(cmds["ts"].max()))
         risk = np.isin(cmds["kind"], _RISK_KINDS)
         due = self._funding_due(cmds)
         if not risk.any() and not due:
-            return self._orders(cmds)
+            ev = self._orders(cmds)
+            self._advance_clock(cmds)
+            return ev
         out = []
         start = 0
         for r in sorted(set(np.flatnonzero(risk).tolist()) | due.keys()):
@@ -301,12 +307,21 @@ class RiskExchange:
             for when in due.get(r, ()):
                 out.extend(self._scheduled_funding(cmds[r], when))
             if risk[r]:
+                # a risk command reads the time at its own timestamp, wherever the batch boundaries fall
+                self._now = max(self._now, int(cmds["ts"][r]))
                 out.append(self._risk_command(cmds[r]))
                 start = r + 1
         if start < len(cmds):
             out.append(self._orders(cmds[start:]))
+        self._advance_clock(cmds)
         out = [e for e in out if len(e)]
         return np.concatenate(out) if out else _EMPTY_EVENTS.copy()
+
+    def _advance_clock(self, cmds: np.ndarray) -> None:
+        """After a batch: the time the public reads (``free_balance``, ``margin_of``) use.  Order checks
+        inside a batch use each command's own timestamp, risk commands theirs (see ``apply``)."""
+        if len(cmds):
+            self._now = max(self._now, int(cmds["ts"][-1]))
 
     def _orders(self, cmds: np.ndarray) -> np.ndarray:
         """Pre-trade risk, matching, reservations and settlement of a run of order commands."""
@@ -496,6 +511,8 @@ class RiskExchange:
         if kind == CommandKind.MARK_PRICE:
             return self._mark(c, i)
         if kind == CommandKind.FUNDING:
+            if self.funding_interval_ns is not None:
+                return _reject_one(c, Reason.INVALID_COMMAND)  # the schedule pays: a command would pay twice
             return self._funding(c, i)
         return self._expire(c, i)
 
@@ -549,6 +566,7 @@ class RiskExchange:
             if amount > self.free_balance(a, ccy):
                 return _reject_one(c, Reason.INSUFFICIENT_BALANCE)
             txns = withdraw_txns(a, ccy, amount, seq=c["seq"])
+            txns["flags"] = FLAG_MARGIN_CHECKED  # checked above under this account's own margin model
         else:
             txns = deposit_txns(a, ccy, amount, seq=c["seq"])
         self._settle(txns)
@@ -612,9 +630,11 @@ class RiskExchange:
         equity = self._pool_equity(a, ccy)
         out.append(_event(c, EventKind.LIQUIDATION, account=a, instrument=-1, qty=equity, leaves=mm,
                           step=LiqStep.START, trade_id=ccy))
-        # 1. cancel the account's orders (spot orders too: their holds go back)
+        # 1. cancel the account's orders in this pool (and, for the margin currency's pool, its spot orders:
+        #    their holds go back); orders settling in another pool are left alone
+        mine = in_pool | (self.opt[:, O_CCY] == -1) if ccy == led.mccy else in_pool
         if self.open_lots[a].any() or self.holds[a].any():
-            ev = self._match(self._synthetic(c, [mass_cancel(a, -1)]))
+            ev = self._match(self._synthetic(c, [mass_cancel(a, int(i)) for i in np.flatnonzero(mine)]))
             ev["reason"][ev["kind"] == EventKind.CANCELLED] = Reason.LIQUIDATION
             out.append(ev)
         # 2. IOC limit orders at the bankruptcy price, past it by what the fund can absorb
@@ -692,6 +712,22 @@ class RiskExchange:
         ev["seq"], ev["ts"], ev["instrument"], ev["kind"] = c["seq"], c["ts"], i, EventKind.FUNDING
         ev["account"], ev["qty"], ev["leaves"], ev["price"] = aud["account"], aud["delta"], aud["balance_after"], rate
         return ev
+
+    def _cap_option_prices(self) -> None:
+        """Lower the accepted price band of options and their underlyings to what the margin and expiry
+        arithmetic holds in int64 (numba does not check overflow): ``bps * S * O_NUM`` for a linear option,
+        ``S * O_NUM`` for an inverse one, ``mark * mult * 10_000`` for the option's own value."""
+        limit = 2**62
+        for x in self.instruments:
+            if x.kind != InstrumentKind.OPTION:
+                continue
+            row = self.opt[x.id]
+            num = max(int(row[O_NUM]), 1)
+            bps = max(int(row[O_BASE_BPS]), int(row[O_FLOOR_BPS]), int(row[O_MM_BPS]), 10_000)
+            u = int(row[O_UNDER])
+            cap_u = limit // num if row[O_INV] else limit // (bps * num)
+            self._band[u, 1] = min(self._band[u, 1], cap_u)
+            self._band[x.id, 1] = min(self._band[x.id, 1], limit // (10_000 * max(int(self.mult[x.id]), 1)))
 
     def _funding_due(self, cmds: np.ndarray) -> dict[int, list[int]]:
         """Rows of ``cmds`` at which funding times fall due: row -> the funding times passed before it.
@@ -834,7 +870,11 @@ class RiskExchange:
         h.update(self.orders.live_orders().tobytes())
         h.update(self.inst_state.tobytes())
         h.update(self.pm_mode.tobytes())
-        h.update(np.array([-1 if self._funding_epoch is None else self._funding_epoch], np.int64).tobytes())
+        # (the latest timestamp seen, ``_now``, is the sequencer's: not state of its own)
+        h.update(np.array([-1 if self._funding_epoch is None else self._funding_epoch, self._next_liq_oid],
+                          np.int64).tobytes())
+        h.update(self.premium_sum.tobytes())
+        h.update(self.premium_n.tobytes())
         return h.hexdigest()
 
     def check(self) -> None:
