@@ -575,8 +575,7 @@ class RiskExchange:
 
     def _mark(self, c: np.void, i: int) -> np.ndarray:
         p, index = int(c["price"]), int(c["stop_price"])
-        lo, hi = self._band[i]
-        if p <= 0 or p < lo or p > hi or index < 0:
+        if not self._in_band(i, p) or index < 0:
             return _reject_one(c, Reason.INVALID_MARK_PRICE)
         marks = self.ledger.marks.copy()
         marks[i] = p
@@ -713,6 +712,11 @@ class RiskExchange:
         ev["account"], ev["qty"], ev["leaves"], ev["price"] = aud["account"], aud["delta"], aud["balance_after"], rate
         return ev
 
+    def _in_band(self, i: int, p: int) -> bool:
+        """Whether ``p`` ticks is a price the engine accepts for instrument ``i`` (marks, settlement prices)."""
+        lo, hi = self._band[i]
+        return 0 < p and lo <= p <= hi
+
     def _cap_option_prices(self) -> None:
         """Lower the accepted price band of options and their underlyings to what the margin and expiry
         arithmetic holds in int64 (numba does not check overflow): ``bps * S * O_NUM`` for a linear option,
@@ -764,8 +768,7 @@ class RiskExchange:
         if self.instruments[i].kind != InstrumentKind.FUTURE:
             return _reject_one(c, Reason.INVALID_COMMAND)
         p = int(c["price"])
-        lo, hi = self._band[i]
-        if p <= 0 or p < lo or p > hi:
+        if not self._in_band(i, p):
             return _reject_one(c, Reason.INVALID_MARK_PRICE)
         led = self.ledger
         out = self._cancel_for_expiry(c, i)
@@ -804,8 +807,7 @@ class RiskExchange:
         insurance fund (account ``INSURANCE_FUND``) when the residue is not 0.
         """
         p = int(c["price"])
-        lo, hi = self._band[int(self.opt[i, O_UNDER])]
-        if p <= 0 or p < lo or p > hi:
+        if not self._in_band(int(self.opt[i, O_UNDER]), p):
             return _reject_one(c, Reason.INVALID_MARK_PRICE)
         led = self.ledger
         ccy = int(self.opt[i, O_CCY])

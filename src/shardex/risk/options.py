@@ -55,6 +55,7 @@ import numpy as np
 from numba import njit
 
 from shardex.instruments import Instrument, InstrumentKind, OptionType
+from shardex.risk.spot import whole_minor_units
 
 __all__ = ["O_COLS", "OptionMargin", "expiry_value", "option_lot_margin", "option_table"]
 
@@ -97,12 +98,6 @@ class OptionMargin:
             raise ValueError(f"need 0 < maint_bps <= floor_bps <= base_bps <= 10000, got {self}")
 
 
-def _whole(what: str, value: Decimal) -> int:
-    if value != value.to_integral_value() or value <= 0:
-        raise ValueError(f"{what} is {value} minor units, not a positive whole number")
-    return int(value)
-
-
 def option_table(instruments: Sequence[Instrument], currencies: Sequence[str], decimals: Sequence[int], mccy: int,
                  rates: OptionMargin) -> np.ndarray:
     """Build ``opt`` for ``instruments`` (ids ``0..n-1``); validate every option against the venue.
@@ -138,10 +133,10 @@ def option_table(instruments: Sequence[Instrument], currencies: Sequence[str], d
                 raise ValueError(f"{x.symbol}: an inverse option settles in its coin base={x.base!r}, which must be "
                                  f"a ledger currency other than the margin currency {currencies[mccy]!r}")
             ccy = currencies.index(x.base)
-            num = _whole(f"{x.symbol}: one lot", lot * Decimal(10) ** decimals[ccy])
+            num = whole_minor_units(f"{x.symbol}: one lot", lot * Decimal(10) ** decimals[ccy])
         else:
             ccy = mccy
-            num = _whole(f"{x.symbol}: one underlying tick on one lot",
+            num = whole_minor_units(f"{x.symbol}: one underlying tick on one lot",
                          lot * Decimal(u.tick_size) * Decimal(10) ** decimals[ccy])
         row[O_CCY] = ccy
         row[O_TYPE] = OT_CALL if x.option_type == OptionType.CALL else OT_PUT

@@ -63,7 +63,8 @@ HOLD_LIMIT = 1 << 60
 SIDE_BUY = 0
 
 
-def _units(what: str, value: Decimal) -> int:
+def whole_minor_units(what: str, value: Decimal) -> int:
+    """``value`` (minor units) as an int; ``ValueError`` naming ``what`` unless it is a positive whole number."""
     if value != value.to_integral_value() or value <= 0:
         raise ValueError(f"{what} is {value} minor units, not a positive whole number")
     return int(value)
@@ -89,8 +90,8 @@ def spot_table(instruments: Sequence[Instrument], currencies: Sequence[str], dec
         row = tab[x.id]
         row[S_MODE] = MODE_SPOT
         row[S_BASE], row[S_QUOTE] = b, q
-        row[S_BASE_LOT] = _units(f"{x.symbol}: one lot", lot * Decimal(10) ** decimals[b])
-        row[S_QUOTE_TL] = _units(f"{x.symbol}: one tick on one lot", Decimal(x.tick_size) * lot
+        row[S_BASE_LOT] = whole_minor_units(f"{x.symbol}: one lot", lot * Decimal(10) ** decimals[b])
+        row[S_QUOTE_TL] = whole_minor_units(f"{x.symbol}: one tick on one lot", Decimal(x.tick_size) * lot
                                  * Decimal(10) ** decimals[q])
         row[S_MKT_PRICE] = 0 if x.max_price is None else x.max_price
         row[S_FEE_BPS] = max(taker_fee_bps, maker_fee_bps, 0)
