@@ -16,6 +16,7 @@ from shardex.risk.engine import (
     withdraw,
 )
 from shardex.risk.margin import BINANCE_BTCUSDT_BRACKETS, MarginTiers
+from shardex.risk.marks import mark_batches, mark_commands, read_binance_marks
 from shardex.risk.options import OptionMargin
 from shardex.risk.portfolio import MARGIN_MODES, PortfolioMargin
 from shardex.risk.pretrade import RESERVED_ORDER_ID
@@ -33,6 +34,9 @@ __all__ = [
     "deposit",
     "expire",
     "funding",
+    "mark_batches",
+    "mark_commands",
     "mark_price",
+    "read_binance_marks",
     "withdraw",
 ]
