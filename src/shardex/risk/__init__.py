@@ -15,6 +15,7 @@ from shardex.risk.engine import (
     mark_price,
     withdraw,
 )
+from shardex.risk.durable import DurableRiskExchange, RiskConfigError, open_risk
 from shardex.risk.margin import BINANCE_BTCUSDT_BRACKETS, MarginTiers
 from shardex.risk.marks import mark_batches, mark_commands, read_binance_marks
 from shardex.risk.options import OptionMargin
@@ -23,12 +24,14 @@ from shardex.risk.pretrade import RESERVED_ORDER_ID
 
 __all__ = [
     "BINANCE_BTCUSDT_BRACKETS",
+    "DurableRiskExchange",
     "MARGIN_MODES",
     "RESERVED_ORDER_ID",
     "LiqStep",
     "MarginTiers",
     "OptionMargin",
     "PortfolioMargin",
+    "RiskConfigError",
     "RiskExchange",
     "RiskInvariantError",
     "deposit",
@@ -37,6 +40,7 @@ __all__ = [
     "mark_batches",
     "mark_commands",
     "mark_price",
+    "open_risk",
     "read_binance_marks",
     "withdraw",
 ]

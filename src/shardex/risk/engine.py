@@ -928,6 +928,13 @@ class RiskExchange:
                     raise RiskInvariantError(f"resting order {key} has {int(row[4] + row[5])} lots open but "
                                              f"{keys.get(key)} reserved")
 
+    @classmethod
+    def open(cls, path, instruments: Iterable[Instrument], n_accounts: int, **options) -> RiskExchange:
+        """The durable form: journal under ``path``, recovered on open (``shardex.risk.durable.open_risk``)."""
+        from shardex.risk.durable import open_risk
+
+        return open_risk(path, instruments, n_accounts, **options)
+
     def close(self) -> None:
         """Stop the matching shard threads."""
         self.exchange.close()

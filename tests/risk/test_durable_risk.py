@@ -1,0 +1,148 @@
+"""The durable RiskExchange: journal before apply, replay == live, SIGKILL loses nothing acknowledged."""
+
+from __future__ import annotations
+
+import doctest
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from shardex.engine.commands import batch, new_order
+from shardex.engine.loadgen import order_flow
+from shardex.risk import RiskExchange, deposit, mark_price, withdraw
+from shardex.risk.durable import RiskConfigError, open_risk
+
+from .helpers import FUT, MARK, PERP, USD
+
+HOUR = 3600 * 10**9
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0
+
+    def __call__(self) -> int:
+        self.t += HOUR // 2  # time moves: the funding schedule pays along the way
+        return self.t
+
+
+def _options(clock=None) -> dict:
+    from shardex.risk import MarginTiers
+
+    return dict(tiers=MarginTiers.flat(1000, 500), marks=[MARK, MARK], clock=clock or Clock(),
+                funding_interval_ns=8 * HOUR, taker_fee_bps=5, maker_fee_bps=-1)
+
+
+def _history(seed: int = 5, n: int = 40) -> list[np.ndarray]:
+    """Deposits, then batches of orders on both instruments with marks and a withdrawal now and then."""
+    rng = np.random.default_rng(seed)
+    out = [batch([deposit(a, 0, 10**6 * USD) for a in range(1, 9)])]
+    flow = order_flow(n * 64, n_instruments=2, seed=seed, accounts=8)
+    flow["account"] += 1
+    flow["price"] = MARK + (flow["price"] - 100_000)  # around the marks
+    for k in range(n):
+        b = flow[k * 64:(k + 1) * 64].copy()
+        extra = [mark_price(int(rng.integers(0, 2)), MARK + int(rng.integers(-3000, 3000)), MARK)]
+        if k % 7 == 3:
+            extra.append(withdraw(int(rng.integers(1, 9)), 0, 1_000 * USD))
+        out.append(np.concatenate([b, batch(extra)]))
+    return out
+
+
+def test_module_doctest():
+    import shardex.risk.durable as mod
+
+    assert doctest.testmod(mod).failed == 0
+
+
+def test_reopen_replays_to_the_live_state_and_goes_on_like_a_never_closed_engine(tmp_path):
+    hist = _history()
+    ref = RiskExchange([PERP, FUT], 10, **_options())
+    want = [ref.process(b.copy()) for b in hist]
+    with open_risk(tmp_path, [PERP, FUT], 10, **_options()) as rx:
+        got = [rx.process(b.copy()) for b in hist[:25]]
+        live = rx.state_hash()
+        clock_at = rx.exchange.sequencer.last_ts
+    assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    clock = Clock()
+    clock.t = clock_at
+    with open_risk(tmp_path, [PERP, FUT], 10, **_options(clock)) as again:
+        assert again.state_hash() == live
+        assert again.recovered_commands == sum(len(b) for b in hist[:25])
+        rest = [again.process(b.copy()) for b in hist[25:]]
+        assert all(np.array_equal(g, w) for g, w in zip(rest, want[25:]))
+        assert again.state_hash() == ref.state_hash()
+        again.check()
+
+
+def test_a_journal_is_not_replayed_under_another_configuration(tmp_path):
+    with open_risk(tmp_path, [PERP, FUT], 10, **_options()) as rx:
+        rx.process(_history()[0])
+    with pytest.raises(RiskConfigError, match="another configuration"):
+        open_risk(tmp_path, [PERP, FUT], 11, **_options())
+    opts = _options()
+    opts["taker_fee_bps"] = 7
+    with pytest.raises(RiskConfigError):
+        open_risk(tmp_path, [PERP, FUT], 10, **opts)
+    with open_risk(tmp_path, [PERP, FUT], 10, **_options()) as rx:  # the clock is not configuration
+        assert rx.recovered_commands == 8
+        with pytest.raises(RiskConfigError, match="margin modes from open_risk"):
+            rx.set_margin_mode(1, "standard")
+
+
+_WRITER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from tests.risk.test_durable_risk import _history, _options
+    from tests.risk.helpers import FUT, PERP
+    from shardex.risk.durable import open_risk
+    rx = open_risk({path!r}, [PERP, FUT], 10, **_options())
+    for k, b in enumerate(_history(n=400)):
+        rx.process(b.copy())
+        print(k, flush=True)  # acknowledged: journaled (fsync per batch) and applied
+""")
+
+
+def test_sigkill_loses_no_acknowledged_batch(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    hist = _history(n=400)
+    for kill_after in (3, 40):  # an early and a later kill, each on a fresh journal
+        path = str(tmp_path / f"risk-{kill_after}")
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER.format(root=root, path=path)],
+                                stdout=subprocess.PIPE, text=True, cwd=root)
+        acked = -1
+        try:
+            for line in proc.stdout:  # bounded: the writer stops after its 401 batches
+                acked = int(line)
+                if acked >= kill_after:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+        finally:
+            proc.kill()
+            proc.wait(timeout=60)
+        assert acked >= kill_after
+        with open_risk(path, [PERP, FUT], 10, **_options()) as rx:
+            n = rx.recovered_commands
+            # the replay equals an in-memory engine fed the same leading batches
+            sizes = np.cumsum([len(b) for b in hist])
+            done = int(np.searchsorted(sizes, n, side="right"))
+            assert sizes[done - 1] == n and done >= acked + 1  # whole batches, every acknowledged one
+            ref = RiskExchange([PERP, FUT], 10, **_options())
+            for b in hist[:done]:
+                ref.process(b.copy())
+            assert rx.state_hash() == ref.state_hash()
+
+
+def test_new_order_is_not_applied_when_the_journal_refuses_it(tmp_path):
+    with open_risk(tmp_path, [PERP, FUT], 10, **_options()) as rx:
+        rx.process(_history()[0])
+        before = rx.state_hash()
+        rx.log.close()  # a journal that can no longer append: nothing may be applied or acknowledged
+        with pytest.raises(Exception):
+            rx.process(batch([new_order(0, "buy", 1, MARK, order_id=1, account=1)]))
+        assert rx.state_hash() == before
