@@ -60,20 +60,27 @@ def test_module_doctest():
     assert doctest.testmod(mod).failed == 0
 
 
-def test_reopen_replays_to_the_live_state_and_goes_on_like_a_never_closed_engine(tmp_path):
+@pytest.mark.parametrize("snapshots", ["journal only", "on close", "periodic"])
+def test_reopen_recovers_the_live_state_and_goes_on_like_a_never_closed_engine(tmp_path, snapshots):
     hist = _history()
     ref = RiskExchange([PERP, FUT], 10, **_options())
     want = [ref.process(b.copy()) for b in hist]
-    with open_risk(tmp_path, [PERP, FUT], 10, **_options()) as rx:
+    durable = {"journal only": dict(snapshot_every=0, snapshot_on_close=False),
+               "on close": dict(snapshot_every=0), "periodic": dict(snapshot_every=500, snapshot_on_close=False)}
+    with open_risk(tmp_path, [PERP, FUT], 10, **durable[snapshots], **_options()) as rx:
         got = [rx.process(b.copy()) for b in hist[:25]]
         live = rx.state_hash()
         clock_at = rx.exchange.sequencer.last_ts
+        taken = [seq for seq, _ in rx.snapshots.list()]
     assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    done = sum(len(b) for b in hist[:25])
+    replayed = {"journal only": done, "on close": 0, "periodic": done - (taken[0] if taken else 0)}[snapshots]
+    assert (len(taken) >= 2) == (snapshots == "periodic")
     clock = Clock()
     clock.t = clock_at
-    with open_risk(tmp_path, [PERP, FUT], 10, **_options(clock)) as again:
+    with open_risk(tmp_path, [PERP, FUT], 10, **durable[snapshots], **_options(clock)) as again:
         assert again.state_hash() == live
-        assert again.recovered_commands == sum(len(b) for b in hist[:25])
+        assert again.recovered_commands == replayed
         rest = [again.process(b.copy()) for b in hist[25:]]
         assert all(np.array_equal(g, w) for g, w in zip(rest, want[25:]))
         assert again.state_hash() == ref.state_hash()
@@ -90,7 +97,7 @@ def test_a_journal_is_not_replayed_under_another_configuration(tmp_path):
     with pytest.raises(RiskConfigError):
         open_risk(tmp_path, [PERP, FUT], 10, **opts)
     with open_risk(tmp_path, [PERP, FUT], 10, **_options()) as rx:  # the clock is not configuration
-        assert rx.recovered_commands == 8
+        assert rx.state_hash() != RiskExchange([PERP, FUT], 10, **_options()).state_hash()  # the deposits are back
         with pytest.raises(RiskConfigError, match="margin modes from open_risk"):
             rx.set_margin_mode(1, "standard")
 
@@ -101,7 +108,7 @@ _WRITER = textwrap.dedent("""
     from tests.risk.test_durable_risk import _history, _options
     from tests.risk.helpers import FUT, PERP
     from shardex.risk.durable import open_risk
-    rx = open_risk({path!r}, [PERP, FUT], 10, **_options())
+    rx = open_risk({path!r}, [PERP, FUT], 10, snapshot_every={every}, **_options())
     for k, b in enumerate(_history(n=400)):
         rx.process(b.copy())
         print(k, flush=True)  # acknowledged: journaled (fsync per batch) and applied
@@ -111,9 +118,11 @@ _WRITER = textwrap.dedent("""
 def test_sigkill_loses_no_acknowledged_batch(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     hist = _history(n=400)
-    for kill_after in (3, 40):  # an early and a later kill, each on a fresh journal
+    # an early kill with the journal alone, a later one with snapshots every ~5 batches (and the journal cut
+    # back behind them), each on a fresh path
+    for kill_after, every in ((3, 0), (40, 300)):
         path = str(tmp_path / f"risk-{kill_after}")
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER.format(root=root, path=path)],
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER.format(root=root, path=path, every=every)],
                                 stdout=subprocess.PIPE, text=True, cwd=root)
         acked = -1
         try:
@@ -126,8 +135,9 @@ def test_sigkill_loses_no_acknowledged_batch(tmp_path):
             proc.kill()
             proc.wait(timeout=60)
         assert acked >= kill_after
-        with open_risk(path, [PERP, FUT], 10, **_options()) as rx:
-            n = rx.recovered_commands
+        with open_risk(path, [PERP, FUT], 10, snapshot_every=every, **_options()) as rx:
+            n = rx.exchange.sequencer.next_seq - 1  # commands in the state: snapshot + replayed tail
+            assert (rx.recovered_commands < n) == (every > 0)
             # the replay equals an in-memory engine fed the same leading batches
             sizes = np.cumsum([len(b) for b in hist])
             done = int(np.searchsorted(sizes, n, side="right"))
