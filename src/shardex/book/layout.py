@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from shardex.lowlevel import handles as _handles
+
 # orders: hot row
 O_QTY, O_HIDDEN, O_PEAK, O_ACCOUNT, O_OID, O_NEXT, O_PREV, O_LEVEL = range(8)
 # orders: cold row
@@ -177,11 +179,10 @@ class BookState:
 
     def handles(self) -> np.ndarray:
         """The handle table the kernels take in place of the state arrays (see ``shardex.lowlevel.handles``)."""
-        from shardex.lowlevel import handles
-
-        if self._table is None:
-            self._table = handles(self.arrays())
-        return self._table
+        table = self._table
+        if table is None:
+            table = self._table = _handles(self.arrays())
+        return table
 
     def copy_arrays(self) -> dict[str, np.ndarray]:
         """A deep copy of every array by name (for snapshots)."""

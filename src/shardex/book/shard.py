@@ -90,18 +90,27 @@ class MatchingShard:
 
     def process_into(self, cmds: np.ndarray) -> int:
         """Run a batch and leave its events in ``self.events_buffer[:n]``; return n."""
-        if len(self._ev) < 2 * len(cmds) + 64:
-            self._ev = np.zeros(2 * len(cmds) + 64, dtype=EVENT_DTYPE)
-        n, self._ev = self._run(cmds, self._ev)
+        ev = self._ev
+        if len(ev) < 2 * len(cmds) + 64:
+            ev = self._ev = np.zeros(2 * len(cmds) + 64, dtype=EVENT_DTYPE)
+        # one kernel call and no Python frame more in the common case: this is the
+        # path of one command per call, where the call overhead is the cost
+        status, start, n = process_commands(self.state.handles(), self.book_of, self.inst_of_book, cmds, 0, ev, 0)
+        if status == ST_DONE:
+            return n
+        n, self._ev = self._run(cmds, ev, start, n, status)
         return n
 
-    def _run(self, cmds: np.ndarray, ev: np.ndarray) -> tuple[int, np.ndarray]:
-        """Run the kernel over ``cmds`` into ``ev``, growing the state (and ev) as it asks."""
+    def _run(self, cmds: np.ndarray, ev: np.ndarray, start: int = 0, n: int = 0,
+             status: int | None = None) -> tuple[int, np.ndarray]:
+        """Run the kernel over ``cmds[start:]`` into ``ev`` (``n`` events in it already), growing as it asks.
+
+        ``status``: what a call the caller already made returned for ``cmds[start]`` (handled first).
+        """
         st = self.state
-        start = 0
-        n = 0
         while True:
-            status, start, n = process_commands(st.handles(), self.book_of, self.inst_of_book, cmds, start, ev, n)
+            if status is None:
+                status, start, n = process_commands(st.handles(), self.book_of, self.inst_of_book, cmds, start, ev, n)
             if status == ST_DONE:
                 return n, ev
             if status == ST_GROW_EVENTS:
@@ -110,6 +119,7 @@ class MatchingShard:
                 ev = grown
             else:
                 st.ensure(status)
+            status = None
 
     @property
     def events_buffer(self) -> np.ndarray:
