@@ -146,7 +146,7 @@ def fill_position(positions, acct, i, dq, price):
     Average-cost accounting on an integer cost basis: a reduction removes the
     closed fraction of the cost (truncated); a flip closes the whole position
     and opens the rest at ``price``.  Returns the realized PnL in tick-lots,
-    defined as ``-dq * price - (change of cost)``, so that ``balance - cost *
+    defined as ``-dq * price + (change of cost)``, so that ``balance - cost *
     mult`` moves by exactly ``-dq * price * mult``: money is conserved to the
     unit whatever the rounding.
     """
