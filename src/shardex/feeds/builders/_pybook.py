@@ -179,6 +179,11 @@ class PyBookBuilder(ABC):
                 self._report(where, "off_grid", f"first level {first} off the instrument grid")
         return out
 
+    def _convert_sides(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]],
+                       where: str) -> tuple[list, list] | None:
+        """Both sides through ``_convert``; None when a value is bad (then reported, and the book discarded)."""
+        return parse_or_report(self, where, lambda: (self._convert(bids, where), self._convert(asks, where)))
+
     def _bad_input(self, where: str, exc: Exception) -> None:
         """A value finer than the held precision, or malformed: counted, reported, the book goes unsynced."""
         code = "unrepresentable" if isinstance(exc, OffGridError) else "malformed"

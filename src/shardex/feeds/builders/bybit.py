@@ -12,7 +12,7 @@ from __future__ import annotations
 
 
 from shardex.feeds._decimal import Grid
-from shardex.feeds.builders._pybook import PyBookBuilder, parse_or_report
+from shardex.feeds.builders._pybook import PyBookBuilder
 
 __all__ = ["BybitBook"]
 
@@ -39,7 +39,7 @@ class BybitBook(PyBookBuilder):
         raw_a = [(x[0], x[1]) for x in d.get("a", [])]
         if typ == "snapshot":
             self._ensure_grid(raw_b + raw_a)
-            conv = parse_or_report(self, where, lambda: (self._convert(raw_b, where), self._convert(raw_a, where)))
+            conv = self._convert_sides(raw_b, raw_a, where)
             if conv is None:
                 return
             self._load(conv[0], conv[1], where)
@@ -53,7 +53,7 @@ class BybitBook(PyBookBuilder):
             if seq is not None and self._seq is not None and seq < self._seq:
                 self._gap(where, f"seq {seq} < last seq {self._seq}")
                 return
-            conv = parse_or_report(self, where, lambda: (self._convert(raw_b, where), self._convert(raw_a, where)))
+            conv = self._convert_sides(raw_b, raw_a, where)
             if conv is None:
                 return
             self._apply(conv[0], conv[1])

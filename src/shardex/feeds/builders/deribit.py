@@ -41,8 +41,9 @@ class DeribitBook(PyBookBuilder):
         bids = [(e[0], _s(e[1]), _s(e[2])) for e in d.get("bids", [])]
         asks = [(e[0], _s(e[1]), _s(e[2])) for e in d.get("asks", [])]
         if d.get("type") == "snapshot":
-            self._ensure_grid([(p, a) for _, p, a in bids + asks])
-            conv = parse_or_report(self, where, lambda: (self._convert([(p, a) for _, p, a in bids], where), self._convert([(p, a) for _, p, a in asks], where)))
+            snap_b, snap_a = [(p, a) for _, p, a in bids], [(p, a) for _, p, a in asks]
+            self._ensure_grid(snap_b + snap_a)
+            conv = self._convert_sides(snap_b, snap_a, where)
             if conv is None:
                 return
             self._load(conv[0], conv[1], where)

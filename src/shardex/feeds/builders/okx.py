@@ -17,7 +17,7 @@ import zlib
 
 
 from shardex.feeds._decimal import Grid
-from shardex.feeds.builders._pybook import PyBookBuilder, parse_or_report
+from shardex.feeds.builders._pybook import PyBookBuilder
 
 __all__ = ["OkxBook", "okx_checksum"]
 
@@ -61,7 +61,7 @@ class OkxBook(PyBookBuilder):
         seq, prev = d.get("seqId"), d.get("prevSeqId")
         if action == "snapshot":
             self._ensure_grid(raw_b + raw_a)
-            conv = parse_or_report(self, where, lambda: (self._convert(raw_b, where), self._convert(raw_a, where)))
+            conv = self._convert_sides(raw_b, raw_a, where)
             if conv is None:
                 return
             self._load(conv[0], conv[1], where)
@@ -72,7 +72,7 @@ class OkxBook(PyBookBuilder):
             if prev is not None and self._seq is not None and prev != self._seq:
                 self._gap(where, f"prevSeqId {prev} != last seqId {self._seq}")
                 return
-            conv = parse_or_report(self, where, lambda: (self._convert(raw_b, where), self._convert(raw_a, where)))
+            conv = self._convert_sides(raw_b, raw_a, where)
             if conv is None:
                 return
             self._apply(conv[0], conv[1])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 from shardex.feeds._decimal import Grid
-from shardex.feeds.builders._pybook import PyBookBuilder, parse_or_report
+from shardex.feeds.builders._pybook import PyBookBuilder
 
 __all__ = ["SnapshotBook", "TardisL2Book"]
 
@@ -39,7 +39,7 @@ class SnapshotBook(PyBookBuilder):
         if not self._grid_given:
             self.grid = None  # each snapshot shows its own decimals; keep the finest seen
             self._ensure_grid(bids + asks)
-        conv = parse_or_report(self, where, lambda: (self._convert(bids, where), self._convert(asks, where)))
+        conv = self._convert_sides(bids, asks, where)
         if conv is None:
             return
         self._load(conv[0], conv[1], where)
@@ -63,7 +63,7 @@ class TardisL2Book(PyBookBuilder):
             if self.grid is None or not self._grid_given:
                 self.grid = None
                 self._ensure_grid(bids + asks)
-            conv = parse_or_report(self, where, lambda: (self._convert(bids, where), self._convert(asks, where)))
+            conv = self._convert_sides(bids, asks, where)
             if conv is None:
                 return
             self._load(conv[0], conv[1], where)
@@ -71,7 +71,7 @@ class TardisL2Book(PyBookBuilder):
             if not self._synced:
                 self.counts["dropped"] += 1
                 return
-            conv = parse_or_report(self, where, lambda: (self._convert(bids, where), self._convert(asks, where)))
+            conv = self._convert_sides(bids, asks, where)
             if conv is None:
                 return
             self._apply(conv[0], conv[1])
