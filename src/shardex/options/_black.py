@@ -30,14 +30,15 @@ from numba import njit, prange
 
 from shardex.options import _mills_table
 from shardex.options import _vmath as vmath
+from shardex.options._codes import OptionCode
 
-# codes, mirrored from OptionCode as plain ints for the kernels
-OK = 0
-NON_FINITE_INPUT = 1
-NONPOSITIVE_FORWARD = 2
-NONPOSITIVE_STRIKE = 3
-EXPIRED = 4
-NONPOSITIVE_VOL = 5
+# OptionCode values as plain ints for the kernels (numba freezes module globals at compile time)
+OK = int(OptionCode.OK)
+NON_FINITE_INPUT = int(OptionCode.NON_FINITE_INPUT)
+NONPOSITIVE_FORWARD = int(OptionCode.NONPOSITIVE_FORWARD)
+NONPOSITIVE_STRIKE = int(OptionCode.NONPOSITIVE_STRIKE)
+EXPIRED = int(OptionCode.EXPIRED)
+NONPOSITIVE_VOL = int(OptionCode.NONPOSITIVE_VOL)
 
 _INV_SQRT2PI = 0.3989422804014327
 _DAYS_PER_YEAR = 365.0

@@ -35,11 +35,12 @@ import numpy as np
 from numba import njit, prange
 
 from shardex.options._black import NON_FINITE_INPUT, OK, check_inputs, mills_ratio
+from shardex.options._codes import OptionCode
 
-PRICE_BELOW_INTRINSIC = 6
-PRICE_ABOVE_UPPER_BOUND = 7
-NO_TIME_VALUE = 8
-NOT_CONVERGED = 9
+PRICE_BELOW_INTRINSIC = int(OptionCode.PRICE_BELOW_INTRINSIC)
+PRICE_ABOVE_UPPER_BOUND = int(OptionCode.PRICE_ABOVE_UPPER_BOUND)
+NO_TIME_VALUE = int(OptionCode.NO_TIME_VALUE)
+NOT_CONVERGED = int(OptionCode.NOT_CONVERGED)
 
 _INV_SQRT2PI = 0.3989422804014327
 _HALF_LN_2PI = 0.9189385332046728
