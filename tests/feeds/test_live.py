@@ -22,6 +22,8 @@ from shardex.feeds.live.queue import ConflatingQueue
 from shardex.feeds.live.server import CaptureServer, Faults, ServeError
 from shardex.feeds.replay import replay_files
 
+from .live_helpers import drain as _drain
+
 CASES = {
     "usdm": ("usdm/btcusdt_20240718.gz", "binance-usdm", "BTCUSDT"),
     "spot": ("spot/ethusdt_20240808.gz", "binance-spot", "ETHUSDT"),
@@ -52,10 +54,6 @@ async def _run(path, venue, sym, faults=None, queue=None, consumer=None, backoff
         seen = await asyncio.wait_for(task, 50)
         await srv.wait_done(10)
         return h, rep, seen, srv
-
-
-async def _drain(queue: ConflatingQueue) -> list:
-    return [ev async for ev in queue]
 
 
 def _book(rep: dict) -> dict:

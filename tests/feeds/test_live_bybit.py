@@ -19,9 +19,10 @@ import pytest
 from shardex.feeds.live.backoff import Backoff
 from shardex.feeds.live.events import BookInvalid, BookState, MarkPrice, Trade
 from shardex.feeds.live.handler import BybitFeedHandler, LiveConfig, LiveConfigError
-from shardex.feeds.live.queue import ConflatingQueue
 from shardex.feeds.live.server import CaptureServer, Faults, load_capture
 from shardex.feeds.replay import replay_files
+
+from .live_helpers import drain as _drain
 
 SYMBOLS = {"linear": ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"), "spot": ("BTCUSDT", "ETHUSDT")}
 CONN = {"BYBIT.ws.2": "linear", "BYBIT.ws.3": "spot"}
@@ -41,10 +42,6 @@ def offline(capture: Path) -> dict[str, str]:
         out[f"bybit-{CONN[conn]}:{topic.rsplit('.', 1)[-1]}"] = b["top10_sha256"]
     assert len(out) == 6 and all(out.values())
     return out
-
-
-async def _drain(queue: ConflatingQueue) -> list:
-    return [ev async for ev in queue]
 
 
 async def _run(capture: Path, faults: Faults | None = None, categories=("linear", "spot")):

@@ -22,10 +22,11 @@ import pytest
 from shardex.feeds.live.backoff import Backoff
 from shardex.feeds.live.events import BestBidAsk, BookInvalid, BookState, MarkPrice
 from shardex.feeds.live.handler import DeribitFeedHandler, LiveConfig, LiveConfigError
-from shardex.feeds.live.queue import ConflatingQueue
 from shardex.feeds.live._dialects import HEARTBEAT_CLOSE
 from shardex.feeds.live.server import CaptureServer, Faults
-from shardex.feeds.replay import replay_files
+
+from .live_helpers import drain as _drain
+from .live_helpers import offline_top10
 
 INSTS = (
     "BTC-24SEP21-8000-P", "BTC-30JUL21-24000-P", "ETH-30JUL21-2800-C", "BTC-31DEC21-34000-P", "BTC-24SEP21-34000-P",
@@ -41,13 +42,7 @@ def capture(cf: Path) -> Path:
 @pytest.fixture(scope="module")
 def offline(capture: Path) -> dict[str, str]:
     """``deribit:<instrument>`` -> top10_sha256 of ``shardex feeds replay``."""
-    out = {k: b["top10_sha256"] for k, b in replay_files([capture]).report()["books"].items()}
-    assert set(out) == {f"deribit:{i}" for i in INSTS} and all(out.values())
-    return out
-
-
-async def _drain(queue: ConflatingQueue) -> list:
-    return [ev async for ev in queue]
+    return offline_top10(capture, "deribit", INSTS)
 
 
 async def _run(capture: Path, faults: Faults | None = None, speed: float = math.inf, min_heartbeat: float = 10.0, **kw):

@@ -22,9 +22,10 @@ import pytest
 from shardex.feeds.live.backoff import Backoff
 from shardex.feeds.live.events import BookInvalid, BookState, MarkPrice, Trade
 from shardex.feeds.live.handler import LiveConfig, LiveConfigError, OkxFeedHandler
-from shardex.feeds.live.queue import ConflatingQueue
 from shardex.feeds.live.server import CaptureServer, Faults
-from shardex.feeds.replay import replay_files
+
+from .live_helpers import drain as _drain
+from .live_helpers import offline_top10
 
 INSTS = ("BTC-USD-220527", "UNI-USD-SWAP", "BTC-USDT")
 
@@ -37,13 +38,7 @@ def capture(cf: Path) -> Path:
 @pytest.fixture(scope="module")
 def offline(capture: Path) -> dict[str, str]:
     """``okx:<instId>`` -> top10_sha256 of ``shardex feeds replay``."""
-    out = {k: b["top10_sha256"] for k, b in replay_files([capture]).report()["books"].items()}
-    assert set(out) == {f"okx:{i}" for i in INSTS} and all(out.values())
-    return out
-
-
-async def _drain(queue: ConflatingQueue) -> list:
-    return [ev async for ev in queue]
+    return offline_top10(capture, "okx", INSTS)
 
 
 async def _run(capture: Path, faults: Faults | None = None, channels: tuple[str, ...] = ("trade", "bookTicker")):
