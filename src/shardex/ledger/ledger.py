@@ -40,6 +40,7 @@ from shardex.ledger.margin import (
     KIND_PREMIUM_OTHER,
     POS_COST,
     POS_QTY,
+    bps_ceil,
 )
 from shardex.ledger.txn import deposit_txns, trade_txns  # noqa: F401  (doctest)
 
@@ -290,8 +291,8 @@ class Ledger:
         want = np.stack(
             [
                 self.balances[:, self.mccy] + ((q * self.marks - cost) * self.inst[:, INST_MULT] * in_equity).sum(axis=1),
-                _bps_ceil(notional, self.inst[:, INST_IM_BPS]).sum(axis=1),
-                _bps_ceil(notional, self.inst[:, INST_MM_BPS]).sum(axis=1),
+                bps_ceil.py_func(notional, self.inst[:, INST_IM_BPS]).sum(axis=1),  # the kernels' rounding
+                bps_ceil.py_func(notional, self.inst[:, INST_MM_BPS]).sum(axis=1),
             ],
             axis=1,
         )
@@ -300,7 +301,3 @@ class Ledger:
             a = int(bad[0])
             raise LedgerInvariantError(f"account {a}: stored margin {self.margin[a].tolist()} != model {want[a].tolist()}")
 
-
-def _bps_ceil(x: np.ndarray, bps: np.ndarray) -> np.ndarray:
-    """``ceil(x * bps / 10_000)`` elementwise for ``x, bps >= 0``, without forming ``x * bps`` (the kernels' rule)."""
-    return (x // 10_000) * bps + ((x % 10_000) * bps + 9_999) // 10_000

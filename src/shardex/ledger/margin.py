@@ -53,6 +53,7 @@ __all__ = [
     "POS_COST",
     "POS_QTY",
     "POS_RPNL",
+    "bps_ceil",
     "linear_margin",
 ]
 
@@ -73,9 +74,12 @@ POS_RPNL = 2
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _bps_ceil(x, bps):
+def bps_ceil(x, bps):
     """``ceil(x * bps / 10_000)`` for ``x, bps >= 0``, without forming ``x * bps`` (which overflows int64 for
-    notionals above ~1e15 minor units: 10 M USDT in 1e-8 units at 10 %)."""
+    notionals above ~1e15 minor units: 10 M USDT in 1e-8 units at 10 %).
+
+    Plain arithmetic: ``bps_ceil.py_func`` computes the same elementwise on numpy arrays.
+    """
     return (x // 10_000) * bps + ((x % 10_000) * bps + 9_999) // 10_000
 
 
@@ -112,6 +116,6 @@ def linear_margin(pos_row: np.ndarray, balance: int, marks: np.ndarray, inst: np
         else:
             upnl += q * mark * mult
         notional = abs(q) * mark * mult
-        im += _bps_ceil(notional, inst[i, INST_IM_BPS])
-        mm += _bps_ceil(notional, inst[i, INST_MM_BPS])
+        im += bps_ceil(notional, inst[i, INST_IM_BPS])
+        mm += bps_ceil(notional, inst[i, INST_MM_BPS])
     return balance + upnl, im, mm

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from shardex.engine.snapshotting import capture, restore
+from shardex.engine.snapshotting import capture, instrument_to_json, restore
 from shardex.errors import ShardexError
 from shardex.instruments import Instrument
 from shardex.journal import FsyncPolicy, Journal, SnapshotError, SnapshotStore
@@ -172,8 +172,6 @@ def _restore(rx: DurableRiskExchange, arrays: dict[str, np.ndarray], meta: dict[
 def _fingerprint(instruments: list[Instrument], n_accounts: int, options: Mapping[str, Any],
                  margin_modes: Mapping[int, str]) -> str:
     """A digest of everything besides the journal that decides the state a replay reaches."""
-    from shardex.engine.snapshotting import instrument_to_json
-
     doc = {
         "instruments": [instrument_to_json(x) for x in sorted(instruments, key=lambda x: x.id)],
         "n_accounts": int(n_accounts),

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from shardex.ledger.margin import POS_COST, POS_QTY
+from shardex.ledger.margin import POS_COST, POS_QTY, bps_ceil
 from shardex.risk.options import O_CCY, O_TYPE, OT_NONE, option_lot_margin
 
 __all__ = [
@@ -158,12 +158,6 @@ def tier_table(tiers: Sequence[MarginTiers]) -> tuple[np.ndarray, np.ndarray]:
     return table, n
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _bps_ceil(x, bps):
-    """``ceil(x * bps / 10000)`` for ``x >= 0`` without forming ``x * bps`` (no overflow)."""
-    return (x // 10_000) * bps + ((x % 10_000) * bps + 9_999) // 10_000
-
-
 @njit(cache=True, nogil=True)
 def instrument_margin(lots, mark, mult, tiers_i, n_tiers):
     """``(initial, maintenance)`` margin of ``lots`` (>= 0) at ``mark`` ticks, minor units.
@@ -177,8 +171,8 @@ def instrument_margin(lots, mark, mult, tiers_i, n_tiers):
     k = 0
     while k < n_tiers - 1 and notional >= tiers_i[k, T_UPPER]:
         k += 1
-    im = _bps_ceil(notional, tiers_i[k, T_IM_BPS])
-    mm = _bps_ceil(notional, tiers_i[k, T_MM_BPS]) - tiers_i[k, T_CUM]
+    im = bps_ceil(notional, tiers_i[k, T_IM_BPS])
+    mm = bps_ceil(notional, tiers_i[k, T_MM_BPS]) - tiers_i[k, T_CUM]
     return im, mm
 
 
