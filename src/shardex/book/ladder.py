@@ -19,13 +19,21 @@ def side_key(side, price):
     return price if side == 0 else -price
 
 
+#: Below this many entries a level deeper than the top few is found by
+#: counting the smaller keys (branch-free, vectorized) instead of bisecting.
+COUNT_BELOW = 64
+
+
 @njit(cache=True, nogil=True)
 def ladder_search(lad_key, row, n, key):
     """First position in ``lad_key[row, :n]`` whose key is >= ``key``.
 
     Most lookups land within a few levels of the top, so it walks down from
-    the top first (predictable branches, one cache line) and bisects only
-    when the level is deeper.
+    the top first (predictable branches, one cache line).  Deeper, the keys
+    below are counted when they are few and bisected without branches when
+    they are many: a bisection's branches go either way at random, and their
+    mispredictions made this search a third of the cost of adding an order
+    to a book 50 levels deep.
     """
     j = n
     stop = max(n - 8, 0)
@@ -33,15 +41,18 @@ def ladder_search(lad_key, row, n, key):
         j -= 1
     if j > stop or j == 0:
         return j
-    lo = 0
-    hi = j
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if lad_key[row, mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    if j <= COUNT_BELOW:
+        below = 0
+        for p in range(j):
+            below += lad_key[row, p] < key
+        return below
+    base = 0
+    size = j
+    while size > 1:
+        half = size >> 1
+        base = base + half if lad_key[row, base + half - 1] < key else base
+        size -= half
+    return base + (lad_key[row, base] < key)
 
 
 @njit(cache=True, nogil=True)
