@@ -20,6 +20,14 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 
+def _prefetch(builder, ptr, write):
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+    builder.call(fn, [builder.bitcast(ptr, i8p), i32(1 if write else 0), i32(3), i32(1)])
+
+
 @intrinsic
 def prefetch_row(typingctx, arr, row):
     """Prefetch the first cache line of ``arr[row, 0]`` (a 2-D array) for reading."""
@@ -35,14 +43,42 @@ def prefetch_row(typingctx, arr, row):
         ptr = cgutils.get_item_pointer2(context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
                                         strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout,
                                         inds=[idx, zero], wraparound=False, boundscheck=False)
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        _prefetch(builder, ptr, False)
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _prefetch_flat(write):
+    def typer(typingctx, arr, flat):
+        if not (isinstance(arr, types.Array) and arr.layout == "C" and isinstance(flat, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            ary = context.make_array(signature.args[0])(context, builder, args[0])
+            idx = context.cast(builder, args[1], signature.args[1], types.intp)
+            _prefetch(builder, builder.gep(ary.data, [idx]), write)
+            return context.get_dummy_value()
+
+        return types.void(arr, flat), codegen
+
+    return typer
+
+
+@intrinsic
+def prefetch_read(typingctx, arr, flat):
+    """Prefetch the cache line holding element ``flat`` of a C-contiguous array, for reading.
+
+    ``flat`` counts elements from the start of the data, whatever the
+    array's shape (``a * n_inst * 3`` is account ``a``'s first position field).
+    """
+    return _prefetch_flat(False)(typingctx, arr, flat)
+
+
+@intrinsic
+def prefetch_write(typingctx, arr, flat):
+    """As ``prefetch_read``, with intent to write: the line arrives exclusive, ready for a store."""
+    return _prefetch_flat(True)(typingctx, arr, flat)
 
 
 @intrinsic
