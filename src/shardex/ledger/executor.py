@@ -153,7 +153,7 @@ def declare_adl(ledger, txns: np.ndarray) -> int:
 
 
 def _finish(ledger, codes, slots, nrec, mode, threads, n_levels, stalled=False) -> SettlementResult:
-    audit = np.zeros(int(nrec.sum()), AUDIT_DTYPE)
+    audit = np.empty(int(nrec.sum()), AUDIT_DTYPE)  # finalize writes every record whole
     K.finalize(nrec, slots, ledger.fee_pool, ledger.insurance, ledger.net_flow, audit)
     return SettlementResult(codes.astype(np.uint16), audit, mode, threads, n_levels, stalled)
 
