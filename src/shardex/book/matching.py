@@ -889,8 +889,12 @@ def _event_bound(cmds, i, st, b):
     return min(by_qty, by_book)
 
 
+#: ``book_of`` entry of an instrument whose book another shard of the engine holds (see ``process_commands``).
+FOREIGN = -2
+
+
 @njit(cache=True, nogil=True)
-def process_commands(st, book_of, inst_of_book, cmds, start, ev, n):
+def process_commands(st, book_of, inst_of_book, cmds, start, ev, n, shard=-1):
     """Apply ``cmds[start:]`` in order, appending events to ``ev`` from row ``n``.
 
     Returns ``(status, next_command, n)``.  ``status`` is ``ST_DONE`` when the
@@ -900,12 +904,24 @@ def process_commands(st, book_of, inst_of_book, cmds, start, ev, n):
     (-1: not in this shard).  Non-matching command kinds are rejected.
     ``st`` is the handle table of the shard's state arrays
     (``BookState.handles()``, in the order of the ``S_*`` constants).
+
+    ``shard``: this shard's place among several that all walk the same
+    batch (-1, the default: the engine's only shard).  A sharded kernel
+    skips, without a trace, the commands of instruments that ``book_of``
+    maps to ``FOREIGN``, and those of ids outside ``book_of`` unless it is
+    shard 0: so a command of an unlisted instrument is rejected exactly once
+    if shard 0's map has NIL for it.  A mass cancel of every instrument
+    (instrument -1) runs on every shard.  Runtime: one pass over the batch
+    picks out this shard's commands and copies them into an array of their
+    own (a copy per shard, in parallel, instead of one serial partition);
+    the loop then runs as unsharded over them, so that the prefetch
+    look-ahead reaches as many of this shard's commands as on one shard.
     """
-    return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n)
+    return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard)
 
 
 @njit(cache=True, nogil=True)
-def _process(st, book_of, inst_of_book, cmds, start, ev, n):
+def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
     """The worker of ``process_commands``, on borrowed views of its arrays."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
@@ -918,23 +934,48 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n):
     ncmd = cmds.shape[0]
     width = lad_key.shape[1]
     mask = index.shape[0] - 1
-    for i in range(start, ncmd):
+    nmap = book_of.shape[0]
+    # Sharded: this shard's commands are gathered into an array of their own
+    # first, so that the loop below (and its look-ahead) runs as unsharded
+    # over them; ``todo`` maps them back to positions in the batch.
+    skipping = shard >= 0
+    run = cmds
+    todo = book_of[:0]  # unsharded: no list (an empty view, no allocation)
+    lo = start
+    hi = ncmd
+    if skipping:
+        outside = FOREIGN if shard > 0 else NIL
+        todo = np.empty(ncmd - start, dtype=np.int64)
+        m = 0
+        for i in range(start, ncmd):
+            inst = cmds[i].instrument
+            b = outside
+            if 0 <= inst < nmap:
+                b = book_of[inst]
+            todo[m] = i  # branch-free: own and foreign commands interleave at random
+            m += b != FOREIGN or (inst == -1 and cmds[i].kind == K_MASS_CANCEL)
+        run = np.empty(m, dtype=cmds.dtype)
+        for j in range(m):
+            run[j] = cmds[todo[j]]
+        lo = 0
+        hi = m
+    for j in range(lo, hi):
         # Software pipeline: warm the index cell of the command PREFETCH_FAR
         # ahead, and the order rows of a cancel or amend PREFETCH_NEAR ahead
         # (its index cell is warm by then), so their misses overlap.
-        if i + PREFETCH_FAR < ncmd:
-            f = cmds[i + PREFETCH_FAR]
+        if j + PREFETCH_FAR < hi:
+            f = run[j + PREFETCH_FAR]
             prefetch_row(index, index_slot(f.account, f.order_id, mask))
-        if i + PREFETCH_NEAR < ncmd:
-            f = cmds[i + PREFETCH_NEAR]
+        if j + PREFETCH_NEAR < hi:
+            f = run[j + PREFETCH_NEAR]
             if f.kind == K_CANCEL or f.kind == K_AMEND:
                 o = index_find(index, f.account, f.order_id)
                 if o >= 0:
                     prefetch_row(orders, o)
                     prefetch_row(ocold, o)
-        if i + PREFETCH_LINKS < ncmd:
+        if j + PREFETCH_LINKS < hi:
             # Unlinking an order writes its queue neighbours: warm them too.
-            f = cmds[i + PREFETCH_LINKS]
+            f = run[j + PREFETCH_LINKS]
             if f.kind == K_CANCEL:
                 o = index_find(index, f.account, f.order_id)
                 if o >= 0:
@@ -942,36 +983,39 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n):
                         prefetch_row(orders, orders[o, O_PREV])
                     if orders[o, O_NEXT] >= 0:
                         prefetch_row(orders, orders[o, O_NEXT])
-        c = cmds[i]
+        c = run[j]
         inst = c.instrument
         b = -1
-        if 0 <= inst < book_of.shape[0]:
+        if 0 <= inst < nmap:
             b = book_of[inst]
+        if b < 0:
+            b = -1  # FOREIGN here: a mass cancel of every instrument
         kind = c.kind
+        at = todo[j] if skipping else j  # the command's position in the batch, for a restart
         # Room for the worst case of this command, checked before it starts.
         if meta[M_FREE_ORDER] == NIL and meta[M_FRESH_ORDER] >= orders.shape[0]:
-            return ST_GROW_POOL, i, n
+            return ST_GROW_POOL, at, n
         if 2 * (meta[M_INDEX_USED] + meta[M_INDEX_TOMB] + 1) > index.shape[0]:
-            return ST_GROW_INDEX, i, n
+            return ST_GROW_INDEX, at, n
         if b >= 0:
             stops = books[b, B_STOPS]
             if max(lad_n[2 * b], lad_n[2 * b + 1]) + 2 + stops >= width:
-                return ST_GROW_LADDER, i, n
-            bound = _event_bound(cmds, i, st, b)
+                return ST_GROW_LADDER, at, n
+            bound = _event_bound(run, j, st, b)
         else:
             bound = 8 + 2 * meta[M_ORDERS_USED]
         if n + bound > ev.shape[0]:
-            return ST_GROW_EVENTS, i, n
+            return ST_GROW_EVENTS, at, n
         if kind == K_MASS_CANCEL and (inst == -1 or b >= 0):
-            n = _cmd_mass_cancel(st, cmds, i, b, inst_of_book, ev, n)
+            n = _cmd_mass_cancel(st, run, j, b, inst_of_book, ev, n)
         elif kind != K_NEW and kind != K_CANCEL and kind != K_AMEND and kind != K_MASS_CANCEL:
-            n = _reject(cmds, i, R_INVALID_COMMAND, ev, n)
+            n = _reject(run, j, R_INVALID_COMMAND, ev, n)
         elif b < 0 or rules[b, R_LISTED] == 0:
-            n = _reject(cmds, i, R_UNKNOWN_INSTRUMENT, ev, n)
+            n = _reject(run, j, R_UNKNOWN_INSTRUMENT, ev, n)
         elif kind == K_NEW:
-            n = _cmd_new(st, cmds, i, b, ev, n)
+            n = _cmd_new(st, run, j, b, ev, n)
         elif kind == K_CANCEL:
-            n = _cmd_cancel(st, cmds, i, b, ev, n)
+            n = _cmd_cancel(st, run, j, b, ev, n)
         else:
-            n = _cmd_amend(st, cmds, i, b, ev, n)
+            n = _cmd_amend(st, run, j, b, ev, n)
     return ST_DONE, ncmd, n

@@ -20,6 +20,7 @@ import typer
 
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
+from shardex.engine.merge import partition
 
 __all__ = ["register", "bench_shards", "bench_pipeline", "bench_recovery"]
 
@@ -44,16 +45,60 @@ def _events_digest(ex: Exchange, parts: list[np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _split_streams(cmds: np.ndarray, n_instruments: int, shards: int, batch: int) -> list[list[np.ndarray]]:
+    """The stream stamped and cut into batches, each batch split per shard as the engine deals it (untimed)."""
+    ex = Exchange(instruments(n_instruments), shards=shards, clock=_fixed_clock)
+    streams: list[list[np.ndarray]] = [[] for _ in range(shards)]
+    for b in batches(cmds, batch):
+        ex.sequencer.stamp(b)
+        for s, part in enumerate(partition(b, ex._shard_of, shards)):
+            streams[s].append(part)
+    ex.close()
+    return streams
+
+
+def _ceiling_seconds(n_instruments: int, streams: list[list[np.ndarray]]) -> float:
+    """Seconds for each shard to run its own stream on its own thread, all at once: no merge, no per-batch hand-off.
+
+    The same threads as ``Exchange.process`` (the caller's and the engine's
+    shard threads), on fresh books.
+    """
+    ex = Exchange(instruments(n_instruments), shards=len(streams), clock=_fixed_clock)
+
+    def run(s: int) -> None:
+        shard = ex.shards[s]
+        for b in streams[s]:
+            shard.process_into(b)
+
+    t0 = time.perf_counter()
+    if ex._crew is None:
+        run(0)
+    else:
+        ex._crew.run([(run, (s,)) for s in range(len(streams))])
+    dt = time.perf_counter() - t0
+    ex.close()
+    return dt
+
+
 def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2, 4), commands: int = 1_000_000,
                  batch: int = 4096, repeat: int = 3, seed: int = 42) -> dict:
     """Matching throughput of ``Exchange.process`` per shard count on one stream; output checked identical.
 
     Runs are interleaved (1, 2, 4, 1, 2, 4, ...) so that the machine's noise
-    hits every shard count alike.
+    hits every shard count alike.  Each timed run is followed by a ceiling
+    run: the same shards, threads and books, each fed only its own commands
+    (split beforehand, untimed) with nothing shared between the threads: no
+    merge, no hand-off per batch.  ``ceiling`` is the speedup those runs get
+    over the first shard count's ceiling runs, what the machine allowed at
+    that moment; ``speedup`` over ``ceiling`` is the share of it the engine
+    gets (the ceiling runs also skip the engine's batch-walking, so a shard's
+    ceiling stream is all its own).
     """
     cmds = order_flow(commands, n_instruments=n_instruments, seed=seed)
     _warm(n_instruments)
     digests, hashes, seconds = {}, {}, {s: [] for s in shard_counts}
+    ceiling = {s: [] for s in shard_counts}
+    streams = {s: _split_streams(cmds, n_instruments, s, batch) for s in shard_counts}
     for s in shard_counts:  # untimed: the event stream and the state hash of each configuration
         ex = Exchange(instruments(n_instruments), shards=s, clock=_fixed_clock)
         digests[s] = _events_digest(ex, batches(cmds, batch))
@@ -69,13 +114,17 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
                 process(b)
             seconds[s].append(time.perf_counter() - t0)
             ex.close()
+            ceiling[s].append(_ceiling_seconds(n_instruments, streams[s]))
     base = statistics.median(seconds[shard_counts[0]])
+    ceiling_base = statistics.median(ceiling[shard_counts[0]])
     runs = []
     for s in shard_counts:
         med = statistics.median(seconds[s])
         runs.append({"shards": s, "commands": commands, "commands_per_second": round(commands / med),
                      "state_hash": hashes[s], "events_sha256": digests[s], "seconds": [round(x, 4) for x in seconds[s]],
-                     "speedup": round(base / med, 3)})
+                     "speedup": round(base / med, 3),
+                     "ceiling": round(ceiling_base / statistics.median(ceiling[s]), 3),
+                     "ceiling_seconds": [round(x, 4) for x in ceiling[s]]})
     identical = len(set(digests.values())) == 1 and len(set(hashes.values())) == 1
     return {"benchmark": "shards", "instruments": n_instruments, "batch": batch, "repeat": repeat,
             "identical_output": identical, "runs": runs}
@@ -175,8 +224,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         except ValueError:
             raise typer.BadParameter(f"--shards must be comma-separated integers, got {shards!r}") from None
         r = bench_shards(instruments_, counts, commands, batch, repeat)
-        _print(r, as_json, [f"{x['shards']} shards: {x['commands_per_second']:,} commands/s (x{x['speedup']})"
-                            for x in r["runs"]] + [f"identical output: {r['identical_output']}"])
+        _print(r, as_json, [f"{x['shards']} shards: {x['commands_per_second']:,} commands/s (x{x['speedup']}; "
+                            f"ceiling x{x['ceiling']})" for x in r["runs"]]
+               + [f"identical output: {r['identical_output']}"])
 
     @bench_app.command("pipeline")
     def pipeline_cmd(

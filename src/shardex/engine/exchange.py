@@ -17,26 +17,41 @@ every shard at once and returns the events in sequence order.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
-from shardex.book.shard import MatchingShard
+from shardex.book.shard import MatchingShard, ShardCrew
 from shardex.engine.commands import amend as _amend
 from shardex.engine.commands import batch as _batch
 from shardex.engine.commands import cancel as _cancel
 from shardex.engine.commands import mass_cancel as _mass_cancel
 from shardex.engine.commands import new_order
-from shardex.engine.merge import merge_events, partition
+from shardex.engine.merge import merge_by_command, merge_events
 from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, EventKind, OrderType, reason_message
 
 __all__ = ["Exchange", "Trade"]
+
+
+#: How long a shard thread polls for its next batch, and the caller for the shards' results,
+#: before blocking (ShardCrew).  Between batches a thread waits for the merge and the caller's
+#: Python (~60 us per 4096 commands on the reference VM), the caller for the slower shard
+#: (0-150 us): 500 us covers both, and bounds what a poll costs a loaded machine.
+_SPIN_SECONDS = 0.0005
+
+
+def _cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class Trade(NamedTuple):
@@ -76,10 +91,18 @@ class Exchange:
         self._by_id: dict[int, Instrument] = {}
         self._by_symbol: dict[str, Instrument] = {}
         self._shard_of = np.zeros(0, dtype=np.int64)
-        self._pool = ThreadPoolExecutor(max_workers=shards - 1, thread_name_prefix="shardex-shard") if shards > 1 else None
+        # One thread per shard but the first, which runs on the caller's.  They hand batches
+        # over by spinning (ShardCrew), unless there are more shards than cores to spin on.
+        spin = _SPIN_SECONDS if shards <= _cores() else 0.0
+        self._crew = ShardCrew(shards - 1, spin=spin) if shards > 1 else None
         self._next_oid: dict[int, int] = {}
-        # Reused across batches by the multi-shard path (see merge.partition).
-        self._part_buf = np.empty(0, dtype=COMMAND_DTYPE)
+        # Each shard's map for walking whole batches (MatchingShard.route), rebuilt on every listing.
+        self._routes: list[np.ndarray] = []
+        # The shards' event buffers: regions of one array, for the merge (merge_by_command).
+        self._ev_cap = 0
+        self._ev_all = np.empty(0, dtype=EVENT_DTYPE)
+        self._ev_views: list[np.ndarray] = []
+        self._ev_starts = np.zeros(shards, dtype=np.int64)
         for ins in sorted(instruments, key=lambda i: i.id):
             self.add_instrument(ins)
 
@@ -99,6 +122,9 @@ class Exchange:
             grown[: len(self._shard_of)] = self._shard_of
             self._shard_of = grown
         self._shard_of[ins.id] = shard
+        listed = np.zeros(len(self._shard_of), dtype=bool)
+        listed[list(self._by_id)] = True
+        self._routes = [sh.route(s, listed) for s, sh in enumerate(self.shards)]
 
     @property
     def instruments(self) -> list[Instrument]:
@@ -137,22 +163,46 @@ class Exchange:
                 self.shards[0].process_into(cmds)
                 return None
             return self.shards[0].process(cmds)
-        k = len(self.shards)
-        if len(self._part_buf) < k * len(cmds):
-            self._part_buf = np.empty(k * len(cmds), dtype=COMMAND_DTYPE)
-        parts = partition(cmds, self._shard_of, k, self._part_buf)
-        # Each shard leaves its events in its own buffer; the merge copies them out.  The
-        # calling thread runs the first shard itself: one thread hand-off fewer per batch,
-        # and a thread that would only wait is put to work.
-        pending = [self._pool.submit(sh.process_into, p) for sh, p in zip(self.shards[1:], parts[1:])]
+        # Every shard walks the whole batch and skips the others' commands (no copy of
+        # the batch per shard); each leaves its events in its region of one buffer, and
+        # the merge copies them out command by command.  The calling thread runs the
+        # first shard itself: one thread hand-off fewer per batch, and a thread that
+        # would only wait is put to work.
+        shards, routes, crew = self.shards, self._routes, self._crew
+        if crew is None:
+            raise RuntimeError("this Exchange is closed: its shard threads are stopped")
+        views = self._event_regions(len(cmds))
+        # Shard 0's kernel starts the other shards' round as it starts (go): see ShardCrew.
+        go = crew.stage([(sh.process_into, (cmds, routes[s], s)) for s, sh in enumerate(shards) if s])
         try:
-            first = self.shards[0].process_into(parts[0])
+            first = shards[0].process_into(cmds, routes[0], 0, go)
         finally:
-            rest = [f.result() for f in pending]  # never leave a shard running past this call
-        counts = [first, *rest]
+            rest = crew.collect()  # never leave a shard running past this call
         if not events:
             return None
-        return merge_events([sh.events_buffer[:n] for sh, n in zip(self.shards, counts)])
+        counts = [first, *rest]
+        if all(sh.events_buffer is v for sh, v in zip(shards, views)):
+            counts_ = np.array(counts, dtype=np.int64)
+            return merge_by_command(cmds, self._shard_of, self._ev_all, self._ev_starts, counts_)
+        # a shard outgrew its region during the batch: its events are in an array of its own
+        return merge_events([sh.events_buffer[:n] for sh, n in zip(shards, counts)])
+
+    def _event_regions(self, batch: int) -> list[np.ndarray]:
+        """Give every shard its region of the shared event buffer, large enough for a batch of ``batch`` commands."""
+        shards = self.shards
+        need = 2 * batch + 65  # what MatchingShard.process_into asks for, and a row for the merge's sentinel
+        for sh, v in zip(shards, self._ev_views):
+            if sh.events_buffer is not v:  # it outgrew its region: make room for as much
+                need = max(need, len(sh.events_buffer) + 1)
+        if need > self._ev_cap:
+            cap = self._ev_cap = -(-need // 1024) * 1024
+            self._ev_all = np.empty(len(shards) * cap, dtype=EVENT_DTYPE)
+            self._ev_views = [self._ev_all[s * cap:(s + 1) * cap] for s in range(len(shards))]
+            self._ev_starts = np.arange(0, len(shards) * cap, cap, dtype=np.int64)
+        for sh, v in zip(shards, self._ev_views):
+            if sh.events_buffer is not v:
+                sh.events_buffer = v
+        return self._ev_views
 
     def _as_commands(self, cmds: np.ndarray) -> np.ndarray:
         if not isinstance(cmds, np.ndarray) or cmds.dtype != COMMAND_DTYPE:
@@ -277,9 +327,9 @@ class Exchange:
 
     def close(self) -> None:
         """Stop the shard threads."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        crew, self._crew = self._crew, None
+        if crew is not None:
+            crew.close()
 
     def __enter__(self) -> "Exchange":
         return self

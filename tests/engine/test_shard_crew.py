@@ -1,0 +1,122 @@
+"""``ShardCrew``, the Exchange's per-batch hand-off: results in order, errors after every call, no hang."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from shardex.book.shard import ShardCrew
+from shardex.engine.exchange import Exchange
+from shardex.engine.loadgen import batches, instruments, order_flow
+
+SPINS = (0.0, 0.001)
+
+
+@pytest.mark.parametrize("spin", SPINS)
+def test_each_call_runs_on_its_own_thread_and_results_come_in_order(spin):
+    crew = ShardCrew(3, spin=spin)
+    try:
+        for r in range(50):
+            got = crew.run([(lambda r=r, t=t: (r, t, threading.current_thread().name), ()) for t in range(4)])
+            assert [g[:2] for g in got] == [(r, t) for t in range(4)]
+            assert got[0][2] == threading.current_thread().name and len({g[2] for g in got}) == 4
+    finally:
+        crew.close()
+
+
+@pytest.mark.parametrize("spin", SPINS)
+def test_an_error_is_raised_after_every_call_is_done(spin):
+    crew = ShardCrew(2, spin=spin)
+    done = []
+
+    def slow(t):
+        time.sleep(0.05)
+        done.append(t)
+
+    def boom():
+        raise ValueError("boom")
+
+    try:
+        with pytest.raises(ValueError, match="boom"):
+            crew.run([(boom, ()), (slow, (1,)), (slow, (2,))])
+        assert sorted(done) == [1, 2]
+        with pytest.raises(KeyError):
+            crew.run([(lambda: 0, ()), (slow, (3,)), (lambda: {}["x"], ())])
+        assert crew.run([(lambda: 1, ()), (lambda: 2, ()), (lambda: 3, ())]) == [1, 2, 3]  # usable after
+    finally:
+        crew.close()
+
+
+def test_threads_that_went_to_sleep_are_woken():
+    """Idle past the spin: the threads block, and the next round wakes them."""
+    crew = ShardCrew(2, spin=0.0005)
+    try:
+        for r in range(5):
+            time.sleep(0.01)
+            assert crew.run([(lambda r=r: r, ())] * 3) == [r] * 3
+    finally:
+        crew.close()
+
+
+def test_a_long_call_makes_the_caller_block_and_be_woken():
+    crew = ShardCrew(1, spin=0.0005)
+    try:
+        assert crew.run([(lambda: "here", ()), (lambda: time.sleep(0.05) or "there", ())]) == ["here", "there"]
+    finally:
+        crew.close()
+
+
+def test_a_round_started_from_compiled_code_or_not_at_all_still_runs():
+    """``stage`` hands back the flag to set; if the caller never sets it, ``collect`` does."""
+    crew = ShardCrew(2, spin=0.001)
+    try:
+        for r in range(20):
+            crew.stage([(lambda r=r: r + 1, ()), (lambda r=r: r + 2, ())])
+            assert crew.collect() == [r + 1, r + 2]
+    finally:
+        crew.close()
+
+
+def test_close_stops_the_threads_and_a_collected_crew_stops_them_too():
+    before = threading.active_count()
+    crew = ShardCrew(3, spin=0.001)
+    crew.run([(lambda: None, ())] * 4)
+    crew.close()
+    crew.close()  # twice is fine
+    assert threading.active_count() == before
+    with pytest.raises(RuntimeError):
+        crew.run([(lambda: None, ())] * 4)
+    crew = ShardCrew(3, spin=0.001)
+    crew.run([(lambda: None, ())] * 4)
+    threads = list(crew._threads)
+    del crew
+    gc.collect()
+    for th in threads:
+        th.join(timeout=5)
+        assert not th.is_alive()
+
+
+def test_a_closed_exchange_refuses_batches():
+    ex = Exchange(instruments(4), shards=2)
+    ex.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        ex.process(order_flow(10, n_instruments=4))
+
+
+@pytest.mark.parametrize("shards", (2, 3))
+def test_more_shards_than_cores_block_instead_of_spinning(shards, monkeypatch):
+    """Spinning is off when shards outnumber cores; the output is the same."""
+    import shardex.engine.exchange as exchange
+
+    cmds = order_flow(20_000, n_instruments=8, seed=5)
+    outs = []
+    for cores in (64, 1):
+        monkeypatch.setattr(exchange, "_cores", lambda cores=cores: cores)
+        with Exchange(instruments(8), shards=shards, clock=lambda: 1) as ex:
+            assert (ex._crew._ch.spins == 0) == (cores == 1)
+            outs.append((np.concatenate([ex.process(b) for b in batches(cmds, 1000)]), ex.state_hash()))
+    assert np.array_equal(outs[0][0], outs[1][0]) and outs[0][1] == outs[1][1]
