@@ -90,6 +90,7 @@ CTL_TAKEOVER = 32  # the wait, in CPU cycles, that counts as a stall
 CTL_ARRIVED = 40  # threads done running transactions
 CTL_CHUNK = 48  # next chunk of the audit merge to claim
 CTL_BLOCK = 56  # rows per claim
+CTL_PREFETCH = 60  # 1: workers prefetch accounts ahead (many accounts), 0: they do not
 CTL_SIZE = 64
 # Rows per chunk of the parallel audit merge; fixed, whatever the thread count,
 # so that the merge order never depends on it.
@@ -813,6 +814,7 @@ def _run_worker(
     n = order.size
     mine = acc[k]
     taker = False
+    prefetch = ctl[CTL_PREFETCH] != 0
     # Claims run one block ahead: the next block is claimed before the current
     # one runs, so the prefetch look-ahead reaches into it and a block's first
     # transactions do not start cold (one thread, 100,000 accounts: 3.8 -> 2.9
@@ -840,7 +842,7 @@ def _run_worker(
             ahead = p + PREFETCH_AHEAD
             if ahead >= p1:
                 ahead = q0 + ahead - p1
-            if ahead < q1 and (ahead < p1 or ahead >= q0):
+            if prefetch and ahead < q1 and (ahead < p1 or ahead >= q0):
                 _prefetch_for_worker(txns[order[ahead]], positions, balances, margin)
             t = order[p]
             r = txns[t]

@@ -58,6 +58,12 @@ MIN_TXNS_PER_LEVEL = 10
 #: core; one thread then finishes the batch alone.  Tests set 0 to force it.
 TAKEOVER_CYCLES = 100_000
 
+#: From this many accounts up, the parallel workers prefetch the accounts of
+#: the transactions ahead.  Below it the accounts fit in a core's caches, so
+#: a prefetch gains nothing and mostly pulls rows away from the other
+#: thread, which is likely to be working on them (docs/settlement.md).
+PREFETCH_MIN_ACCOUNTS = 4096
+
 #: Rows a thread claims at once from the shared cursor (measured, docs/settlement.md).
 CLAIM_BLOCK = K.CLAIM_BLOCK
 
@@ -229,6 +235,7 @@ def settle(
     ctl = np.zeros(K.CTL_SIZE, np.int64)
     ctl[K.CTL_TAKEOVER] = TAKEOVER_CYCLES
     ctl[K.CTL_BLOCK] = CLAIM_BLOCK
+    ctl[K.CTL_PREFETCH] = ledger.n_accounts >= PREFETCH_MIN_ACCOUNTS
     n_chunks = -(-n // K.CHUNK_ROWS)
     acc = np.zeros((threads, n_chunks, 1 + 3 * n_ccy), np.int64)
     out = np.empty(n * K.NSLOT, AUDIT_DTYPE)  # pages are touched only where written
