@@ -9,18 +9,13 @@ batch to each of its threads and their results back in microseconds, where a
 from __future__ import annotations
 
 import hashlib
-import platform
-import sys
 import threading
 import time
 import weakref
 from typing import Any, Callable
 
 import numpy as np
-from llvmlite import ir
 from numba import njit
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
 from shardex.book.layout import (
     B_HAS_LAST, B_LAST, B_ORDERS, B_STOP_HEAD, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME, BOOK_COLS, C_BOOK,
@@ -31,6 +26,7 @@ from shardex.book.matching import FOREIGN, process_commands
 from shardex.book.views import depth, l3
 from shardex.instruments import Instrument
 from shardex.schema import EVENT_DTYPE
+from shardex.sync import cpu_pause, cpu_yield, load_acquire, store_seq_cst
 
 
 class MatchingShard:
@@ -221,66 +217,6 @@ class MatchingShard:
 # ---------------------------------------------------------------------------
 # threads that drive shards
 # ---------------------------------------------------------------------------
-_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
-_HAS_SCHED_YIELD = sys.platform.startswith(("linux", "darwin", "freebsd"))
-
-
-@intrinsic
-def _load_acquire(typingctx, arr, i):
-    """``arr[i]`` of an int64 array, read with acquire ordering (never hoisted out of a loop)."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and isinstance(i, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        idx = context.cast(builder, args[1], signature.args[1], types.intp)
-        return builder.load_atomic(builder.gep(ary.data, [idx]), "acquire", 8)
-
-    return types.int64(arr, i), codegen
-
-
-@intrinsic
-def _store(typingctx, arr, i, value):
-    """``arr[i] = value`` on an int64 array, sequentially consistent: what was written before is seen first,
-    and what is read after is read after the store is seen (``xchg`` on x86)."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and isinstance(i, types.Integer)
-            and isinstance(value, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        idx = context.cast(builder, args[1], signature.args[1], types.intp)
-        val = context.cast(builder, args[2], signature.args[2], types.int64)
-        builder.store_atomic(val, builder.gep(ary.data, [idx]), "seq_cst", 8)
-        return context.get_dummy_value()
-
-    return types.void(arr, i, value), codegen
-
-
-@intrinsic
-def _pause(typingctx):
-    """The CPU's spin-wait hint (x86 ``pause``; nothing elsewhere)."""
-    def codegen(context, builder, signature, args):
-        if _X86:
-            fnty = ir.FunctionType(ir.VoidType(), [])
-            builder.call(cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse2.pause"), [])
-        return context.get_dummy_value()
-
-    return types.void(), codegen
-
-
-@intrinsic
-def _yield(typingctx):
-    """``sched_yield()``: let another thread that is ready to run on this CPU have it (nothing where absent)."""
-    def codegen(context, builder, signature, args):
-        if _HAS_SCHED_YIELD:
-            fnty = ir.FunctionType(ir.IntType(32), [])
-            builder.call(cgutils.get_or_insert_function(builder.module, fnty, "sched_yield"), [])
-        return context.get_dummy_value()
-
-    return types.void(), codegen
-
-
 @njit(cache=True, nogil=True)
 def _await(flags, slot, want, wake, spins):
     """Poll until ``flags[slot] >= want`` (1), or ``flags[wake]`` is set (-1), at most ``spins`` times (0).
@@ -290,28 +226,28 @@ def _await(flags, slot, want, wake, spins):
     work (a loaded machine) gives the CPU up instead of burning it.
     """
     for k in range(spins):
-        if _load_acquire(flags, slot) >= want:
+        if load_acquire(flags, slot) >= want:
             return 1
-        if _load_acquire(flags, wake) != 0:
+        if load_acquire(flags, wake) != 0:
             return -1
         if k & 15 == 15:
-            _yield()
+            cpu_yield()
         else:
-            _pause()
-    return 1 if _load_acquire(flags, slot) >= want else 0
+            cpu_pause()
+    return 1 if load_acquire(flags, slot) >= want else 0
 
 
 @njit(cache=True, nogil=True)
 def _post_then_await(flags, post, value, slot, want, wake, spins):
     """``flags[post] = value`` once the GIL is released, then ``_await``."""
-    _store(flags, post, value)
+    store_seq_cst(flags, post, value)
     return _await(flags, slot, want, wake, spins)
 
 
 @njit(cache=True, nogil=True)
 def _go_then_process(flags, slot, value, st, book_of, inst_of_book, cmds, start, ev, n, shard):
     """``flags[slot] = value`` once the GIL is released (see ``ShardCrew.stage``), then ``process_commands``."""
-    _store(flags, slot, value)
+    store_seq_cst(flags, slot, value)
     return process_commands(st, book_of, inst_of_book, cmds, start, ev, n, shard)
 
 

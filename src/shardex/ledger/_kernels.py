@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from shardex.lowlevel import borrow, prefetch_read, prefetch_write
-from shardex.ledger._sync import cpu_yield, cycles, fetch_add, load_acquire, store_release
+from shardex.sync import cpu_yield, cycles, fetch_add, load_acquire, store_release
 from shardex.ledger.margin import INST_CCY, INST_KIND, INST_MULT, KIND_LINEAR, POS_COST, POS_QTY, POS_RPNL, linear_margin
 from shardex.ledger.txn import AUDIT_DTYPE, FEE_POOL, FLAG_MARGIN_CHECKED, INSURANCE_FUND, MAX_AUDIT_PER_TXN, MAX_DECL
 from shardex.schema import Reason
