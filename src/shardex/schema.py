@@ -77,6 +77,7 @@ class CommandKind(IntEnum):
     MARK_PRICE = 12
     FUNDING = 13
     EXPIRE = 14
+    MARGIN_MODE = 15
 
 
 class Side(IntEnum):
@@ -140,6 +141,7 @@ class EventKind(IntEnum):
     LIQUIDATION = 12
     FUNDING = 13
     SETTLEMENT = 14
+    MARGIN_MODE = 15
 
 
 class Reason(IntEnum):

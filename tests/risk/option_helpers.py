@@ -51,12 +51,17 @@ INSTRUMENTS = [PERP, CALL, PUT, ICALL, IPUT, OTM_CALL]
 MARKS = [S, 20_000, 20_000, 67, 67, 5_000]
 
 
-def option_venue(n_accounts: int = 6, **kw) -> RiskExchange:
-    """The six instruments over USDT and BTC (decimals 6 and 8), flat 10 % / 5 % perpetual margin, fixed clock."""
+def venue_options(**kw) -> dict:
+    """``option_venue``'s keyword arguments for ``RiskExchange`` (or ``open_risk``), with ``kw`` on top."""
     kw.setdefault("tiers", MarginTiers.flat(1000, 500))
     kw.setdefault("marks", MARKS)
     kw.setdefault("clock", lambda: 1)
-    return RiskExchange(INSTRUMENTS, n_accounts, currencies=("USDT", "BTC"), currency_decimals=(6, 8), **kw)
+    return dict(currencies=("USDT", "BTC"), currency_decimals=(6, 8), **kw)
+
+
+def option_venue(n_accounts: int = 6, **kw) -> RiskExchange:
+    """The six instruments over USDT and BTC (decimals 6 and 8), flat 10 % / 5 % perpetual margin, fixed clock."""
+    return RiskExchange(INSTRUMENTS, n_accounts, **venue_options(**kw))
 
 
 def fund(rx: RiskExchange, account: int, usdt: int = 0, btc: int = 0) -> None:

@@ -98,8 +98,8 @@ def test_a_journal_is_not_replayed_under_another_configuration(tmp_path):
         open_risk(tmp_path, [PERP, FUT], 10, **opts)
     with open_risk(tmp_path, [PERP, FUT], 10, **_options()) as rx:  # the clock is not configuration
         assert rx.state_hash() != RiskExchange([PERP, FUT], 10, **_options()).state_hash()  # the deposits are back
-        with pytest.raises(RiskConfigError, match="margin modes from open_risk"):
-            rx.set_margin_mode(1, "standard")
+    with pytest.raises(RiskConfigError):  # margin modes at creation are configuration too
+        open_risk(tmp_path, [PERP, FUT], 10, margin_modes={1: "standard"}, **_options())
 
 
 _WRITER = textwrap.dedent("""

@@ -12,6 +12,7 @@ from shardex.risk.engine import (
     deposit,
     expire,
     funding,
+    margin_mode,
     mark_price,
     withdraw,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "deposit",
     "expire",
     "funding",
+    "margin_mode",
     "mark_batches",
     "mark_commands",
     "mark_price",

@@ -28,11 +28,12 @@ journal is kept back to the oldest kept snapshot.
 
 What the journal does not hold is configuration: instruments, accounts,
 currencies, fees, tiers, option and portfolio settings, and the accounts'
-margin modes.  ``open_risk`` records a fingerprint of them beside the
-journal and refuses to replay a journal under a different configuration
-(``RiskConfigError``), since the same commands would then give another
-state.  Margin modes are therefore given to ``open_risk`` (``margin_modes``)
-and cannot be switched on a durable exchange afterwards.
+margin modes at creation (``margin_modes``).  ``open_risk`` records a
+fingerprint of them beside the journal and refuses to replay a journal
+under a different configuration (``RiskConfigError``), since the same
+commands would then give another state.  Later switches of a margin mode
+(``set_margin_mode``) are MARGIN_MODE commands: journaled, and replayed at
+the same point.
 """
 
 from __future__ import annotations
@@ -110,11 +111,6 @@ class DurableRiskExchange(RiskExchange):
         if kept:
             self.log.truncate_before(kept[-1][0] + 1)
         return path
-
-    def set_margin_mode(self, account: int, mode: str) -> None:
-        """Refused: a margin mode is configuration the journal does not hold; give it to ``open_risk``."""
-        raise RiskConfigError("a durable RiskExchange takes its margin modes from open_risk(margin_modes=...): "
-                              "a switch that is not in the journal would make a replay reach another state")
 
     def close(self) -> None:
         """Snapshot if configured and anything is new, close the journal (fsyncing it), then the engine; idempotent."""
@@ -220,7 +216,7 @@ def open_risk(path: str | os.PathLike[str], instruments: Iterable[Instrument], n
     rx._fingerprint = want
     rx.snapshot_every, rx.snapshot_on_close = int(snapshot_every), bool(snapshot_on_close)
     for a, mode in sorted(modes.items()):
-        RiskExchange.set_margin_mode(rx, a, mode)
+        rx._configure_margin_mode(a, mode)
     rx.snapshots = SnapshotStore(root / "snapshots", keep=keep_snapshots)
     rx.log = Journal(root / "journal", fsync_policy=fsync_policy)
     try:

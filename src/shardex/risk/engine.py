@@ -32,6 +32,7 @@ MARK_PRICE --           instrument                    price = mark ticks; stop_p
 FUNDING    --           perpetual                     (rate from the premium samples)
 EXPIRE     --           dated future                  price = settlement price, ticks
 EXPIRE     --           option                        price = the underlying's settlement price, its ticks
+MARGIN_MODE account     --                            qty = 0 standard, 1 portfolio margin
 ========== ============ ============================= =======================
 
 docs/risk.md lists the events each one emits.
@@ -68,10 +69,11 @@ from shardex.risk.spot import MODE_OPTION, MODE_SPOT, S_BASE, S_BASE_LOT, S_MODE
 from shardex.risk.spot import option_hold_rows, spot_table
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, CommandKind, EventKind, Reason, Side, TimeInForce
 
-__all__ = ["LiqStep", "RiskExchange", "RiskInvariantError", "deposit", "withdraw", "mark_price", "funding", "expire"]
+__all__ = ["LiqStep", "RiskExchange", "RiskInvariantError", "deposit", "withdraw", "mark_price", "funding", "expire",
+           "margin_mode"]
 
 _RISK_KINDS = (CommandKind.DEPOSIT, CommandKind.WITHDRAW, CommandKind.MARK_PRICE, CommandKind.FUNDING,
-               CommandKind.EXPIRE)
+               CommandKind.EXPIRE, CommandKind.MARGIN_MODE)
 _EMPTY_EVENTS = np.zeros(0, EVENT_DTYPE)
 
 
@@ -103,6 +105,17 @@ def deposit(account: int, currency: int, amount: int) -> tuple:
 def withdraw(account: int, currency: int, amount: int) -> tuple:
     """A WITHDRAW command record: ``amount`` minor units, at most the free balance."""
     return _rec(CommandKind.WITHDRAW, account, currency, qty=amount)
+
+
+def margin_mode(account: int, mode: str) -> tuple:
+    """A MARGIN_MODE command record: switch ``account`` to ``"standard"`` or ``"portfolio"`` margin.
+
+    As a command the switch is sequenced and journaled like any other, so a
+    replay makes it at the same point; ``RiskExchange.set_margin_mode`` sends one.
+    """
+    if mode not in MARGIN_MODES:
+        raise ValueError(f"margin mode must be one of {tuple(MARGIN_MODES)}, got {mode!r}")
+    return _rec(CommandKind.MARGIN_MODE, account, qty=MARGIN_MODES[mode])
 
 
 def mark_price(instrument: int, mark: int, index: int = 0) -> tuple:
@@ -375,8 +388,9 @@ class RiskExchange:
         to be built with ``portfolio=PortfolioMargin(...)``.  A switch that
         would leave the account's free equity negative under the new mode is
         refused with ``OrderRejected(INSUFFICIENT_MARGIN)`` and changes
-        nothing.  The mode is configuration, not a command: a replay must set
-        the same modes before the same journal.
+        nothing.  The switch runs as a MARGIN_MODE command (``margin_mode``),
+        sequenced like any other, so a durable engine journals it and a
+        replay makes it at the same point.
         """
         if mode not in MARGIN_MODES:
             raise ValueError(f"margin mode must be one of {tuple(MARGIN_MODES)}, got {mode!r}")
@@ -384,16 +398,52 @@ class RiskExchange:
             raise KeyError(f"unknown account {account}")
         if mode == "portfolio" and self.portfolio is None:
             raise ValueError("portfolio margin needs RiskExchange(..., portfolio=PortfolioMargin(...))")
-        old = int(self.pm_mode[account])
-        self.pm_mode[account] = MARGIN_MODES[mode]
-        led = self.ledger
-        eq, im, _mm = self.margin_of(account)
-        if eq - int(self.holds[account, led.mccy]) - im < 0 and (
-                led.positions[account, :, POS_QTY].any() or self.open_lots[account].any()):
-            self.pm_mode[account] = old
-            raise OrderRejected(Reason.INSUFFICIENT_MARGIN,
+        ev = self.process(_batch([margin_mode(account, mode)]))
+        rejected = ev[ev["kind"] == EventKind.REJECTED]
+        if len(rejected):
+            led = self.ledger
+            eq, im, _mm = self._margin_under(account, MARGIN_MODES[mode])
+            raise OrderRejected(int(rejected["reason"][0]),
                                 f"account {account}: {mode} margin would need {im} of equity {eq} (holds "
                                 f"{int(self.holds[account, led.mccy])})")
+
+    def _configure_margin_mode(self, account: int, mode: str) -> None:
+        """Set ``account``'s mode as configuration, before any command (``open_risk``'s ``margin_modes``).
+
+        Not a command: nothing is sequenced or journaled, so it is only for a
+        fresh engine, whose accounts hold nothing yet.
+        """
+        if mode not in MARGIN_MODES:
+            raise ValueError(f"margin mode must be one of {tuple(MARGIN_MODES)}, got {mode!r}")
+        if not 0 <= account < self.n_accounts:
+            raise KeyError(f"unknown account {account}")
+        if mode == "portfolio" and self.portfolio is None:
+            raise ValueError("portfolio margin needs RiskExchange(..., portfolio=PortfolioMargin(...))")
+        self.pm_mode[account] = MARGIN_MODES[mode]
+
+    def _margin_under(self, account: int, code: int) -> tuple[int, int, int]:
+        """``margin_of(account)`` as it would be under margin mode ``code`` (nothing changes)."""
+        old = int(self.pm_mode[account])
+        self.pm_mode[account] = code
+        try:
+            return self.margin_of(account)
+        finally:
+            self.pm_mode[account] = old
+
+    def _margin_mode_command(self, c: np.void) -> np.ndarray:
+        """Run a MARGIN_MODE command: switch the account's mode unless its free equity would go negative."""
+        a, code = int(c["account"]), int(c["qty"])
+        if not 0 <= a < self.n_accounts:
+            return _reject_one(c, Reason.UNKNOWN_ACCOUNT)
+        if code not in MARGIN_MODES.values() or (code == MARGIN_MODES["portfolio"] and self.portfolio is None):
+            return _reject_one(c, Reason.INVALID_COMMAND)
+        led = self.ledger
+        eq, im, _mm = self._margin_under(a, code)
+        if eq - int(self.holds[a, led.mccy]) - im < 0 and (
+                led.positions[a, :, POS_QTY].any() or self.open_lots[a].any()):
+            return _reject_one(c, Reason.INSUFFICIENT_MARGIN)
+        self.pm_mode[a] = code
+        return _event(c, EventKind.MARGIN_MODE, account=a, qty=code)
 
     def margin_mode(self, account: int) -> str:
         """``"standard"`` or ``"portfolio"``."""
@@ -503,6 +553,8 @@ class RiskExchange:
         kind = int(c["kind"])
         if kind in (CommandKind.DEPOSIT, CommandKind.WITHDRAW):
             return self._transfer(c, kind)
+        if kind == CommandKind.MARGIN_MODE:
+            return self._margin_mode_command(c)
         i = int(c["instrument"])
         if not 0 <= i < len(self.instruments):
             return _reject_one(c, Reason.UNKNOWN_INSTRUMENT)
