@@ -250,6 +250,36 @@ def test_funding_rate_formula_and_payments():
     rx.check()
 
 
+def test_a_funding_payment_that_takes_a_payer_below_maintenance_liquidates_it_at_once():
+    rx = venue()
+    fund(rx, {1: 62, 2: 10_000, 3: 10_000})  # account 1: 62 USDT for a 600 USDT long (IM 60, MM 30)
+    trade(rx, buyer=1, seller=2, lots=10)
+    rx.process(batch([new_order(0, "buy", 10, MARK - 10, order_id=9, account=3)]))  # a bid to close into
+    rx.process(batch([mark_price(0, MARK, 500_000)]))
+    ev = rx.process(batch([funding(0)]))  # longs pay the capped 3.75 %: 22.5 USDT, equity 39.5 > 30
+    assert ev["kind"].tolist() == [EventKind.FUNDING] * 2
+    rx.process(batch([mark_price(0, MARK, 500_000)]))
+    ev = rx.process(batch([funding(0)]))  # another 22.5: equity 17 < 30, liquidated by the same command
+    kinds = ev["kind"].tolist()
+    assert kinds[:2] == [EventKind.FUNDING] * 2 and EventKind.LIQUIDATION in kinds and EventKind.TRADE in kinds
+    assert len(set(ev["seq"].tolist())) == 1  # every event carries the funding command's sequence number
+    assert rx.ledger.positions[1, 0, 0] == 0 and rx.ledger.positions[3, 0, 0] == 10
+    rx.check()
+
+
+def test_an_expiry_loss_that_leaves_other_positions_under_margined_liquidates_them():
+    rx = venue()
+    fund(rx, {1: 125, 2: 10_000, 3: 10_000})  # IM of both longs: 120 USDT
+    trade(rx, buyer=1, seller=2, lots=10, inst=1)
+    trade(rx, buyer=1, seller=2, lots=10, inst=0, oid=2)
+    rx.process(batch([new_order(0, "buy", 10, MARK - 10, order_id=9, account=3)]))
+    ev = rx.process(batch([expire(1, 500_000)]))  # the future settles 100 USDT lower: equity 25 < perp MM 30
+    kinds = ev["kind"].tolist()
+    assert kinds[:2] == [EventKind.SETTLEMENT] * 2 and EventKind.LIQUIDATION in kinds
+    assert rx.ledger.positions[1, :, 0].tolist() == [0, 0]
+    rx.check()
+
+
 def test_expiry_settles_in_cash_and_closes_the_book():
     rx = venue()
     fund(rx, {1: 10_000, 2: 10_000, 3: 10_000})

@@ -762,7 +762,9 @@ class RiskExchange:
         ev = np.zeros(len(aud), EVENT_DTYPE)
         ev["seq"], ev["ts"], ev["instrument"], ev["kind"] = c["seq"], c["ts"], i, EventKind.FUNDING
         ev["account"], ev["qty"], ev["leaves"], ev["price"] = aud["account"], aud["delta"], aud["balance_after"], rate
-        return ev
+        # A payment can take a payer below maintenance margin: check now, as a
+        # mark would, rather than leave the account standing until the next mark.
+        return np.concatenate([ev, self._liquidations(c)])
 
     def _in_band(self, i: int, p: int) -> bool:
         """Whether ``p`` ticks is a price the engine accepts for instrument ``i`` (marks, settlement prices)."""
@@ -837,6 +839,7 @@ class RiskExchange:
         ev["seq"], ev["ts"], ev["instrument"], ev["kind"] = c["seq"], c["ts"], i, EventKind.SETTLEMENT
         ev["account"], ev["price"], ev["qty"], ev["leaves"] = who, p, before[who], led.balances[who, led.mccy]
         out.append(ev)
+        out.append(self._liquidations(c))  # a settled loss can leave an account's other positions under-margined
         return np.concatenate(out)
 
     def _cancel_for_expiry(self, c: np.void, i: int) -> list[np.ndarray]:
@@ -882,6 +885,7 @@ class RiskExchange:
         if residue:
             out.append(_event(c, EventKind.SETTLEMENT, account=INSURANCE_FUND, instrument=i, price=p,
                               leaves=int(led.insurance[ccy]), maker_leaves=residue))
+        out.append(self._liquidations(c))  # a settled loss can leave an account's other positions under-margined
         return np.concatenate(out)
 
     def _synthetic(self, c: np.void, recs: list[tuple]) -> np.ndarray:
