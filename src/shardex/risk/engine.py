@@ -392,12 +392,7 @@ class RiskExchange:
         sequenced like any other, so a durable engine journals it and a
         replay makes it at the same point.
         """
-        if mode not in MARGIN_MODES:
-            raise ValueError(f"margin mode must be one of {tuple(MARGIN_MODES)}, got {mode!r}")
-        if not 0 <= account < self.n_accounts:
-            raise KeyError(f"unknown account {account}")
-        if mode == "portfolio" and self.portfolio is None:
-            raise ValueError("portfolio margin needs RiskExchange(..., portfolio=PortfolioMargin(...))")
+        self._check_margin_mode(account, mode)
         ev = self.process(_batch([margin_mode(account, mode)]))
         rejected = ev[ev["kind"] == EventKind.REJECTED]
         if len(rejected):
@@ -413,13 +408,17 @@ class RiskExchange:
         Not a command: nothing is sequenced or journaled, so it is only for a
         fresh engine, whose accounts hold nothing yet.
         """
+        self._check_margin_mode(account, mode)
+        self.pm_mode[account] = MARGIN_MODES[mode]
+
+    def _check_margin_mode(self, account: int, mode: str) -> None:
+        """Raise for a mode name, an account or a portfolio choice that this exchange cannot take."""
         if mode not in MARGIN_MODES:
             raise ValueError(f"margin mode must be one of {tuple(MARGIN_MODES)}, got {mode!r}")
         if not 0 <= account < self.n_accounts:
             raise KeyError(f"unknown account {account}")
         if mode == "portfolio" and self.portfolio is None:
             raise ValueError("portfolio margin needs RiskExchange(..., portfolio=PortfolioMargin(...))")
-        self.pm_mode[account] = MARGIN_MODES[mode]
 
     def _margin_under(self, account: int, code: int) -> tuple[int, int, int]:
         """``margin_of(account)`` as it would be under margin mode ``code`` (nothing changes)."""
