@@ -26,18 +26,24 @@ def index_slot(account, oid, mask):
     return np.int64(h & np.uint64(mask))
 
 
-@njit(cache=True, nogil=True)
-def index_find(index, account, oid):
-    """Row of the order (account, oid), or -1 when there is none."""
+@njit(cache=True, nogil=True, inline="always")
+def _probe(index, ocold, book_col, account, oid, b):
+    """Row of key (account, oid), on book ``b`` when ``b >= 0`` (``ocold[row, book_col] == b``), or -1."""
     mask = index.shape[0] - 1
     i = index_slot(account, oid, mask)
     while True:
         row = index[i, H_ROW]
         if row == H_EMPTY:
             return -1
-        if index[i, H_OID] == oid and index[i, H_ACCOUNT] == account:
+        if index[i, H_OID] == oid and index[i, H_ACCOUNT] == account and (b < 0 or ocold[row, book_col] == b):
             return row
         i = (i + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def index_find(index, account, oid):
+    """Row of the order (account, oid), or -1 when there is none (the first match, whatever its book)."""
+    return _probe(index, index, 0, account, oid, -1)
 
 
 @njit(cache=True, nogil=True)
@@ -47,15 +53,7 @@ def index_find_book(index, ocold, book_col, account, oid, b):
     Client order ids are unique per account and instrument, so one account
     may use the same id on two books; the probe skips the other books' entry.
     """
-    mask = index.shape[0] - 1
-    i = index_slot(account, oid, mask)
-    while True:
-        row = index[i, H_ROW]
-        if row == H_EMPTY:
-            return -1
-        if index[i, H_OID] == oid and index[i, H_ACCOUNT] == account and ocold[row, book_col] == b:
-            return row
-        i = (i + 1) & mask
+    return _probe(index, ocold, book_col, account, oid, b)
 
 
 @njit(cache=True, nogil=True)
