@@ -24,6 +24,7 @@ No bounds checks: callers index arrays they allocated themselves.
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 
@@ -32,7 +33,8 @@ from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-__all__ = ["cpu_pause", "cpu_yield", "cycles", "fetch_add", "load_acquire", "store_release", "store_seq_cst"]
+__all__ = ["cpu_pause", "cpu_yield", "cycles", "fetch_add", "load_acquire", "store_release", "store_seq_cst",
+           "usable_cores"]
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 _HAS_SCHED_YIELD = sys.platform.startswith(("linux", "darwin", "freebsd"))
@@ -127,3 +129,11 @@ def cycles(typingctx):
         return builder.call(fn, [])
 
     return types.int64(), codegen
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one): how many threads can spin at once."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

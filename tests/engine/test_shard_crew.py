@@ -115,7 +115,7 @@ def test_more_shards_than_cores_block_instead_of_spinning(shards, monkeypatch):
     cmds = order_flow(20_000, n_instruments=8, seed=5)
     outs = []
     for cores in (64, 1):
-        monkeypatch.setattr(exchange, "_cores", lambda cores=cores: cores)
+        monkeypatch.setattr(exchange, "usable_cores", lambda cores=cores: cores)
         with Exchange(instruments(8), shards=shards, clock=lambda: 1) as ex:
             assert (ex._crew._ch.spins == 0) == (cores == 1)
             outs.append((np.concatenate([ex.process(b) for b in batches(cmds, 1000)]), ex.state_hash()))

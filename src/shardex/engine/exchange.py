@@ -17,7 +17,6 @@ every shard at once and returns the events in sequence order.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from decimal import Decimal
 from typing import Callable, Iterable, NamedTuple
@@ -35,6 +34,7 @@ from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, EventKind, OrderType, reason_message
+from shardex.sync import usable_cores
 
 __all__ = ["Exchange", "Trade"]
 
@@ -44,14 +44,6 @@ __all__ = ["Exchange", "Trade"]
 #: Python (~60 us per 4096 commands on the reference VM), the caller for the slower shard
 #: (0-150 us): 500 us covers both, and bounds what a poll costs a loaded machine.
 _SPIN_SECONDS = 0.0005
-
-
-def _cores() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class Trade(NamedTuple):
@@ -93,7 +85,7 @@ class Exchange:
         self._shard_of = np.zeros(0, dtype=np.int64)
         # One thread per shard but the first, which runs on the caller's.  They hand batches
         # over by spinning (ShardCrew), unless there are more shards than cores to spin on.
-        spin = _SPIN_SECONDS if shards <= _cores() else 0.0
+        spin = _SPIN_SECONDS if shards <= usable_cores() else 0.0
         self._crew = ShardCrew(shards - 1, spin=spin) if shards > 1 else None
         self._next_oid: dict[int, int] = {}
         # Each shard's map for walking whole batches (MatchingShard.route), rebuilt on every listing.

@@ -34,7 +34,6 @@ the whole batch is rolled back to a snapshot and re-run sequentially.
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import numpy as np
 
 from shardex.ledger import _kernels as K
 from shardex.ledger.txn import AUDIT_DTYPE, TXN_DTYPE
+from shardex.sync import usable_cores
 
 __all__ = ["MIN_TXNS_PER_LEVEL", "SettlementResult", "declare_adl", "schedule", "settle"]
 
@@ -115,14 +115,6 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shardex-settle")
             _pool_size = workers
         return _pool
-
-
-def default_threads() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _check_txns(txns: np.ndarray) -> np.ndarray:
@@ -203,7 +195,7 @@ def settle(
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    threads = default_threads() if threads is None else int(threads)
+    threads = usable_cores() if threads is None else int(threads)
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     txns = _check_txns(txns)
