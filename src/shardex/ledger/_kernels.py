@@ -653,49 +653,44 @@ def run_sequential(txns, balances, positions, margin, inst, marks, mccy, codes, 
 PREFETCH_AHEAD = 2
 
 
-@njit(cache=True, nogil=True)
-def _prefetch_accounts(r, balances, positions, margin):
-    """Warm, for writing, the balance, margin and position rows of every account ``r`` declares.
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_accounts(r, n_decl, balances, positions, margin, write):
+    """Warm the balance, margin and position rows of the first ``n_decl`` accounts ``r`` declares.
 
     With many accounts these rows miss every cache; fetched two transactions
     early, their misses overlap the current transaction's work.  Measured on
     10,000 trades over 100,000 accounts: the sequential kernel 6.8 -> 3.2 ms.
+    The sequential loop fetches for writing (every declared account).  A
+    parallel worker fetches for reading, the two trade accounts only: a row
+    fetched for writing is taken from the other thread if it is working on
+    that account (or, for the 24-byte balance and margin rows, on a
+    neighbour sharing the line); in quiet runs the two intents measured
+    alike, and reading is the safe one.
     """
     per_acct = positions.shape[1] * positions.shape[2]
-    for j in range(MAX_DECL):
+    for j in range(n_decl):
         d = r.decl[j]
         if 0 <= d < balances.shape[0]:
-            prefetch_write(balances, d * balances.shape[1])
-            prefetch_write(margin, d * margin.shape[1])
+            _prefetch(balances, d * balances.shape[1], write)
+            _prefetch(margin, d * margin.shape[1], write)
             for off in range(0, per_acct, 8):
-                prefetch_write(positions, d * per_acct + off)
-            prefetch_write(positions, d * per_acct + per_acct - 1)
+                _prefetch(positions, d * per_acct + off, write)
+            _prefetch(positions, d * per_acct + per_acct - 1, write)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _prefetch_for_worker(r, positions, balances, margin):
-    """Warm, for reading, the rows of the two accounts ``r`` declares first.
-
-    A parallel worker prefetches only to read: a row fetched for writing is
-    taken from the other thread if it is working on that account (or, for
-    the 24-byte balance and margin rows, on a neighbour sharing the line).
-    In quiet runs the two intents measured alike; reading is the safe one.
-    """
-    per_acct = positions.shape[1] * positions.shape[2]
-    for j in range(2):
-        d = r.decl[j]
-        if 0 <= d < positions.shape[0]:
-            for off in range(0, per_acct, 8):
-                prefetch_read(positions, d * per_acct + off)
-            prefetch_read(balances, d * balances.shape[1])
-            prefetch_read(margin, d * margin.shape[1])
+def _prefetch(arr, flat, write):
+    if write:
+        prefetch_write(arr, flat)
+    else:
+        prefetch_read(arr, flat)
 
 
 @njit(cache=True, nogil=True)
 def _run_sequential(txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec):
     for t in range(txns.size):
         if t + PREFETCH_AHEAD < txns.size:
-            _prefetch_accounts(txns[t + PREFETCH_AHEAD], balances, positions, margin)
+            _prefetch_accounts(txns[t + PREFETCH_AHEAD], MAX_DECL, balances, positions, margin, True)
         if codes[t] == R_OK:
             apply_txn(t, txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec, False)
 
@@ -850,10 +845,10 @@ def _run_worker(
         for p in range(p0, p1):
             if prefetch:
                 ahead = p + PREFETCH_AHEAD
-                if ahead >= p1:
+                if ahead >= p1:  # past this block: into the one claimed ahead (q1 >= p1 either way)
                     ahead = q0 + ahead - p1
-                if ahead < q1 and (ahead < p1 or ahead >= q0):
-                    _prefetch_for_worker(txns[order[ahead]], positions, balances, margin)
+                if ahead < q1:
+                    _prefetch_accounts(txns[order[ahead]], 2, balances, positions, margin, False)
             t = order[p]
             r = txns[t]
             ok = True
