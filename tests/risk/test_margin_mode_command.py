@@ -8,11 +8,11 @@ from shardex.engine.commands import batch
 from shardex.risk import PortfolioMargin
 from shardex.risk.durable import open_risk
 from shardex.risk.engine import _rec, margin_mode
-from shardex.schema import CommandKind, EventKind, Reason
+from shardex.schema import CommandKind, EventKind
 
 from .helpers import reasons
 from .option_helpers import CALL, INSTRUMENTS, PERP, USD, fund, option_venue, venue_options
-from .test_portfolio_margin import _hedge, pm_venue
+from .test_portfolio_margin import _hedge, pm_venue, portfolio_and_standard
 
 
 def test_the_command_switches_the_mode_and_reports_it():
@@ -25,10 +25,7 @@ def test_the_command_switches_the_mode_and_reports_it():
 
 
 def test_bad_switches_are_rejected_with_a_code_and_change_nothing():
-    rx = pm_venue()
-    fund(rx, 5, usdt=10**6 * USD)
-    fund(rx, 1, usdt=500 * USD)  # enough for the hedge under portfolio margin only
-    rx.process(batch([margin_mode(1, "portfolio")]))
+    rx = portfolio_and_standard(500, accounts=(1,))  # enough for the hedge under portfolio margin only
     assert reasons(_hedge(rx, 1)) == []
     cases = [
         (margin_mode(1, "standard"), "INSUFFICIENT_MARGIN"),  # would leave account 1 short of initial margin

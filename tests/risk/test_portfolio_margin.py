@@ -26,6 +26,17 @@ def pm_venue(**kw):
     return option_venue(portfolio=PortfolioMargin(vol=VOL), **kw)
 
 
+def portfolio_and_standard(usdt: int, accounts=(1, 2)):
+    """A venue where account 5 makes markets (1 M USDT), ``accounts`` hold ``usdt`` whole USDT each, and
+    account 1 is on portfolio margin (the others on standard)."""
+    rx = pm_venue()
+    fund(rx, 5, usdt=10**6 * USD)
+    for a in accounts:
+        fund(rx, a, usdt=usdt * USD)
+    rx.set_margin_mode(1, "portfolio")
+    return rx
+
+
 def scenario_margin(rows: list[tuple[int, float, float, float]]) -> int:
     """``portfolio_margin`` of one account's rows ``(kind, strike USD, qty, t years)``, in micro-USDT, rounded up."""
     pos = np.zeros(len(rows), POSITION_DTYPE)
@@ -48,11 +59,7 @@ def _hedge(rx, a: int) -> np.ndarray:
 
 
 def test_long_call_against_a_short_perpetual_needs_less_under_portfolio_margin():
-    rx = pm_venue()
-    fund(rx, 5, usdt=10**6 * USD)
-    for a in (1, 2):
-        fund(rx, a, usdt=2_000 * USD)
-    rx.set_margin_mode(1, "portfolio")
+    rx = portfolio_and_standard(2_000)
     assert (rx.margin_mode(1), rx.margin_mode(2)) == ("portfolio", "standard")
     for a in (1, 2):
         ev = _hedge(rx, a)
@@ -70,11 +77,7 @@ def test_long_call_against_a_short_perpetual_needs_less_under_portfolio_margin()
 
 
 def test_a_call_spread_needs_less_under_portfolio_margin():
-    rx = pm_venue()
-    fund(rx, 5, usdt=10**6 * USD)
-    for a in (1, 2):
-        fund(rx, a, usdt=5_000 * USD)
-    rx.set_margin_mode(1, "portfolio")
+    rx = portfolio_and_standard(5_000)
     for a in (1, 2):
         ev = rx.process(batch([new_order(CALL.id, "sell", 10, 20_000, order_id=1, account=5),
                                new_order(CALL.id, "buy", 10, 20_000, order_id=1, account=a),
@@ -90,11 +93,7 @@ def test_a_call_spread_needs_less_under_portfolio_margin():
 
 
 def test_the_pretrade_check_uses_the_selected_mode():
-    rx = pm_venue()
-    fund(rx, 5, usdt=10**6 * USD)
-    for a in (1, 2):
-        fund(rx, a, usdt=500 * USD)  # enough for the hedge under portfolio margin, not under standard
-    rx.set_margin_mode(1, "portfolio")
+    rx = portfolio_and_standard(500)  # enough for the hedge under portfolio margin, not under standard
     assert reasons(_hedge(rx, 1)) == []
     assert reasons(_hedge(rx, 2)) == ["INSUFFICIENT_MARGIN"]  # 200 locked + 600 > 500
     assert rx.ledger.positions[1, PERP.id, 0] == -100 and rx.ledger.positions[2, PERP.id, 0] == 0
@@ -112,10 +111,7 @@ def test_the_pretrade_check_uses_the_selected_mode():
 
 
 def test_portfolio_maintenance_drives_liquidation():
-    rx = pm_venue()
-    fund(rx, 5, usdt=10**6 * USD)
-    fund(rx, 1, usdt=1_000 * USD)
-    rx.set_margin_mode(1, "portfolio")
+    rx = portfolio_and_standard(1_000, accounts=(1,))
     # a naked short of 0.1 BTC: the grid's worst case is the +15 % move, 900 USDT (standard would ask 600)
     ev = rx.process(batch([new_order(PERP.id, "buy", 100, S, order_id=1, account=5),
                            new_order(PERP.id, "sell", 100, S, order_id=1, account=1)]))
