@@ -189,3 +189,35 @@ def handles(arrays) -> np.ndarray:
         table[HANDLE_WIDTH * k + 1] = a.shape[0]
         table[HANDLE_WIDTH * k + 2] = a.shape[1] if a.ndim == 2 else 1
     return table
+
+
+#: Cache-line size the aligned allocations below start on.
+CACHE_LINE = 64
+
+
+def aligned(shape, dtype, fill=None) -> np.ndarray:
+    """A C-contiguous array whose first element starts a 64-byte cache line.
+
+    numpy's large allocations come from ``malloc``, which puts the data 16
+    bytes past a page boundary, so a 64-byte row of an ``(n, 8)`` int64 array
+    straddles two cache lines: every random row costs two misses, and a
+    prefetch of the row's first byte warms only part of it.  ``fill`` is
+    the initial value (``None``: uninitialized, as ``np.empty``).  A fill of
+    0 comes from ``np.zeros``, whose pages the operating system maps lazily,
+    zeroed, on first touch: a large pool costs memory only as it is used.
+    """
+    dtype = np.dtype(dtype)
+    shape = (shape,) if np.isscalar(shape) else tuple(shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    zero = fill is not None and np.all(np.asarray(fill) == 0)
+    raw = (np.zeros if zero else np.empty)(nbytes + CACHE_LINE, np.uint8)
+    skip = -raw.ctypes.data % CACHE_LINE
+    out = np.ndarray(shape, dtype, buffer=raw, offset=skip)
+    if fill is not None and not zero:
+        out[...] = fill
+    return out
+
+
+def is_aligned(a: np.ndarray) -> bool:
+    """True when ``a``'s data starts a cache line (see ``aligned``)."""
+    return a.ctypes.data % CACHE_LINE == 0

@@ -33,6 +33,22 @@ def test_pool_and_ladder_grow_from_the_smallest_capacity():
     assert l3_rows(ex)[0] == (0, 1000, 0, 0, 1, 0)
 
 
+def test_grown_and_restored_rows_start_on_a_cache_line():
+    # A 64-byte order row must sit in one cache line: the kernels prefetch
+    # rows and index cells by their first byte.
+    from shardex.book.layout import BookState
+    from shardex.lowlevel import is_aligned
+
+    ex = make_exchange(order_capacity=1)
+    run(ex, *[new("buy", 1, 1000 - i, oid=i, acct=1) for i in range(200)])
+    st = ex.shards[0].state
+    for name in ("orders", "ocold", "levels", "index", "scratch"):
+        assert is_aligned(getattr(st, name)), name
+    restored = BookState.from_arrays(st.copy_arrays())
+    assert all(is_aligned(getattr(restored, name)) for name in BookState.ARRAYS)
+    assert all((getattr(restored, n) == getattr(st, n)).all() for n in BookState.ARRAYS)
+
+
 def test_index_survives_churn_with_tombstones():
     ex = make_exchange(order_capacity=1)
     for round_ in range(6):

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from shardex.book.layout import H_ACCOUNT, H_EMPTY, H_OID, H_ROW, M_INDEX_USED
+from shardex.lowlevel import aligned
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -113,9 +114,10 @@ def rebuild_index(old: np.ndarray, capacity: int) -> np.ndarray:
     numpy asks the kernel for transparent huge pages on large arrays and
     numba's allocator does not.  Every lookup is a random access into this
     table, and with 4 KiB pages each one also missed the TLB: 8% of the
-    matching benchmark's time went to those page walks.
+    matching benchmark's time went to those page walks.  It starts on a
+    cache line, so a cell's prefetch covers it (``shardex.lowlevel.aligned``).
     """
-    new = np.full((capacity, 3), H_EMPTY, dtype=np.int64)
+    new = aligned((capacity, 3), np.int64, H_EMPTY)
     _rehash(old, new)
     return new
 

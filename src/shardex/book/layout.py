@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from shardex.lowlevel import aligned
 from shardex.lowlevel import handles as _handles
 
 # orders: hot row
@@ -138,7 +139,7 @@ class BookState:
         self.orders = _extend(self.orders, new, int(self.meta[M_FRESH_ORDER]))
         self.ocold = _extend(self.ocold, new, int(self.meta[M_FRESH_ORDER]))
         self.levels = _extend(self.levels, new, int(self.meta[M_FRESH_LEVEL]))
-        self.scratch = np.zeros(new, dtype=np.int64)
+        self.scratch = aligned(new, np.int64, 0)
 
     def grow_ladder(self) -> None:
         """Double the width of every (book, side) ladder."""
@@ -185,7 +186,7 @@ class BookState:
         return table
 
     def copy_arrays(self) -> dict[str, np.ndarray]:
-        """A deep copy of every array by name (for snapshots)."""
+        """A deep copy of every array by name (for snapshots; ``from_arrays`` realigns them)."""
         return {name: getattr(self, name).copy() for name in self.ARRAYS}
 
     @classmethod
@@ -193,11 +194,15 @@ class BookState:
         """Rebuild a state from ``copy_arrays()`` output."""
         state = cls.__new__(cls)
         for name in cls.ARRAYS:
-            setattr(state, name, np.ascontiguousarray(arrays[name]))
+            src = np.asarray(arrays[name])
+            dst = aligned(src.shape, src.dtype)
+            dst[...] = src
+            setattr(state, name, dst)
         return state
 
 
 def _extend(a: np.ndarray, rows: int, used: int) -> np.ndarray:
-    out = np.zeros((rows,) + a.shape[1:], dtype=a.dtype)
+    # Cache-line aligned: a 64-byte order row then sits in one line, not two.
+    out = aligned((rows,) + a.shape[1:], a.dtype, 0)
     out[:used] = a[:used]  # rows past ``used`` were never written
     return out

@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 from shardex.book.index import index_delete, index_find, index_find_book, index_insert, index_slot
-from shardex.lowlevel import borrow, prefetch_row, view1d, view2d
+from shardex.lowlevel import borrow, prefetch_read, prefetch_row, view1d, view2d
 from shardex.book.ladder import ladder_get_or_add, ladder_remove, side_key
 from shardex.book.layout import (
     B_HAS_LAST, B_LAST, B_ORDERS, B_REFILLS, B_STOP_HEAD, B_STOP_QTY, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME,
@@ -964,8 +964,12 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
         # ahead, and the order rows of a cancel or amend PREFETCH_NEAR ahead
         # (its index cell is warm by then), so their misses overlap.
         if j + PREFETCH_FAR < hi:
+            # The home cell and the next one (most probes end there): 48
+            # bytes of 24-byte cells, on at most two cache lines.
             f = run[j + PREFETCH_FAR]
-            prefetch_row(index, index_slot(f.account, f.order_id, mask))
+            home = 3 * index_slot(f.account, f.order_id, mask)
+            prefetch_read(index, home)
+            prefetch_read(index, min(home + 5, index.size - 1))
         if j + PREFETCH_NEAR < hi:
             f = run[j + PREFETCH_NEAR]
             if f.kind == K_CANCEL or f.kind == K_AMEND:

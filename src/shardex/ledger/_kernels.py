@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.lowlevel import borrow, prefetch_read, prefetch_write
+from shardex.lowlevel import aligned, borrow, prefetch_read, prefetch_write
 from shardex.sync import cpu_yield, cycles, fetch_add, load_acquire, store_release
 from shardex.ledger.margin import INST_CCY, INST_KIND, INST_MULT, KIND_LINEAR, POS_COST, POS_QTY, POS_RPNL, linear_margin
 from shardex.ledger.txn import AUDIT_DTYPE, FEE_POOL, FLAG_MARGIN_CHECKED, INSURANCE_FUND, MAX_AUDIT_PER_TXN, MAX_DECL
@@ -979,14 +979,7 @@ def aligned_zeros(n: int, dtype) -> np.ndarray:
     aligned rows, two threads never write one cache line except at the edges
     of the slot array's blocks.
     """
-    return _aligned(n, dtype, np.zeros)
-
-
-def _aligned(n: int, dtype, alloc) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    raw = alloc(n * dtype.itemsize + 64, np.uint8)
-    skip = -raw.ctypes.data % 64
-    return raw[skip : skip + n * dtype.itemsize].view(dtype)
+    return aligned(n, dtype, 0)
 
 
 def new_audit_slots(n: int) -> np.ndarray:
@@ -997,4 +990,4 @@ def new_audit_slots(n: int) -> np.ndarray:
     3.4 MB of slots a 10,000-transaction batch needs would be a memset on
     every batch for nothing.
     """
-    return _aligned(n * NSLOT, AUDIT_DTYPE, np.empty)
+    return aligned(n * NSLOT, AUDIT_DTYPE)
