@@ -4,13 +4,13 @@ One run, one workload, every engine: the ``matching-engine`` package's own
 ``order_flow(seed=42)`` flow, 1 M commands (``bench/gen_order_flow.py``),
 replayed through
 
-* shardex, one call per batch (``shardex bench matching --workload F --json``)
-  and one call per command (the same with ``--per-command``);
+* shardex, one call per batch (``shardex bench matching --workload F --json
+  --repeat N``) and one call per command (the same with ``--per-command``);
 * each peer in its own venv (``bench/setup_matching_peers.sh``), driven one
   order at a time by ``bench/peers/run_<peer>.py``.
 
-Each engine runs ``--repeat`` times (a fresh book each time) and the median
-is reported, with trades, traded quantity, the ratio to shardex's batch mode,
+Each engine runs ``--repeat`` times in one process of its own (a fresh book
+each time) and the median is reported, with trades, traded quantity, the ratio to shardex's batch mode,
 and parity with ``matching-engine`` (same trades and traded quantity with
 STP cancel-taker).  The machine is shared and noisy: compare ratios taken in
 the same run, not absolute numbers across runs.
@@ -111,42 +111,44 @@ def ensure_workload(path: Path, seed: int, count: int) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def run_shardex(workload: Path, per_command: bool, repeat: int, timeout: float) -> dict:
-    """Run ``shardex bench matching`` ``repeat`` times; the median of its own timings."""
+def run_shardex(workload: Path, per_command: bool, repeat: int, timeout: float, warmup: int) -> dict:
+    """Run ``shardex bench matching --repeat N`` once: ``N`` fresh books in one process, as the peers' runners do.
+
+    Every engine gets the same protocol: one process, ``repeat`` runs on a
+    fresh book each, the median reported.  The first runs of any process pay
+    for memory the operating system hands it for the first time; running
+    shardex once per process instead would time only those.
+    """
     name = "shardex (per command)" if per_command else "shardex (batch)"
-    cmd = [sys.executable, "-m", "shardex.cli", "bench", "matching", "--workload", str(workload), "--json"]
+    cmd = [sys.executable, "-m", "shardex.cli", "bench", "matching", "--workload", str(workload), "--json",
+           "--repeat", str(repeat), "--warmup", str(warmup)]
     if per_command:
         cmd.append("--per-command")
-    runs = []
-    for _ in range(repeat):
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=BENCH.parent)
-        except subprocess.TimeoutExpired:
-            return {"engine": name, "available": False, "reason": f"timed out after {timeout:.0f} s"}
-        out = _last_json(p.stdout) if p.returncode == 0 else None
-        if out is None:
-            why = _reason(p.stderr, p.stdout)
-            return {"engine": name, "available": False, "reason": f"`shardex bench matching` failed: {why}"}
-        runs.append(out)
-    first = runs[0]
-    secs = [float(r["seconds"]) for r in runs]
-    median = statistics.median(secs)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=BENCH.parent)
+    except subprocess.TimeoutExpired:
+        return {"engine": name, "available": False, "reason": f"timed out after {timeout:.0f} s"}
+    out = _last_json(p.stdout) if p.returncode == 0 else None
+    if out is None:
+        why = _reason(p.stderr, p.stdout)
+        return {"engine": name, "available": False, "reason": f"`shardex bench matching` failed: {why}"}
+    median = float(out["seconds"])
     return {
         "engine": name,
         "available": True,
-        "commands": int(first["commands"]),
+        "commands": int(out["commands"]),
         "seconds": median,
-        "seconds_all": secs,
-        "commands_per_second": int(first["commands"]) / median if median > 0 else None,
-        "trades": first.get("trades"),
-        "traded_qty": first.get("traded_qty"),
-        "state_hash": first.get("state_hash"),
+        "seconds_all": [float(x) for x in out["runs_seconds"]],
+        "commands_per_second": int(out["commands"]) / median if median > 0 else None,
+        "trades": out.get("trades"),
+        "traded_qty": out.get("traded_qty"),
+        "state_hash": out.get("state_hash"),
         "notes": ["STP cancel-taker"] + (["one Python call per command"] if per_command else ["one call per batch"]),
-        "raw": runs,
+        "raw": out,
     }
 
 
-def run_peer(name: str, workload: Path, repeat: int, timeout: float) -> dict:
+def run_peer(name: str, workload: Path, repeat: int, timeout: float, warmup: int) -> dict:
     """Run one peer's runner in its venv; it times ``repeat`` fresh books itself."""
     venv, script = PEERS[name]
     py = VENVS / venv / "bin" / "python"
@@ -157,7 +159,7 @@ def run_peer(name: str, workload: Path, repeat: int, timeout: float) -> dict:
         return {"engine": name, "available": False, "reason": f"no runner {runner.name}"}
     try:
         p = subprocess.run(
-            [str(py), str(runner), str(workload), "--repeat", str(repeat)],
+            [str(py), str(runner), str(workload), "--repeat", str(repeat), "--warmup", str(warmup)],
             capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:
@@ -193,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--count", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3, help="runs per engine; the median is reported")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="untimed runs per engine before the timed ones, the same for every engine (0: none)")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of: " + ", ".join(PEERS))
     ap.add_argument("--no-shardex", action="store_true", help="peers only")
     ap.add_argument("--no-per-command", action="store_true", help="skip shardex's one-call-per-command mode")
@@ -213,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         modes = [False] if args.no_per_command else [False, True]
         for per_command in modes:
             console.print(f"running shardex ({'per command' if per_command else 'batch'}) x{args.repeat} ...")
-            results.append(run_shardex(workload, per_command, args.repeat, args.timeout))
+            results.append(run_shardex(workload, per_command, args.repeat, args.timeout, args.warmup))
     for name in peers:
         console.print(f"running {name} x{args.repeat} ...")
-        results.append(run_peer(name, workload, args.repeat, args.timeout))
+        results.append(run_peer(name, workload, args.repeat, args.timeout, args.warmup))
 
     ref = next((r for r in results if r["engine"] == REFERENCE and r.get("available")), None)
     base = next((r for r in results if r["engine"] == "shardex (batch)" and r.get("available")), None)
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine()
     table = Table(
-        title=f"matching: {workload.name}, median of {args.repeat} ({info['cores']} cores, {info['date']})",
+        title=f"matching: {workload.name}, median of {args.repeat} after {args.warmup} warm-up ({info['cores']} cores, {info['date']})",
     )
     for col, just in (("engine", "left"), ("commands/s", "right"), ("trades", "right"),
                       ("traded qty", "right"), ("vs shardex batch", "right"), ("parity with matching-engine", "left")):
@@ -264,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
-            json.dumps({"machine": info, "workload": str(workload), "repeat": args.repeat, "results": results}, indent=2)
+            json.dumps({"machine": info, "workload": str(workload), "repeat": args.repeat, "warmup": args.warmup,
+                        "results": results}, indent=2)
         )
         out.print(f"results written to {args.json}")
     return 0

@@ -93,14 +93,17 @@ def load(path: Path) -> Workload:
 
 
 def parse_args(description: str) -> argparse.Namespace:
-    """The runners' common command line: ``WORKLOAD.csv [--repeat N]``."""
+    """The runners' common command line: ``WORKLOAD.csv [--repeat N] [--warmup N]``."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("workload", type=Path)
     p.add_argument("--repeat", type=int, default=1, help="runs on a fresh book; the median is reported")
+    p.add_argument("--warmup", type=int, default=0, help="untimed runs on a fresh book before the timed ones")
     p.add_argument("--limit", type=int, default=0, help="only the first N commands (0: all)")
     args = p.parse_args()
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
+    if args.warmup < 0:
+        p.error("--warmup must be >= 0")
     return args
 
 
@@ -111,7 +114,7 @@ def run(
     description: str,
     notes: list[str] | None = None,
 ) -> int:
-    """Load the workload, call ``once`` ``--repeat`` times and print one JSON object.
+    """Load the workload, call ``once`` ``--warmup`` times untimed, then ``--repeat`` times, and print one JSON object.
 
     ``once(workload)`` builds a fresh book, times only its processing loop and
     returns a dict with at least ``seconds``, ``trades`` and ``traded_qty``
@@ -123,6 +126,8 @@ def run(
     if args.limit:
         for name in ("op", "order_id", "account", "side", "type", "tif", "price", "qty"):
             setattr(w, name, getattr(w, name)[: args.limit])
+    for _ in range(args.warmup):
+        once(w)  # steady state: the process's memory is faulted in, caches and allocators are warm
     results = [once(w) for _ in range(args.repeat)]
     first = results[0]
     for r in results[1:]:
@@ -137,6 +142,7 @@ def run(
         "workload": str(args.workload),
         "commands": len(w),
         "repeat": args.repeat,
+        "warmup": args.warmup,
         "seconds": median,
         "seconds_all": secs,
         "commands_per_second": len(w) / median if median > 0 else None,
