@@ -69,7 +69,12 @@ def _matching_workload(args, out: Path) -> None:
     from shardex.book.matching import process_commands
     from shardex.engine.loadgen import order_flow
 
-    cmds = order_flow(args.commands, n_instruments=1, seed=42)
+    if args.csv is not None:  # e.g. bench/out/order_flow_seed42_1000000.csv, the matching benchmark's flow
+        from shardex.engine.workload import read_workload_csv
+
+        cmds = read_workload_csv(args.csv).commands[: args.commands]
+    else:
+        cmds = order_flow(args.commands, n_instruments=1, seed=42)
     Exchange([Instrument(0, "W")]).sequencer.stamp(cmds)
 
     def run():
@@ -166,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workload", choices=("matching", "settlement"))
     ap.add_argument("--commands", type=int, default=1_000_000, help="matching: commands in the flow")
+    ap.add_argument("--csv", type=Path, default=None, help="matching: a workload CSV instead of the generated flow")
     ap.add_argument("--accounts", type=int, default=100_000, help="settlement: accounts")
     ap.add_argument("--mode", default="parallel", choices=("parallel", "sequential"), help="settlement: executor mode")
     ap.add_argument("--seconds", type=float, default=4.0, help="how long to loop the workload under perf")
