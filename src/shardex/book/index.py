@@ -47,7 +47,7 @@ def index_find(index, account, oid):
     return _probe(index, index, 0, account, oid, -1)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def index_find_book(index, ocold, book_col, account, oid, b):
     """Row of the order (account, oid) on book ``b`` (``ocold[row, book_col] == b``), or -1.
 
@@ -57,7 +57,7 @@ def index_find_book(index, ocold, book_col, account, oid, b):
     return _probe(index, ocold, book_col, account, oid, b)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def index_insert(index, meta, account, oid, row):
     """Insert a key known to be absent; the caller keeps the load below one half."""
     mask = index.shape[0] - 1
@@ -70,7 +70,7 @@ def index_insert(index, meta, account, oid, row):
     meta[M_INDEX_USED] += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def index_delete(index, meta, account, oid, row):
     """Remove the entry of order ``row`` (key (account, oid)), shifting its cluster back (no tombstones).
 
