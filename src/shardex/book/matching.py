@@ -93,8 +93,8 @@ S_META = 9
 S_SCRATCH = 10
 # How many commands ahead the kernel prefetches index cells and order rows.
 PREFETCH_FAR = 16
-PREFETCH_NEAR = 8
-PREFETCH_LINKS = 3
+PREFETCH_NEAR = 11
+PREFETCH_LINKS = 6
 
 
 # ---------------------------------------------------------------------------
