@@ -174,3 +174,21 @@ def test_money_is_conserved(n_accounts, n_txns, n_threads, seed):
 def test_stall_takeover_equals_sequential(monkeypatch_takeover, n_accounts, n_txns, n_threads, seed):
     """With every wait counted as a stall, one thread takes over mid-batch: same answer."""
     _assert_same(*_run_both(n_accounts, n_txns, n_threads, seed, "parallel"))
+
+
+def test_auto_mode_keeps_light_batches_sequential_and_threads_trades():
+    """Transfers alone cost less than handing accounts between cores; trades are worth the threads."""
+    from shardex.ledger import trade_txns, transfer_txns
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    base = funded_ledger(1000, 7)
+    a = rng.integers(0, 500, n)
+    transfers = transfer_txns(a, a + 500, 0, 1)
+    trades = trade_txns(a, a + 500, 0, 100, 1, 5, -1)
+    assert settle(base.copy(), transfers, threads=2).mode == "sequential"
+    assert settle(base.copy(), transfers, threads=2, mode="parallel").mode == "parallel"
+    assert settle(base.copy(), trades, threads=2).mode == "parallel"
+    # Mostly light with a few trades: still sequential.
+    mixed = np.concatenate([transfers, trades[:n // 4]])
+    assert settle(base.copy(), mixed, threads=2).mode == "sequential"
