@@ -912,9 +912,9 @@ def process_commands(st, book_of, inst_of_book, cmds, start, ev, n, shard=-1):
     shard 0: so a command of an unlisted instrument is rejected exactly once
     if shard 0's map has NIL for it.  A mass cancel of every instrument
     (instrument -1) runs on every shard.  Runtime: one pass over the batch
-    picks out this shard's commands and copies them into an array of their
-    own (a copy per shard, in parallel, instead of one serial partition);
-    the loop then runs as unsharded over them, so that the prefetch
+    lists the positions of this shard's commands (a pass per shard, in
+    parallel, instead of one serial partition); the loop then runs over
+    that list as unsharded runs over the batch, so that the prefetch
     look-ahead reaches as many of this shard's commands as on one shard.
     """
     return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard)
@@ -935,11 +935,11 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
     width = lad_key.shape[1]
     mask = index.shape[0] - 1
     nmap = book_of.shape[0]
-    # Sharded: this shard's commands are gathered into an array of their own
-    # first, so that the loop below (and its look-ahead) runs as unsharded
-    # over them; ``todo`` maps them back to positions in the batch.
+    # Sharded: ``todo`` lists this shard's commands' positions in the batch,
+    # and the loop below (and its look-ahead) runs over that list as
+    # unsharded runs over the batch: the look-ahead reaches as many of this
+    # shard's commands, and no command is copied.
     skipping = shard >= 0
-    run = cmds
     todo = book_of[:0]  # unsharded: no list (an empty view, no allocation)
     lo = start
     hi = ncmd
@@ -954,9 +954,6 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
                 b = book_of[inst]
             todo[m] = i  # branch-free: own and foreign commands interleave at random
             m += b != FOREIGN or (inst == -1 and cmds[i].kind == K_MASS_CANCEL)
-        run = np.empty(m, dtype=cmds.dtype)
-        for j in range(m):
-            run[j] = cmds[todo[j]]
         lo = 0
         hi = m
     for j in range(lo, hi):
@@ -966,12 +963,12 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
         if j + PREFETCH_FAR < hi:
             # The home cell and the next one (most probes end there): 48
             # bytes of 24-byte cells, on at most two cache lines.
-            f = run[j + PREFETCH_FAR]
+            f = cmds[todo[j + PREFETCH_FAR] if skipping else j + PREFETCH_FAR]
             home = 3 * index_slot(f.account, f.order_id, mask)
             prefetch_read(index, home)
             prefetch_read(index, min(home + 5, index.size - 1))
         if j + PREFETCH_NEAR < hi:
-            f = run[j + PREFETCH_NEAR]
+            f = cmds[todo[j + PREFETCH_NEAR] if skipping else j + PREFETCH_NEAR]
             if f.kind == K_CANCEL or f.kind == K_AMEND:
                 o = index_find(index, f.account, f.order_id)
                 if o >= 0:
@@ -979,7 +976,7 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
                     prefetch_row(ocold, o)
         if j + PREFETCH_LINKS < hi:
             # Unlinking an order writes its queue neighbours: warm them too.
-            f = run[j + PREFETCH_LINKS]
+            f = cmds[todo[j + PREFETCH_LINKS] if skipping else j + PREFETCH_LINKS]
             if f.kind == K_CANCEL:
                 o = index_find(index, f.account, f.order_id)
                 if o >= 0:
@@ -987,7 +984,8 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
                         prefetch_row(orders, orders[o, O_PREV])
                     if orders[o, O_NEXT] >= 0:
                         prefetch_row(orders, orders[o, O_NEXT])
-        c = run[j]
+        at = todo[j] if skipping else j  # the command's position in the batch (and for a restart)
+        c = cmds[at]
         inst = c.instrument
         b = -1
         if 0 <= inst < nmap:
@@ -995,7 +993,6 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
         if b < 0:
             b = -1  # FOREIGN here: a mass cancel of every instrument
         kind = c.kind
-        at = todo[j] if skipping else j  # the command's position in the batch, for a restart
         # Room for the worst case of this command, checked before it starts.
         if meta[M_FREE_ORDER] == NIL and meta[M_FRESH_ORDER] >= orders.shape[0]:
             return ST_GROW_POOL, at, n
@@ -1005,21 +1002,21 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
             stops = books[b, B_STOPS]
             if max(lad_n[2 * b], lad_n[2 * b + 1]) + 2 + stops >= width:
                 return ST_GROW_LADDER, at, n
-            bound = _event_bound(run, j, st, b)
+            bound = _event_bound(cmds, at, st, b)
         else:
             bound = 8 + 2 * meta[M_ORDERS_USED]
         if n + bound > ev.shape[0]:
             return ST_GROW_EVENTS, at, n
         if kind == K_MASS_CANCEL and (inst == -1 or b >= 0):
-            n = _cmd_mass_cancel(st, run, j, b, inst_of_book, ev, n)
+            n = _cmd_mass_cancel(st, cmds, at, b, inst_of_book, ev, n)
         elif kind != K_NEW and kind != K_CANCEL and kind != K_AMEND and kind != K_MASS_CANCEL:
-            n = _reject(run, j, R_INVALID_COMMAND, ev, n)
+            n = _reject(cmds, at, R_INVALID_COMMAND, ev, n)
         elif b < 0 or rules[b, R_LISTED] == 0:
-            n = _reject(run, j, R_UNKNOWN_INSTRUMENT, ev, n)
+            n = _reject(cmds, at, R_UNKNOWN_INSTRUMENT, ev, n)
         elif kind == K_NEW:
-            n = _cmd_new(st, run, j, b, ev, n)
+            n = _cmd_new(st, cmds, at, b, ev, n)
         elif kind == K_CANCEL:
-            n = _cmd_cancel(st, run, j, b, ev, n)
+            n = _cmd_cancel(st, cmds, at, b, ev, n)
         else:
-            n = _cmd_amend(st, run, j, b, ev, n)
+            n = _cmd_amend(st, cmds, at, b, ev, n)
     return ST_DONE, ncmd, n
