@@ -28,7 +28,7 @@ def lv_at(st, side, pos_from_top=0):
 
 def row_of(st, acct, oid):
     from shardex.book.index import index_find
-    return int(index_find(st.index, acct, oid))
+    return int(index_find(st.index, st.orders, acct, oid))
 
 
 CORRUPTIONS = {
@@ -60,8 +60,9 @@ CORRUPTIONS = {
 
 
 def _find_cell(st, acct, oid):
+    row = row_of(st, acct, oid)
     for i in range(len(st.index)):
-        if st.index[i, L.H_ROW] >= 0 and st.index[i, L.H_ACCOUNT] == acct and st.index[i, L.H_OID] == oid:
+        if st.index[i, L.H_KEY] >= 0 and st.index[i, L.H_KEY] & 0xFFFFFFFF == row:
             return i
     raise LookupError
 
@@ -71,14 +72,13 @@ def _stale(st):
     free = int(st.meta[L.M_FREE_ORDER])
     if free == L.NIL:  # nothing released yet: point at a never-used row instead
         free = int(st.meta[L.M_FRESH_ORDER])
-    st.index[cell, L.H_ROW] = free
+    st.index[cell, L.H_KEY] = (int(st.index[cell, L.H_KEY]) >> 32) << 32 | free
 
 
 def _drop_index(st, acct, oid):
-    cell = _find_cell(st, acct, oid)
-    st.index[cell, L.H_ROW] = L.H_TOMB
-    st.meta[L.M_INDEX_USED] -= 1
-    st.meta[L.M_INDEX_TOMB] += 1
+    from shardex.book.index import index_delete
+
+    index_delete(st.index, st.meta, acct, oid, row_of(st, acct, oid))
 
 
 @pytest.mark.parametrize("what", list(CORRUPTIONS))

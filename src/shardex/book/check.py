@@ -25,8 +25,9 @@ Invariants checked:
 * pools: the order and level free lists are acyclic, hold no live row, and
   together with the live rows cover each pool exactly (``M_ORDERS_USED``);
 * index: every live order is in the (account, order id) index exactly once,
-  found by a probe from its home slot, the index has no stale or duplicate
-  entries, and ``M_INDEX_USED`` / ``M_INDEX_TOMB`` agree with a recount.
+  with its key's hash bits, found by a probe from its home slot; the index
+  has no stale or duplicate entries, ``M_INDEX_USED`` agrees with a recount
+  and ``M_INDEX_TOMB`` is 0 (deletion shifts back, it never leaves tombstones).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 from shardex.book.layout import (
     B_HAS_LAST, B_LAST, B_ORDERS, B_REFILLS, B_STOP_HEAD, B_STOP_QTY, B_STOP_TAIL, B_STOPS,
     C_BOOK, C_PRICE, C_SIDE, C_STOP, C_TYPE,
-    H_ACCOUNT, H_EMPTY, H_OID, H_ROW, H_TOMB,
+    H_EMPTY, H_KEY, H_OID,
     L_COUNT, L_HEAD, L_NEXT, L_PRICE, L_QTY, L_TAIL,
     M_FREE_LEVEL, M_FREE_ORDER, M_FRESH_LEVEL, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED,
     NIL, O_ACCOUNT, O_HIDDEN, O_LEVEL, O_NEXT, O_OID, O_PEAK, O_PREV, O_QTY,
@@ -54,12 +55,11 @@ def _refills(hidden: int, peak: int) -> int:
     return (hidden + peak - 1) // peak
 
 
-def _home_slot(account: int, oid: int, mask: int) -> int:
-    """The key's home cell, from the index module itself so the checker never drifts from its hash."""
-    from shardex.book import index as _index
+def _hash(account: int, oid: int) -> int:
+    """The key's 31-bit hash, from the index module itself so the checker never drifts from it."""
+    from shardex.book.index import index_hash
 
-    slot = getattr(_index, "index_slot", None) or getattr(_index, "_slot")
-    return int(slot(account, oid, mask))
+    return int(index_hash(account, oid))
 
 
 def _walk_free(nxt_col: np.ndarray, head: int, cap: int, what: str) -> set[int]:
@@ -236,33 +236,35 @@ def check_state(st, inst_of_book=None) -> None:  # noqa: C901 - one long, flat l
     # -- index ---------------------------------------------------------------------
     hcap = index.shape[0]
     assert hcap >= 16 and hcap & (hcap - 1) == 0, f"index capacity {hcap} is not a power of two >= 16"
-    rows = index[:, H_ROW]
-    n_live = int(np.count_nonzero(rows >= 0))
-    n_tomb = int(np.count_nonzero(rows == H_TOMB))
-    n_bad = int(np.count_nonzero((rows < 0) & (rows != H_TOMB) & (rows != H_EMPTY)))
-    assert n_bad == 0, f"index holds {n_bad} cells with an invalid row code"
+    assert index.ndim == 2 and index.shape[1] == 2, f"index has shape {index.shape}, expected (cells, 2)"
+    keys = index[:, H_KEY]
+    n_live = int(np.count_nonzero(keys >= 0))
+    n_bad = int(np.count_nonzero((keys < 0) & (keys != H_EMPTY)))
+    assert n_bad == 0, f"index holds {n_bad} cells with an invalid key code"
     assert n_live == int(meta[M_INDEX_USED]), f"M_INDEX_USED={int(meta[M_INDEX_USED])}, recount {n_live}"
-    assert n_tomb == int(meta[M_INDEX_TOMB]), f"M_INDEX_TOMB={int(meta[M_INDEX_TOMB])}, recount {n_tomb}"
-    assert n_live + n_tomb < hcap, f"index has no empty cell ({n_live} live, {n_tomb} tombstones, {hcap} cells)"
+    assert int(meta[M_INDEX_TOMB]) == 0, f"M_INDEX_TOMB={int(meta[M_INDEX_TOMB])}, but the index never holds tombstones"
+    assert n_live < hcap, f"index has no empty cell ({n_live} live, {hcap} cells)"
     seen_rows: dict[int, int] = {}
     seen_keys: dict[tuple[int, int, int], int] = {}  # (account, order id, book): ids are unique per book
-    for cell in np.nonzero(rows >= 0)[0]:
+    for cell in np.nonzero(keys >= 0)[0]:
         cell = int(cell)
-        acct, oid, r = int(index[cell, H_ACCOUNT]), int(index[cell, H_OID]), int(index[cell, H_ROW])
-        where = f"index cell {cell} (account {acct}, order id {oid}) -> row {r}"
+        oid, key = int(index[cell, H_OID]), int(index[cell, H_KEY])
+        r, h = key & 0xFFFFFFFF, key >> 32
+        where = f"index cell {cell} (order id {oid}) -> row {r}"
         assert r in live, f"{where}: stale entry, row {r} is not a live order"
         assert r not in seen_rows, f"{where}: row already indexed by cell {seen_rows[r]}"
-        key = (acct, oid, int(ocold[r, C_BOOK]))
-        assert key not in seen_keys, f"{where}: key already in cell {seen_keys[key]}"
+        acct = int(orders[r, O_ACCOUNT])
+        assert int(orders[r, O_OID]) == oid, f"{where}: the row holds order id {int(orders[r, O_OID])}"
+        assert h == _hash(acct, oid), f"{where}: hash bits {h} are not those of (account {acct}, order id {oid})"
+        key3 = (acct, oid, int(ocold[r, C_BOOK]))
+        assert key3 not in seen_keys, f"{where}: key already in cell {seen_keys[key3]}"
         seen_rows[r] = cell
-        seen_keys[key] = cell
-        assert int(orders[r, O_ACCOUNT]) == acct and int(orders[r, O_OID]) == oid, \
-            (f"{where}: the row holds account {int(orders[r, O_ACCOUNT])}, order id {int(orders[r, O_OID])}")
+        seen_keys[key3] = cell
         # The entry must be reachable by a probe from its home slot: no empty cell in between.
-        i = _home_slot(acct, oid, hcap - 1)
+        i = h & (hcap - 1)
         steps = 0
         while i != cell:
-            assert int(index[i, H_ROW]) != H_EMPTY, f"{where}: unreachable, empty cell {i} on its probe path"
+            assert int(index[i, H_KEY]) != H_EMPTY, f"{where}: unreachable, empty cell {i} on its probe path"
             i = (i + 1) & (hcap - 1)
             steps += 1
             assert steps <= hcap, f"{where}: probe never reaches it"

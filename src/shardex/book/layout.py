@@ -35,8 +35,9 @@ count, the stop list, live order and stop counts, traded volume, and the
 iceberg refills and stop quantity still pending (used to size the event buffer); ``rules`` (books x 6): the
 instrument rows of ``shardex.instruments.INSTRUMENT_DTYPE``.
 
-``index`` (hcap x 3): an open-addressing hash map (account, order id) -> order
-row, with linear probing and backward-shift deletion.
+``index`` (hcap x 2): an open-addressing hash map (account, order id) -> order
+row, with linear probing and backward-shift deletion; 16-byte cells (order
+id; hash bits and row), see ``shardex.book.index``.
 
 ``meta`` (16): pool free-list heads and occupancy counters (``M_*``).
 Rows are handed out from the free list (rows released earlier, most recent
@@ -67,10 +68,9 @@ R_MIN_QTY, R_MAX_QTY, R_MIN_PRICE, R_MAX_PRICE, R_MATCHING, R_LISTED = range(6)
 # meta
 M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB, M_FRESH_ORDER, M_FRESH_LEVEL = range(7)
 
-# index cells
-H_ACCOUNT, H_OID, H_ROW = range(3)
+# index cells (see shardex.book.index): order id, and 31 hash bits << 32 | row
+H_OID, H_KEY = range(2)
 H_EMPTY = -1
-H_TOMB = -2  # never written since deletion shifts back; kept for the format
 
 NIL = -1
 
@@ -121,7 +121,7 @@ class BookState:
         self.scratch = np.zeros(0, dtype=np.int64)
         self.meta[M_FREE_ORDER] = NIL
         self.meta[M_FREE_LEVEL] = NIL
-        self.index = np.full((16, 3), H_EMPTY, dtype=np.int64)
+        self.index = np.full((16, 2), H_EMPTY, dtype=np.int64)
         self.grow_pool(order_capacity)
         self.grow_index(4 * order_capacity)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shardex.book.index import index_delete, index_find, index_find_book, index_insert, index_slot
+from shardex.book.index import index_delete, index_find_book, index_guess, index_insert, index_slot
 from shardex.lowlevel import borrow, prefetch_read, prefetch_row, view1d, view2d
 from shardex.book.ladder import ladder_get_or_add, ladder_remove, side_key
 from shardex.book.layout import (
@@ -697,7 +697,7 @@ def _cmd_new(st, cmds, i, b, ev, n):
     meta = view1d(st, S_META)
     c = cmds[i]
     reason = _check_new(cmds, i, st, b)
-    if reason == R_OK and index_find_book(index, ocold, C_BOOK, c.account, c.order_id, b) >= 0:
+    if reason == R_OK and index_find_book(index, orders, ocold, C_BOOK, c.account, c.order_id, b) >= 0:
         reason = R_DUPLICATE
     side = c.side
     if reason == R_OK and (c.flags & F_POST_ONLY):
@@ -745,7 +745,7 @@ def _cmd_cancel(st, cmds, i, b, ev, n):
     ocold = view2d(st, S_OCOLD)
     index = view2d(st, S_INDEX)
     c = cmds[i]
-    o = index_find_book(index, ocold, C_BOOK, c.account, c.order_id, b)
+    o = index_find_book(index, orders, ocold, C_BOOK, c.account, c.order_id, b)
     if o < 0:
         return _reject(cmds, i, R_UNKNOWN_ORDER, ev, n)
     if orders[o, O_LEVEL] == NIL:
@@ -767,7 +767,7 @@ def _cmd_amend(st, cmds, i, b, ev, n):
     rules = view2d(st, S_RULES)
     index = view2d(st, S_INDEX)
     c = cmds[i]
-    o = index_find_book(index, ocold, C_BOOK, c.account, c.order_id, b)
+    o = index_find_book(index, orders, ocold, C_BOOK, c.account, c.order_id, b)
     if o < 0:
         return _reject(cmds, i, R_UNKNOWN_ORDER, ev, n)
     if orders[o, O_LEVEL] == NIL:
@@ -961,16 +961,16 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
         # ahead, and the order rows of a cancel or amend PREFETCH_NEAR ahead
         # (its index cell is warm by then), so their misses overlap.
         if j + PREFETCH_FAR < hi:
-            # The home cell and the next one (most probes end there): 48
-            # bytes of 24-byte cells, on at most two cache lines.
+            # The home cell and the next one (most probes end there): 32
+            # bytes of 16-byte cells, on one cache line or two.
             f = cmds[todo[j + PREFETCH_FAR] if skipping else j + PREFETCH_FAR]
-            home = 3 * index_slot(f.account, f.order_id, mask)
+            home = 2 * index_slot(f.account, f.order_id, mask)
             prefetch_read(index, home)
-            prefetch_read(index, min(home + 5, index.size - 1))
+            prefetch_read(index, min(home + 3, index.size - 1))
         if j + PREFETCH_NEAR < hi:
             f = cmds[todo[j + PREFETCH_NEAR] if skipping else j + PREFETCH_NEAR]
             if f.kind == K_CANCEL or f.kind == K_AMEND:
-                o = index_find(index, f.account, f.order_id)
+                o = index_guess(index, f.account, f.order_id)
                 if o >= 0:
                     prefetch_row(orders, o)
                     prefetch_row(ocold, o)
@@ -978,7 +978,7 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
             # Unlinking an order writes its queue neighbours: warm them too.
             f = cmds[todo[j + PREFETCH_LINKS] if skipping else j + PREFETCH_LINKS]
             if f.kind == K_CANCEL:
-                o = index_find(index, f.account, f.order_id)
+                o = index_guess(index, f.account, f.order_id)
                 if o >= 0:
                     if orders[o, O_PREV] >= 0:
                         prefetch_row(orders, orders[o, O_PREV])

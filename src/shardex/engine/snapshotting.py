@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from shardex.book.index import rebuild_index
+from shardex.book.index import index_from_layout_1, index_of
 from shardex.book.layout import (
-    B_STOP_HEAD, B_STOP_TAIL, BOOK_COLS, C_BOOK, H_ACCOUNT, H_OID, H_ROW, L_HEAD, L_NEXT, L_TAIL, M_FREE_LEVEL,
+    B_STOP_HEAD, B_STOP_TAIL, BOOK_COLS, C_BOOK, H_KEY, L_HEAD, L_NEXT, L_TAIL, M_FREE_LEVEL,
     M_FREE_ORDER, M_FRESH_LEVEL, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED, NIL, O_ACCOUNT,
     O_LEVEL, O_NEXT, O_OID, O_PREV,
     BookState,
@@ -39,7 +39,7 @@ __all__ = ["SnapshotLayoutError", "SNAPSHOT_FORMAT", "capture", "restore", "inst
            "instrument_from_json", "redeal", "detached_hash"]
 
 #: Version of the engine's snapshot content (the file format is the journal's).
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: 16-byte order index cells (shardex.book.index); 1 is read and converted
 
 #: The BookState arrays this module knows how to re-deal; a layout change in
 #: shardex.book must be mirrored here (``redeal`` refuses unknown arrays).
@@ -131,8 +131,8 @@ def snapshot_listing(meta: dict) -> list[Instrument]:
 
 def _check_format(meta: dict) -> None:
     fmt = meta.get("engine_format")
-    if fmt != SNAPSHOT_FORMAT:
-        raise SnapshotLayoutError(f"snapshot engine format {fmt!r}; this shardex reads format {SNAPSHOT_FORMAT}")
+    if fmt not in (1, SNAPSHOT_FORMAT):
+        raise SnapshotLayoutError(f"snapshot engine format {fmt!r}; this shardex reads formats 1 and {SNAPSHOT_FORMAT}")
 
 
 def restore(shards: list[MatchingShard], arrays: dict[str, np.ndarray], meta: dict) -> bool:
@@ -151,6 +151,10 @@ def restore(shards: list[MatchingShard], arrays: dict[str, np.ndarray], meta: di
             inst_of_book = np.array(arrays[f"s{k}.inst_of_book"], dtype=np.int64)
         except KeyError as exc:
             raise SnapshotLayoutError(f"snapshot lacks array {exc} of shard {k} of {n_src}") from None
+        if meta["engine_format"] == 1 and "index" in state:
+            if state["index"].ndim != 2 or state["index"].shape[1] != 3:
+                raise SnapshotLayoutError(f"shard {k}: format 1 index of shape {state['index'].shape}, expected 3 columns")
+            state["index"] = index_from_layout_1(state["index"])
         sources.append((state, inst_of_book))
     same = n_src == len(shards) and all(np.array_equal(src[1], sh.inst_of_book) for src, sh in zip(sources, shards))
     if same:
@@ -181,7 +185,7 @@ def _check_layout(state: dict[str, np.ndarray], k: int) -> None:
             f"shard {k}: book arrays {sorted(unknown or set(_ARRAY_NAMES) ^ set(_KNOWN_SLOTS))} are unknown to "
             "shardex.engine.snapshotting.redeal; recover with the snapshot's shard count or teach redeal the new layout"
         )
-    shapes = {"orders": 8, "ocold": 8, "levels": 6, "books": BOOK_COLS, "rules": 6, "index": 3}
+    shapes = {"orders": 8, "ocold": 8, "levels": 6, "books": BOOK_COLS, "rules": 6, "index": 2}
     for name, cols in shapes.items():
         if state[name].ndim != 2 or state[name].shape[1] != cols:
             raise SnapshotLayoutError(f"shard {k}: array {name} has shape {state[name].shape}, redeal expects {cols} columns")
@@ -222,8 +226,8 @@ def redeal(sources: list[tuple[dict[str, np.ndarray], np.ndarray]], targets: lis
     # live order, resting or stop, has exactly one entry), levels via ladders.
     live_orders, live_levels = [], []
     for state, inst_of_book in sources:
-        rows = state["index"][:, H_ROW]
-        rows = np.sort(rows[rows >= 0])
+        keys = state["index"][:, H_KEY]
+        rows = np.sort(keys[keys >= 0] & 0xFFFFFFFF)
         obook = state["ocold"][rows, C_BOOK]
         lad_n = state["lad_n"]
         width = state["lad_lv"].shape[1]
@@ -291,15 +295,10 @@ def redeal(sources: list[tuple[dict[str, np.ndarray], np.ndarray]], targets: lis
         meta[M_FRESH_LEVEL] = n_levels
         meta[M_ORDERS_USED] = n_orders
         meta[M_INDEX_USED] = n_orders
-        entries = np.full((max(n_orders, 1), 3), -1, dtype=np.int64)
-        if n_orders:
-            entries[:, H_ACCOUNT] = orders[:n_orders, O_ACCOUNT]
-            entries[:, H_OID] = orders[:n_orders, O_OID]
-            entries[:, H_ROW] = np.arange(n_orders)
         hcap = 16
         while hcap < 4 * (n_orders + 1) or hcap < 4 * cap:
             hcap *= 2
-        index = rebuild_index(entries, hcap)
+        index = index_of(orders[:n_orders, O_ACCOUNT], orders[:n_orders, O_OID], np.arange(n_orders), hcap)
         out.append({"orders": orders, "ocold": ocold, "levels": levels, "lad_key": lad_key, "lad_lv": lad_lv,
                     "lad_n": lad_n, "books": books, "rules": rules, "index": index, "meta": meta,
                     "scratch": np.zeros(cap, dtype=np.int64)})

@@ -502,7 +502,7 @@ def _execute(st, book_of, inst_of_book, cmd, ev, stats, b, side, price, oid, q, 
     """A visible execution of ``q`` lots of resting order ``oid``: bring it to the front, take it, check the makers."""
     orders = st[0]
     index = st[8]
-    o = index_find(index, REAL, oid)
+    o = index_find(index, orders, REAL, oid)
     named = o >= 0
     why = 0
     if named and orders[o, O_QTY] < q:
@@ -661,12 +661,12 @@ def _replay_kernel(st, book_of, inst_of_book, b, cmd, ev, mtype, moid, msize, mp
         oid = moid[i]
         ts = mts[i]
         if t == 1:
-            if index_find(index, REAL, oid) >= 0:
+            if index_find(index, orders, REAL, oid) >= 0:
                 stats[S_DUPLICATE] += 1
             else:
                 _send(st, book_of, inst_of_book, cmd, ev, stats, K_NEW, side, oid, REAL, p, q, TIF_GTC, ts)
         elif t == 2 or t == 3:
-            o = index_find(index, REAL, oid)
+            o = index_find(index, orders, REAL, oid)
             if o >= 0:
                 have = orders[o, O_QTY]
                 if (t == 3 and have != q) or (t == 2 and have <= q):
