@@ -102,8 +102,11 @@ def test_bybit_lost_delta_gap_resubscribe_resync_book_equal(capture: Path, offli
             elif isinstance(e, BookState):
                 assert e.key not in broken or e.resync, e
                 broken.discard(e.key)
-    # in-process, each lost delta is one gap detected at the next delta of that book
-    assert gaps == resyncs == srv.stats["dropped_diffs"]
+    # Each lost delta is one gap detected at the next delta of that book, unless it is lost
+    # while that book is already resyncing after an earlier gap: the fresh snapshot covers it,
+    # and on a loaded machine the resubscribe can take long enough for that (once, 13 of 14).
+    assert 0 < gaps == resyncs <= srv.stats["dropped_diffs"]
+    assert gaps >= srv.stats["dropped_diffs"] - 2
     assert srv.stats["snapshots_synthesized"] >= gaps
 
 
