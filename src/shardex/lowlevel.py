@@ -209,7 +209,7 @@ def aligned(shape, dtype, fill=None) -> np.ndarray:
     dtype = np.dtype(dtype)
     shape = (shape,) if np.isscalar(shape) else tuple(shape)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    zero = fill is not None and np.all(np.asarray(fill) == 0)
+    zero = isinstance(fill, (int, float, np.integer, np.floating)) and fill == 0
     raw = (np.zeros if zero else np.empty)(nbytes + CACHE_LINE, np.uint8)
     skip = -raw.ctypes.data % CACHE_LINE
     out = np.ndarray(shape, dtype, buffer=raw, offset=skip)
