@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shardex.book import layout as L
+from shardex.book.index import ROW_MASK
 from shardex.book.check import check_shard
 
 from .helpers import make_exchange, new, run
@@ -62,7 +63,7 @@ CORRUPTIONS = {
 def _find_cell(st, acct, oid):
     row = row_of(st, acct, oid)
     for i in range(len(st.index)):
-        if st.index[i, L.H_KEY] >= 0 and st.index[i, L.H_KEY] & 0xFFFFFFFF == row:
+        if st.index[i, L.H_KEY] >= 0 and st.index[i, L.H_KEY] & ROW_MASK == row:
             return i
     raise LookupError
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from shardex.book.check import check_shard
+from shardex.book.index import ROW_MASK
 from shardex.book.layout import H_KEY, H_OID, O_ACCOUNT
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
@@ -29,7 +30,7 @@ def _as_format_1(arrays: dict, meta: dict) -> tuple[dict, dict]:
         table, orders = arrays[name], arrays[f"{k}.orders"]
         cells = np.full((len(table), 3), -1, dtype=np.int64)
         live = table[:, H_KEY] >= 0
-        rows = table[live, H_KEY] & 0xFFFFFFFF
+        rows = table[live, H_KEY] & ROW_MASK
         # any placement will do: the reader rebuilds the table from the entries
         cells[: live.sum(), 0] = orders[rows, O_ACCOUNT]
         cells[: live.sum(), 1] = table[live, H_OID]

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
+# The index module's own hash and cell layout, so the checker never drifts from them.
+from shardex.book.index import ROW_MASK, index_hash
 from shardex.book.layout import (
     B_HAS_LAST, B_LAST, B_ORDERS, B_REFILLS, B_STOP_HEAD, B_STOP_QTY, B_STOP_TAIL, B_STOPS,
     C_BOOK, C_PRICE, C_SIDE, C_STOP, C_TYPE,
@@ -53,13 +55,6 @@ def _refills(hidden: int, peak: int) -> int:
     if peak <= 0 or hidden <= 0:
         return 0
     return (hidden + peak - 1) // peak
-
-
-def _hash(account: int, oid: int) -> int:
-    """The key's 31-bit hash, from the index module itself so the checker never drifts from it."""
-    from shardex.book.index import index_hash
-
-    return int(index_hash(account, oid))
 
 
 def _walk_free(nxt_col: np.ndarray, head: int, cap: int, what: str) -> set[int]:
@@ -249,13 +244,13 @@ def check_state(st, inst_of_book=None) -> None:  # noqa: C901 - one long, flat l
     for cell in np.nonzero(keys >= 0)[0]:
         cell = int(cell)
         oid, key = int(index[cell, H_OID]), int(index[cell, H_KEY])
-        r, h = key & 0xFFFFFFFF, key >> 32
+        r, h = key & ROW_MASK, key >> 32
         where = f"index cell {cell} (order id {oid}) -> row {r}"
         assert r in live, f"{where}: stale entry, row {r} is not a live order"
         assert r not in seen_rows, f"{where}: row already indexed by cell {seen_rows[r]}"
         acct = int(orders[r, O_ACCOUNT])
         assert int(orders[r, O_OID]) == oid, f"{where}: the row holds order id {int(orders[r, O_OID])}"
-        assert h == _hash(acct, oid), f"{where}: hash bits {h} are not those of (account {acct}, order id {oid})"
+        assert h == int(index_hash(acct, oid)), f"{where}: hash bits {h} are not those of (account {acct}, order id {oid})"
         key3 = (acct, oid, int(ocold[r, C_BOOK]))
         assert key3 not in seen_keys, f"{where}: key already in cell {seen_keys[key3]}"
         seen_rows[r] = cell

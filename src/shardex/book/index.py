@@ -29,7 +29,8 @@ from shardex.lowlevel import aligned
 
 #: Bits of the key hash kept in a cell; the table holds at most 2**31 cells.
 HASH_BITS = 31
-_ROW_MASK = 0xFFFFFFFF
+#: The row bits of a cell's ``H_KEY`` (its hash bits are ``key >> 32``).
+ROW_MASK = 0xFFFFFFFF
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -66,7 +67,7 @@ def _probe(index, orders, ocold, book_col, account, oid, b, exact):
         if key == H_EMPTY:
             return -1
         if index[i, H_OID] == oid and key >> 32 == h:
-            row = key & _ROW_MASK
+            row = key & ROW_MASK
             if not exact or (orders[row, O_ACCOUNT] == account and (b < 0 or ocold[row, book_col] == b)):
                 return row
         i = (i + 1) & mask
@@ -120,7 +121,7 @@ def index_delete(index, meta, account, oid, row):
         key = index[i, H_KEY]
         if key == H_EMPTY:
             return
-        if key & _ROW_MASK == row:
+        if key & ROW_MASK == row:
             break
         i = (i + 1) & mask
     meta[M_INDEX_USED] -= 1

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from shardex.book.index import index_from_layout_1, index_of
+from shardex.book.index import ROW_MASK, index_from_layout_1, index_of
 from shardex.book.layout import (
     B_STOP_HEAD, B_STOP_TAIL, BOOK_COLS, C_BOOK, H_KEY, L_HEAD, L_NEXT, L_TAIL, M_FREE_LEVEL,
     M_FREE_ORDER, M_FRESH_LEVEL, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED, NIL, O_ACCOUNT,
@@ -227,7 +227,7 @@ def redeal(sources: list[tuple[dict[str, np.ndarray], np.ndarray]], targets: lis
     live_orders, live_levels = [], []
     for state, inst_of_book in sources:
         keys = state["index"][:, H_KEY]
-        rows = np.sort(keys[keys >= 0] & 0xFFFFFFFF)
+        rows = np.sort(keys[keys >= 0] & ROW_MASK)
         obook = state["ocold"][rows, C_BOOK]
         lad_n = state["lad_n"]
         width = state["lad_lv"].shape[1]
