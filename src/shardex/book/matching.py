@@ -920,6 +920,12 @@ def process_commands(st, book_of, inst_of_book, cmds, start, ev, n, shard=-1):
     return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _at(todo, skipping, j):
+    """Position in the batch of the ``j``-th command this kernel runs (see ``_process``)."""
+    return todo[j] if skipping else j
+
+
 @njit(cache=True, nogil=True)
 def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
     """The worker of ``process_commands``, on borrowed views of its arrays."""
@@ -963,12 +969,12 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
         if j + PREFETCH_FAR < hi:
             # The home cell and the next one (most probes end there): 32
             # bytes of 16-byte cells, on one cache line or two.
-            f = cmds[todo[j + PREFETCH_FAR] if skipping else j + PREFETCH_FAR]
+            f = cmds[_at(todo, skipping, j + PREFETCH_FAR)]
             home = 2 * index_slot(f.account, f.order_id, mask)
             prefetch_read(index, home)
             prefetch_read(index, min(home + 3, index.size - 1))
         if j + PREFETCH_NEAR < hi:
-            f = cmds[todo[j + PREFETCH_NEAR] if skipping else j + PREFETCH_NEAR]
+            f = cmds[_at(todo, skipping, j + PREFETCH_NEAR)]
             if f.kind == K_CANCEL or f.kind == K_AMEND:
                 o = index_guess(index, f.account, f.order_id)
                 if o >= 0:
@@ -976,7 +982,7 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
                     prefetch_row(ocold, o)
         if j + PREFETCH_LINKS < hi:
             # Unlinking an order writes its queue neighbours: warm them too.
-            f = cmds[todo[j + PREFETCH_LINKS] if skipping else j + PREFETCH_LINKS]
+            f = cmds[_at(todo, skipping, j + PREFETCH_LINKS)]
             if f.kind == K_CANCEL:
                 o = index_guess(index, f.account, f.order_id)
                 if o >= 0:
@@ -984,7 +990,7 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
                         prefetch_row(orders, orders[o, O_PREV])
                     if orders[o, O_NEXT] >= 0:
                         prefetch_row(orders, orders[o, O_NEXT])
-        at = todo[j] if skipping else j  # the command's position in the batch (and for a restart)
+        at = _at(todo, skipping, j)  # also where a restart resumes
         c = cmds[at]
         inst = c.instrument
         b = -1
