@@ -211,17 +211,14 @@ def bench_matching(
     runs = []
     for k in range(warmup + max(1, repeat)):
         ex = Exchange([Instrument(0, "BENCH")])
-        if per_command:
-            runs.append(_per_command(ex, cmds))
-        else:
-            runs.append(_batched(ex, cmds, batch))
-        runs[-1]["state_hash"] = ex.state_hash()
+        run = _per_command(ex, cmds) if per_command else _batched(ex, cmds, batch)
+        if k >= warmup:  # a warm-up run is neither hashed nor kept
+            run["state_hash"] = ex.state_hash()
+            runs.append(run)
         # Free this run's books before the next run allocates its own, so that
         # every run starts from the same memory state.
         del ex
         gc.collect()
-        if k < warmup:
-            runs.pop()
     runs.sort(key=lambda r: r["seconds"])
     best = runs[len(runs) // 2]
     out = {
