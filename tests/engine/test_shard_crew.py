@@ -18,19 +18,15 @@ SPINS = (0.0, 0.001)
 
 @pytest.mark.parametrize("spin", SPINS)
 def test_each_call_runs_on_its_own_thread_and_results_come_in_order(spin):
-    crew = ShardCrew(3, spin=spin)
-    try:
+    with ShardCrew(3, spin=spin) as crew:
         for r in range(50):
             got = crew.run([(lambda r=r, t=t: (r, t, threading.current_thread().name), ()) for t in range(4)])
             assert [g[:2] for g in got] == [(r, t) for t in range(4)]
             assert got[0][2] == threading.current_thread().name and len({g[2] for g in got}) == 4
-    finally:
-        crew.close()
 
 
 @pytest.mark.parametrize("spin", SPINS)
 def test_an_error_is_raised_after_every_call_is_done(spin):
-    crew = ShardCrew(2, spin=spin)
     done = []
 
     def slow(t):
@@ -40,45 +36,34 @@ def test_an_error_is_raised_after_every_call_is_done(spin):
     def boom():
         raise ValueError("boom")
 
-    try:
+    with ShardCrew(2, spin=spin) as crew:
         with pytest.raises(ValueError, match="boom"):
             crew.run([(boom, ()), (slow, (1,)), (slow, (2,))])
         assert sorted(done) == [1, 2]
         with pytest.raises(KeyError):
             crew.run([(lambda: 0, ()), (slow, (3,)), (lambda: {}["x"], ())])
         assert crew.run([(lambda: 1, ()), (lambda: 2, ()), (lambda: 3, ())]) == [1, 2, 3]  # usable after
-    finally:
-        crew.close()
 
 
 def test_threads_that_went_to_sleep_are_woken():
     """Idle past the spin: the threads block, and the next round wakes them."""
-    crew = ShardCrew(2, spin=0.0005)
-    try:
+    with ShardCrew(2, spin=0.0005) as crew:
         for r in range(5):
             time.sleep(0.01)
             assert crew.run([(lambda r=r: r, ())] * 3) == [r] * 3
-    finally:
-        crew.close()
 
 
 def test_a_long_call_makes_the_caller_block_and_be_woken():
-    crew = ShardCrew(1, spin=0.0005)
-    try:
+    with ShardCrew(1, spin=0.0005) as crew:
         assert crew.run([(lambda: "here", ()), (lambda: time.sleep(0.05) or "there", ())]) == ["here", "there"]
-    finally:
-        crew.close()
 
 
 def test_a_round_started_from_compiled_code_or_not_at_all_still_runs():
     """``stage`` hands back the flag to set; if the caller never sets it, ``collect`` does."""
-    crew = ShardCrew(2, spin=0.001)
-    try:
+    with ShardCrew(2, spin=0.001) as crew:
         for r in range(20):
             crew.stage([(lambda r=r: r + 1, ()), (lambda r=r: r + 2, ())])
             assert crew.collect() == [r + 1, r + 2]
-    finally:
-        crew.close()
 
 
 def test_close_stops_the_threads_and_a_collected_crew_stops_them_too():
@@ -88,6 +73,9 @@ def test_close_stops_the_threads_and_a_collected_crew_stops_them_too():
     crew.close()
     crew.close()  # twice is fine
     assert threading.active_count() == before
+    with ShardCrew(2, spin=0.001) as scoped:
+        scoped.run([(lambda: None, ())] * 3)
+    assert threading.active_count() == before  # leaving the block stopped them
     with pytest.raises(RuntimeError):
         crew.run([(lambda: None, ())] * 4)
     crew = ShardCrew(3, spin=0.001)

@@ -439,8 +439,14 @@ class ShardCrew:
             rest = self.collect()
         return [first, *rest]
 
+    def __enter__(self) -> "ShardCrew":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Stop the threads once their current calls (if any) are done."""
+        """Stop the threads once their current calls (if any) are done (also on leaving a ``with`` block)."""
         self._finalizer()
         for th in self._threads:
             if th is not threading.current_thread():
