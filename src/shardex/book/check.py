@@ -11,9 +11,12 @@ Invariants checked:
 * ladders: each (book, side) ladder is strictly sorted, its keys agree with
   its levels' prices (``price`` for bids, ``-price`` for asks), no level is
   listed twice or empty, and no book is crossed (best bid < best ask);
-* levels: ``L_QTY`` is the sum of its orders' displayed quantity, ``L_COUNT``
-  their number, ``L_HEAD``/``L_TAIL``/``O_PREV``/``O_NEXT`` form one
-  consistent doubly-linked list, every order points back with ``O_LEVEL``;
+* levels: ``L_QTY`` is the sum of its live orders' displayed quantity,
+  ``L_COUNT`` their number, ``L_DEAD`` the number of dead (lazily cancelled)
+  rows in its queue;
+  ``L_HEAD``/``L_TAIL``/``O_PREV``/``O_NEXT`` form one consistent
+  doubly-linked list, every row points back with ``O_LEVEL``, a dead row
+  shows no quantity;
 * resting orders: displayed quantity > 0, hidden >= 0, an iceberg shows at
   most its peak and only icebergs have a reserve, side/book/price agree with
   the level, no market or stop order rests;
@@ -23,7 +26,8 @@ Invariants checked:
   triggered at the book's last trade price;
 * counters: ``B_ORDERS`` and ``B_REFILLS`` agree with a recount;
 * pools: the order and level free lists are acyclic, hold no live row, and
-  together with the live rows cover each pool exactly (``M_ORDERS_USED``);
+  together with the live and dead rows cover each pool exactly
+  (``M_ORDERS_USED``, ``M_DEAD_ORDERS``);
 * index: every live order is in the (account, order id) index exactly once,
   with its key's hash bits, found by a probe from its home slot; the index
   has no stale or duplicate entries, ``M_INDEX_USED`` agrees with a recount
@@ -38,10 +42,10 @@ import numpy as np
 from shardex.book.index import ROW_MASK, index_hash
 from shardex.book.layout import (
     B_HAS_LAST, B_LAST, B_ORDERS, B_REFILLS, B_STOP_HEAD, B_STOP_QTY, B_STOP_TAIL, B_STOPS,
-    C_BOOK, C_PRICE, C_SIDE, C_STOP, C_TYPE,
+    C_BOOK, C_PRICE, C_SIDE, C_STOP, C_TYPE, DEAD,
     H_EMPTY, H_KEY, H_OID,
-    L_COUNT, L_HEAD, L_NEXT, L_PRICE, L_QTY, L_TAIL,
-    M_FREE_LEVEL, M_FREE_ORDER, M_FRESH_LEVEL, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED,
+    L_COUNT, L_DEAD, L_HEAD, L_NEXT, L_PRICE, L_QTY, L_TAIL,
+    M_DEAD_ORDERS, M_FREE_LEVEL, M_FREE_ORDER, M_FRESH_LEVEL, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED,
     NIL, O_ACCOUNT, O_HIDDEN, O_LEVEL, O_NEXT, O_OID, O_PEAK, O_PREV, O_QTY,
 )
 
@@ -105,6 +109,7 @@ def check_state(st, inst_of_book=None) -> None:  # noqa: C901 - one long, flat l
     free_levels = _walk_free(levels[:, L_NEXT], int(meta[M_FREE_LEVEL]), fresh_l, "level")
 
     live: dict[int, str] = {}      # order row -> where it lives ("book b side s" / "stops of book b")
+    dead: set[int] = set()         # lazily cancelled rows still linked in a queue
     used_levels: set[int] = set()
 
     # -- ladders and levels ------------------------------------------------------
@@ -135,21 +140,32 @@ def check_state(st, inst_of_book=None) -> None:  # noqa: C901 - one long, flat l
                                                f"{lv} has price {price} (expected key {key})")
                 count = int(levels[lv, L_COUNT])
                 assert count > 0, f"{bn} {sname} level {lv} at price {price} is empty (count {count}) but listed"
+                n_dead = int(levels[lv, L_DEAD])
+                assert n_dead >= 0, f"{bn} {sname} level {lv} at price {price}: L_DEAD={n_dead}"
                 # walk the queue
                 o = int(levels[lv, L_HEAD])
                 prev = NIL
                 k = 0
+                k_dead = 0
                 qty_sum = 0
                 while o != NIL:
-                    where = f"{bn} {sname} level {lv} @ {price}, queue position {k}, order row {o}"
+                    where = f"{bn} {sname} level {lv} @ {price}, queue position {k + k_dead}, order row {o}"
                     assert 0 <= o < cap, f"{where}: row out of range"
-                    assert k < count + 1, f"{where}: queue longer than L_COUNT={count} (cycle?)"
-                    assert o not in live, f"{where}: order already seen in {live[o]}"
+                    assert k + k_dead < count + n_dead + 1, f"{where}: queue longer than L_COUNT+L_DEAD={count + n_dead} (cycle?)"
+                    assert o not in live and o not in dead, f"{where}: order row already seen"
                     assert o not in free_orders, f"{where}: order row is on the free list"
-                    live[o] = f"{bn} {sname} level {lv}"
                     assert int(orders[o, O_PREV]) == prev, \
                         f"{where}: O_PREV={int(orders[o, O_PREV])}, expected {prev}"
                     assert int(orders[o, O_LEVEL]) == lv, f"{where}: O_LEVEL={int(orders[o, O_LEVEL])}, expected {lv}"
+                    if int(orders[o, O_ACCOUNT]) == DEAD:
+                        assert int(orders[o, O_QTY]) == 0 and int(orders[o, O_HIDDEN]) == 0, \
+                            f"{where}: dead row shows qty {int(orders[o, O_QTY])} and hidden {int(orders[o, O_HIDDEN])}"
+                        dead.add(o)
+                        k_dead += 1
+                        prev = o
+                        o = int(orders[o, O_NEXT])
+                        continue
+                    live[o] = f"{bn} {sname} level {lv}"
                     assert int(ocold[o, C_BOOK]) == b, f"{where}: C_BOOK={int(ocold[o, C_BOOK])}"
                     assert int(ocold[o, C_SIDE]) == side, f"{where}: C_SIDE={int(ocold[o, C_SIDE])}"
                     assert int(ocold[o, C_PRICE]) == price, f"{where}: C_PRICE={int(ocold[o, C_PRICE])} != level price"
@@ -171,7 +187,8 @@ def check_state(st, inst_of_book=None) -> None:  # noqa: C901 - one long, flat l
                     o = int(orders[o, O_NEXT])
                     k += 1
                 where = f"{bn} {sname} level {lv} @ {price}"
-                assert k == count, f"{where}: L_COUNT={count} but {k} orders in its queue"
+                assert k == count, f"{where}: L_COUNT={count} but {k} live orders in its queue"
+                assert k_dead == n_dead, f"{where}: L_DEAD={n_dead} but {k_dead} dead rows in its queue"
                 assert int(levels[lv, L_TAIL]) == prev, f"{where}: L_TAIL={int(levels[lv, L_TAIL])}, last order is {prev}"
                 assert int(levels[lv, L_QTY]) == qty_sum, \
                     f"{where}: L_QTY={int(levels[lv, L_QTY])} but its orders display {qty_sum}"
@@ -223,8 +240,10 @@ def check_state(st, inst_of_book=None) -> None:  # noqa: C901 - one long, flat l
     # -- pool accounting ---------------------------------------------------------
     used = int(meta[M_ORDERS_USED])
     assert len(live) == used, f"M_ORDERS_USED={used} but {len(live)} orders are live (resting or stops)"
-    assert len(free_orders) + used == fresh_o, \
-        f"order pool leaks: {len(free_orders)} free + {used} live != {fresh_o} rows ever used"
+    assert len(dead) == int(meta[M_DEAD_ORDERS]), \
+        f"M_DEAD_ORDERS={int(meta[M_DEAD_ORDERS])} but {len(dead)} dead rows are linked"
+    assert len(free_orders) + used + len(dead) == fresh_o, \
+        f"order pool leaks: {len(free_orders)} free + {used} live + {len(dead)} dead != {fresh_o} rows ever used"
     assert len(free_levels) + len(used_levels) == fresh_l, \
         f"level pool leaks: {len(free_levels)} free + {len(used_levels)} in ladders != {fresh_l} rows ever used"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from shardex.book.layout import L_COUNT, L_HEAD, L_NEXT, L_PRICE, L_QTY, L_TAIL, M_FREE_LEVEL, M_FRESH_LEVEL, NIL
+from shardex.book.layout import L_COUNT, L_DEAD, L_HEAD, L_NEXT, L_PRICE, L_QTY, L_TAIL, M_FREE_LEVEL, M_FRESH_LEVEL, NIL
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -82,6 +82,7 @@ def ladder_get_or_add(lad_key, lad_lv, lad_n, levels, meta, row, key, price):
     levels[lv, L_HEAD] = NIL
     levels[lv, L_TAIL] = NIL
     levels[lv, L_COUNT] = 0
+    levels[lv, L_DEAD] = 0
     for j in range(n, pos, -1):
         lad_key[row, j] = lad_key[row, j - 1]
         lad_lv[row, j] = lad_lv[row, j - 1]
@@ -93,7 +94,7 @@ def ladder_get_or_add(lad_key, lad_lv, lad_n, levels, meta, row, key, price):
 
 @njit(cache=True, nogil=True)
 def ladder_remove(lad_key, lad_lv, lad_n, levels, meta, row, key):
-    """Remove the (now empty) level at ``key`` and free its row."""
+    """Remove the level at ``key`` (no live orders, no dead ones linked) and free its row."""
     n = lad_n[row]
     if lad_key[row, n - 1] == key:
         pos = n - 1

@@ -19,9 +19,25 @@ touches together::
 
     C_PRICE, C_BOOK, C_SIDE, C_STOP, C_TYPE, C_TIF, C_STP, C_FLAGS
 
-``levels`` (cap x 6): ``L_PRICE, L_QTY, L_HEAD, L_TAIL, L_COUNT, L_NEXT``
-(``L_NEXT`` links free rows).  A level holds at least one order, so the
-level pool never needs more rows than the order pool.
+``levels`` (cap x 6): ``L_PRICE, L_QTY, L_HEAD, L_TAIL, L_COUNT, L_NEXT``.
+``L_COUNT`` and ``L_QTY`` count live orders only.  One column serves two
+purposes: a free row links the free list through ``L_NEXT``, and a level in
+a ladder counts in ``L_DEAD`` (the same column) the cancelled orders still
+linked in its queue (see "Lazy cancels" below).  A level holds at least one
+live order, so the level pool never needs more rows than the order pool.
+
+Lazy cancels: a user's cancel does not unlink the order from its queue,
+which would write both queue neighbours (two random cache lines).  It marks
+the row dead (``O_ACCOUNT = DEAD``, quantities 0), takes it out of the
+index, the level's counts and the book's, and leaves it linked.  The match
+walk unlinks and frees dead rows when it reaches them; a level whose last
+live order leaves frees its dead ones with it; a cancel that finds its
+level's dead rows outnumbering the live orders by ``COMPACT_SLACK`` or more
+frees them first (so a level never holds more than that many dead rows
+beyond its live orders at the moment of a cancel).  Every
+walk of a queue skips dead rows, so nothing a user can observe (events, L2,
+L3, the state hash) depends on them, and snapshots carry none
+(``copy_arrays`` purges them).
 
 ``lad_key`` / ``lad_lv`` (2*books x width): for each (book, side) the sorted
 keys and level rows of its occupied price levels.  The key is the price for
@@ -39,7 +55,8 @@ instrument rows of ``shardex.instruments.INSTRUMENT_DTYPE``.
 row, with linear probing and backward-shift deletion; 16-byte cells (order
 id; hash bits and row), see ``shardex.book.index``.
 
-``meta`` (16): pool free-list heads and occupancy counters (``M_*``).
+``meta`` (16): pool free-list heads and occupancy counters (``M_*``);
+``M_ORDERS_USED`` counts live orders, ``M_DEAD_ORDERS`` dead rows still linked.
 Rows are handed out from the free list (rows released earlier, most recent
 first) and, when it is empty, from the never-used tail of the pool
 (``M_FRESH_*`` is its first row).  Growing a pool therefore copies only the
@@ -60,19 +77,25 @@ O_QTY, O_HIDDEN, O_PEAK, O_ACCOUNT, O_OID, O_NEXT, O_PREV, O_LEVEL = range(8)
 C_PRICE, C_BOOK, C_SIDE, C_STOP, C_TYPE, C_TIF, C_STP, C_FLAGS = range(8)
 # levels
 L_PRICE, L_QTY, L_HEAD, L_TAIL, L_COUNT, L_NEXT = range(6)
+L_DEAD = L_NEXT  # in a ladder: dead orders still in the queue; free: the free-list link
 # books
 B_LAST, B_TRADES, B_STOP_HEAD, B_STOP_TAIL, B_STOPS, B_ORDERS, B_HAS_LAST, B_VOLUME, B_REFILLS, B_STOP_QTY = range(10)
 BOOK_COLS = 10
 # rules (same order as INSTRUMENT_DTYPE)
 R_MIN_QTY, R_MAX_QTY, R_MIN_PRICE, R_MAX_PRICE, R_MATCHING, R_LISTED = range(6)
 # meta
-M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB, M_FRESH_ORDER, M_FRESH_LEVEL = range(7)
+M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB, M_FRESH_ORDER, M_FRESH_LEVEL, M_DEAD_ORDERS = range(8)
 
 # index cells (see shardex.book.index): order id, and 31 hash bits << 32 | row
 H_OID, H_KEY = range(2)
 H_EMPTY = -1
 
 NIL = -1
+
+#: ``O_ACCOUNT`` of a cancelled order still linked in its queue (accounts are >= 0).
+DEAD = -1
+#: A cancel compacts its level first (frees its dead rows) when they outnumber its live orders by this many.
+COMPACT_SLACK = 16
 
 #: Pool growth factor.  New rows are never touched until handed out, so the
 #: operating system maps them lazily and a large factor costs address space,
@@ -186,8 +209,17 @@ class BookState:
         return table
 
     def copy_arrays(self) -> dict[str, np.ndarray]:
-        """A deep copy of every array by name (for snapshots; ``from_arrays`` realigns them)."""
-        return {name: getattr(self, name).copy() for name in self.ARRAYS}
+        """A deep copy of every array by name, dead rows purged (for snapshots; ``from_arrays`` realigns them).
+
+        The copy holds the same books (same L3, same state hash) without the
+        lazily cancelled rows, which only the live state's own walks can skip.
+        """
+        from shardex.book.matching import purge_dead
+
+        out = {name: getattr(self, name).copy() for name in self.ARRAYS}
+        if out["meta"][M_DEAD_ORDERS]:
+            purge_dead(_handles(tuple(out[name] for name in self.ARRAYS)))
+        return out
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "BookState":

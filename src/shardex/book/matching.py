@@ -23,6 +23,12 @@ Rules (ARCHITECTURE.md, "Matching rules"):
   leaves no trace but its ``REJECTED`` event;
 * self-trade prevention by the taker's mode, against resting orders of the
   same account.
+
+A user's cancel is lazy (``shardex.book.layout``, "Lazy cancels"): the row
+stays linked, marked dead, until a walk reaches it or its level empties.
+Every queue walk here skips dead rows; the match walks also unlink and free
+them, and a walk stops as soon as its level has no live order left, since
+the level's dead rows (its ``next`` among them) are freed with it.
 """
 
 from __future__ import annotations
@@ -35,9 +41,9 @@ from shardex.lowlevel import borrow, prefetch_read, prefetch_row, view1d, view2d
 from shardex.book.ladder import ladder_get_or_add, ladder_remove, side_key
 from shardex.book.layout import (
     B_HAS_LAST, B_LAST, B_ORDERS, B_REFILLS, B_STOP_HEAD, B_STOP_QTY, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME,
-    C_BOOK, C_FLAGS, C_PRICE, C_SIDE, C_STOP, C_STP, C_TIF, C_TYPE,
-    L_COUNT, L_HEAD, L_PRICE, L_QTY, L_TAIL,
-    M_FREE_ORDER, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED,
+    C_BOOK, C_FLAGS, C_PRICE, C_SIDE, C_STOP, C_STP, C_TIF, C_TYPE, COMPACT_SLACK, DEAD,
+    L_COUNT, L_DEAD, L_HEAD, L_PRICE, L_QTY, L_TAIL,
+    M_DEAD_ORDERS, M_FREE_ORDER, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED,
     NIL, O_ACCOUNT, O_HIDDEN, O_LEVEL, O_NEXT, O_OID, O_PEAK, O_PREV, O_QTY,
     R_LISTED, R_MATCHING, R_MAX_PRICE, R_MAX_QTY, R_MIN_PRICE, R_MIN_QTY,
     ST_DONE, ST_GROW_EVENTS, ST_GROW_INDEX, ST_GROW_LADDER, ST_GROW_POOL,
@@ -94,7 +100,6 @@ S_SCRATCH = 10
 # How many commands ahead the kernel prefetches index cells and order rows.
 PREFETCH_FAR = 16
 PREFETCH_NEAR = 11
-PREFETCH_LINKS = 6
 
 
 # ---------------------------------------------------------------------------
@@ -161,6 +166,16 @@ def _release(st, o):
     meta[M_ORDERS_USED] -= 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _free_dead(st, o):
+    """Return a dead row (already out of the index and every count) to the pool."""
+    orders = view2d(st, S_ORDERS)
+    meta = view1d(st, S_META)
+    orders[o, O_NEXT] = meta[M_FREE_ORDER]
+    meta[M_FREE_ORDER] = o
+    meta[M_DEAD_ORDERS] -= 1
+
+
 @njit(cache=True, nogil=True)
 def _list_append(orders, owner, row, head_col, tail_col, o):
     """Append order ``o`` to the doubly linked list whose ends are ``owner[row, head_col/tail_col]``.
@@ -216,6 +231,62 @@ def _unlink(st, o):
 
 
 @njit(cache=True, nogil=True)
+def _drop_dead(st, lv, o):
+    """Unlink dead row ``o`` from level ``lv``'s queue and free it."""
+    orders = view2d(st, S_ORDERS)
+    levels = view2d(st, S_LEVELS)
+    _list_remove(orders, levels, lv, L_HEAD, L_TAIL, o)
+    levels[lv, L_DEAD] -= 1
+    _free_dead(st, o)
+
+
+@njit(cache=True, nogil=True)
+def _compact(st, lv):
+    """Free every dead row of level ``lv``'s queue (the level keeps its live orders)."""
+    orders = view2d(st, S_ORDERS)
+    levels = view2d(st, S_LEVELS)
+    o = levels[lv, L_HEAD]
+    while o != NIL and levels[lv, L_DEAD] > 0:
+        nxt = orders[o, O_NEXT]
+        if orders[o, O_ACCOUNT] == DEAD:
+            _drop_dead(st, lv, o)
+        o = nxt
+
+
+@njit(cache=True, nogil=True)
+def _close_level(st, b, side, lv):
+    """Take level ``lv`` (no live order left) off its ladder, freeing the dead rows still in its queue."""
+    orders = view2d(st, S_ORDERS)
+    levels = view2d(st, S_LEVELS)
+    lad_key = view2d(st, S_LAD_KEY)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    meta = view1d(st, S_META)
+    if levels[lv, L_DEAD] > 0:
+        o = levels[lv, L_HEAD]
+        while o != NIL:
+            nxt = orders[o, O_NEXT]
+            _free_dead(st, o)
+            o = nxt
+        levels[lv, L_HEAD] = NIL
+        levels[lv, L_TAIL] = NIL
+    ladder_remove(lad_key, lad_lv, lad_n, levels, meta, 2 * b + side, side_key(side, levels[lv, L_PRICE]))
+
+
+@njit(cache=True, nogil=True)
+def purge_dead(st):
+    """Free every dead row of every level (``BookState.copy_arrays`` runs it on its copy)."""
+    levels = view2d(st, S_LEVELS)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    for row in range(lad_n.shape[0]):
+        for pos in range(lad_n[row]):
+            lv = lad_lv[row, pos]
+            if levels[lv, L_DEAD] > 0:
+                _compact(st, lv)
+
+
+@njit(cache=True, nogil=True)
 def _place(st, o):
     """Rest an order row at the back of its price level."""
     orders = view2d(st, S_ORDERS)
@@ -237,20 +308,15 @@ def _place(st, o):
 
 @njit(cache=True, nogil=True)
 def _remove_resting(st, o):
-    """Take a resting order out of the book, dropping its level if it empties."""
+    """Take a resting order out of the book, dropping its level if it has no live order left."""
     ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
-    lad_key = view2d(st, S_LAD_KEY)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
-    meta = view1d(st, S_META)
     lv = _unlink(st, o)
     b = ocold[o, C_BOOK]
     books[b, B_ORDERS] -= 1
     if levels[lv, L_COUNT] == 0:
-        side = ocold[o, C_SIDE]
-        ladder_remove(lad_key, lad_lv, lad_n, levels, meta, 2 * b + side, side_key(side, levels[lv, L_PRICE]))
+        _close_level(st, b, ocold[o, C_SIDE], lv)
 
 
 @njit(cache=True, nogil=True)
@@ -361,6 +427,47 @@ def _cancel_resting(st, inst, o, reason, seq, ts, ev, n):
 
 
 @njit(cache=True, nogil=True)
+def _cancel_lazy(st, inst, o, reason, seq, ts, ev, n):
+    """Cancel resting order ``o`` and leave its row, dead, in the queue (see the module docstring).
+
+    Touches the index cell, the order's two rows and its level, where an
+    unlink would also write both queue neighbours.
+    """
+    orders = view2d(st, S_ORDERS)
+    ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    books = view2d(st, S_BOOKS)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
+    b = ocold[o, C_BOOK]
+    lv = orders[o, O_LEVEL]
+    qty = orders[o, O_QTY]
+    hidden = orders[o, O_HIDDEN]
+    acct = orders[o, O_ACCOUNT]
+    oid = orders[o, O_OID]
+    n = _emit(ev, n, seq, ts, inst, E_CANCELLED, ocold[o, C_SIDE], reason, oid, acct, ocold[o, C_PRICE], qty + hidden, 0, 0, 0, 0, 0)
+    books[b, B_REFILLS] -= _refills(hidden, orders[o, O_PEAK])
+    books[b, B_ORDERS] -= 1
+    index_delete(index, meta, acct, oid, o)
+    meta[M_ORDERS_USED] -= 1
+    meta[M_DEAD_ORDERS] += 1
+    levels[lv, L_QTY] -= qty
+    levels[lv, L_COUNT] -= 1
+    # Compact before ``o`` joins the dead, never after: ``o`` then stays
+    # linked, and a caller walking the queue (LOBSTER replay) can step on
+    # from it to a neighbour that is still in the queue.
+    if levels[lv, L_COUNT] > 0 and levels[lv, L_DEAD] >= levels[lv, L_COUNT] + COMPACT_SLACK:
+        _compact(st, lv)
+    orders[o, O_QTY] = 0
+    orders[o, O_HIDDEN] = 0
+    orders[o, O_ACCOUNT] = DEAD
+    levels[lv, L_DEAD] += 1
+    if levels[lv, L_COUNT] == 0:
+        _close_level(st, b, ocold[o, C_SIDE], lv)
+    return n
+
+
+@njit(cache=True, nogil=True)
 def _decrement(st, inst, o, rem, side, acct, oid, price, seq, ts, ev, n):
     """STP decrement-and-cancel against resting order o; returns (rem, n, taker_done)."""
     orders = view2d(st, S_ORDERS)
@@ -394,6 +501,10 @@ def _match_fifo(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, 
     o = levels[lv, L_HEAD]
     while rem > 0 and o != NIL:
         nxt = orders[o, O_NEXT]
+        if orders[o, O_ACCOUNT] == DEAD:
+            _drop_dead(st, lv, o)
+            o = nxt
+            continue
         if stp != STP_NONE and orders[o, O_ACCOUNT] == acct:
             if stp == STP_CANCEL_MAKER or stp == STP_CANCEL_BOTH:
                 n = _cancel_resting(st, inst, o, R_STP_CANCEL, seq, ts, ev, n)
@@ -407,6 +518,8 @@ def _match_fifo(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, 
                 rem, n, done = _decrement(st, inst, o, rem, side, acct, oid, price, seq, ts, ev, n)
                 if done:
                     return 0, n, True
+            if levels[lv, L_COUNT] == 0:
+                break  # the level is closed, its dead rows (nxt among them) freed
             o = nxt
             continue
         q = min(rem, orders[o, O_QTY])
@@ -420,6 +533,8 @@ def _match_fifo(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, ev, 
             else:
                 _remove_resting(st, o)
                 _release(st, o)
+                if levels[lv, L_COUNT] == 0:
+                    break  # the level is closed, its dead rows (nxt among them) freed
         o = nxt
     return rem, n, False
 
@@ -477,10 +592,14 @@ def _match_prorata(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, e
     o = levels[lv, L_HEAD]
     while o != NIL:
         nxt = orders[o, O_NEXT]
-        if stp != STP_NONE and orders[o, O_ACCOUNT] == acct:
+        if orders[o, O_ACCOUNT] == DEAD:
+            _drop_dead(st, lv, o)
+        elif stp != STP_NONE and orders[o, O_ACCOUNT] == acct:
             self_seen = True
             if stp == STP_CANCEL_MAKER or stp == STP_CANCEL_BOTH:
                 n = _cancel_resting(st, inst, o, R_STP_CANCEL, seq, ts, ev, n)
+                if levels[lv, L_COUNT] == 0:
+                    break  # the level is closed (this pass freed its dead rows already)
         else:
             scratch[k] = o
             k += 1
@@ -524,6 +643,8 @@ def _match_prorata(st, inst, b, lv, rem, side, acct, oid, price, stp, seq, ts, e
                     rem, n, done = _decrement(st, inst, o, rem, side, acct, oid, price, seq, ts, ev, n)
                     if done:
                         return 0, n, True
+                    if levels[lv, L_COUNT] == 0:
+                        break
                 o = nxt
     return rem, n, False
 
@@ -753,7 +874,7 @@ def _cmd_cancel(st, cmds, i, b, ev, n):
         n = _emit(ev, n, c.seq, c.ts, c.instrument, E_CANCELLED, ocold[o, C_SIDE], R_USER_CANCEL, c.order_id, c.account, ocold[o, C_PRICE], orders[o, O_QTY], 0, 0, 0, 0, 0)
         _release(st, o)
         return n
-    return _cancel_resting(st, c.instrument, o, R_USER_CANCEL, c.seq, c.ts, ev, n)
+    return _cancel_lazy(st, c.instrument, o, R_USER_CANCEL, c.seq, c.ts, ev, n)
 
 
 @njit(cache=True, nogil=True)
@@ -980,16 +1101,6 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
                 if o >= 0:
                     prefetch_row(orders, o)
                     prefetch_row(ocold, o)
-        if j + PREFETCH_LINKS < hi:
-            # Unlinking an order writes its queue neighbours: warm them too.
-            f = cmds[_at(todo, skipping, j + PREFETCH_LINKS)]
-            if f.kind == K_CANCEL:
-                o = index_guess(index, f.account, f.order_id)
-                if o >= 0:
-                    if orders[o, O_PREV] >= 0:
-                        prefetch_row(orders, orders[o, O_PREV])
-                    if orders[o, O_NEXT] >= 0:
-                        prefetch_row(orders, orders[o, O_NEXT])
         at = _at(todo, skipping, j)  # also where a restart resumes
         c = cmds[at]
         inst = c.instrument

@@ -12,7 +12,7 @@ from numba import njit
 
 from shardex.book.layout import (
     B_STOP_HEAD, C_FLAGS, C_PRICE, C_SIDE, C_STOP, C_STP, C_TIF, C_TYPE,
-    L_COUNT, L_HEAD, L_PRICE, L_QTY, NIL, O_ACCOUNT, O_HIDDEN, O_NEXT, O_OID, O_PEAK, O_QTY,
+    DEAD, L_COUNT, L_HEAD, L_PRICE, L_QTY, NIL, O_ACCOUNT, O_HIDDEN, O_NEXT, O_OID, O_PEAK, O_QTY,
 )
 
 #: Columns of an L3 row (one per order, priority order; stops last in arrival order).
@@ -62,8 +62,9 @@ def l3(orders, ocold, levels, lad_lv, lad_n, books, b, total):
         for pos in range(lad_n[row] - 1, -1, -1):
             o = levels[lad_lv[row, pos], L_HEAD]
             while o != NIL:
-                _row(out, k, orders, ocold, o, side)
-                k += 1
+                if orders[o, O_ACCOUNT] != DEAD:  # a cancelled row not yet unlinked
+                    _row(out, k, orders, ocold, o, side)
+                    k += 1
                 o = orders[o, O_NEXT]
     o = books[b, B_STOP_HEAD]
     while o != NIL:

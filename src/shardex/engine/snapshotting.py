@@ -26,8 +26,8 @@ import numpy as np
 
 from shardex.book.index import ROW_MASK, index_from_layout_1, index_of
 from shardex.book.layout import (
-    B_STOP_HEAD, B_STOP_TAIL, BOOK_COLS, C_BOOK, H_KEY, L_HEAD, L_NEXT, L_TAIL, M_FREE_LEVEL,
-    M_FREE_ORDER, M_FRESH_LEVEL, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED, NIL, O_ACCOUNT,
+    B_STOP_HEAD, B_STOP_TAIL, BOOK_COLS, C_BOOK, H_KEY, L_DEAD, L_HEAD, L_TAIL, M_FREE_LEVEL,
+    M_DEAD_ORDERS, M_FREE_ORDER, M_FRESH_LEVEL, M_FRESH_ORDER, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED, NIL, O_ACCOUNT,
     O_LEVEL, O_NEXT, O_OID, O_PREV,
     BookState,
 )
@@ -39,12 +39,13 @@ __all__ = ["SnapshotLayoutError", "SNAPSHOT_FORMAT", "capture", "restore", "inst
            "instrument_from_json", "redeal", "detached_hash"]
 
 #: Version of the engine's snapshot content (the file format is the journal's).
-SNAPSHOT_FORMAT = 2  # 2: 16-byte order index cells (shardex.book.index); 1 is read and converted
+SNAPSHOT_FORMAT = 3  # 3: L_DEAD in live levels; 2: 16-byte index cells; 1 and 2 are read and converted
 
 #: The BookState arrays this module knows how to re-deal; a layout change in
 #: shardex.book must be mirrored here (``redeal`` refuses unknown arrays).
 _KNOWN_SLOTS = ("orders", "ocold", "levels", "lad_key", "lad_lv", "lad_n", "books", "rules", "index", "meta", "scratch")
-_KNOWN_META = (M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB, M_FRESH_ORDER, M_FRESH_LEVEL)
+_KNOWN_META = (M_FREE_ORDER, M_FREE_LEVEL, M_ORDERS_USED, M_INDEX_USED, M_INDEX_TOMB, M_FRESH_ORDER, M_FRESH_LEVEL,
+               M_DEAD_ORDERS)
 #: The state arrays of a BookState (its ``ARRAYS`` where the class names them;
 #: its slots may also hold caches that are not state).
 _ARRAY_NAMES = BookState.ARRAYS
@@ -131,8 +132,8 @@ def snapshot_listing(meta: dict) -> list[Instrument]:
 
 def _check_format(meta: dict) -> None:
     fmt = meta.get("engine_format")
-    if fmt not in (1, SNAPSHOT_FORMAT):
-        raise SnapshotLayoutError(f"snapshot engine format {fmt!r}; this shardex reads formats 1 and {SNAPSHOT_FORMAT}")
+    if fmt not in (1, 2, SNAPSHOT_FORMAT):
+        raise SnapshotLayoutError(f"snapshot engine format {fmt!r}; this shardex reads formats 1 to {SNAPSHOT_FORMAT}")
 
 
 def restore(shards: list[MatchingShard], arrays: dict[str, np.ndarray], meta: dict) -> bool:
@@ -155,6 +156,8 @@ def restore(shards: list[MatchingShard], arrays: dict[str, np.ndarray], meta: di
             if state["index"].ndim != 2 or state["index"].shape[1] != 3:
                 raise SnapshotLayoutError(f"shard {k}: format 1 index of shape {state['index'].shape}, expected 3 columns")
             state["index"] = index_from_layout_1(state["index"])
+        if meta["engine_format"] < 3 and {"levels", "lad_lv", "lad_n"} <= set(state):
+            _clear_dead_counts(state)
         sources.append((state, inst_of_book))
     same = n_src == len(shards) and all(np.array_equal(src[1], sh.inst_of_book) for src, sh in zip(sources, shards))
     if same:
@@ -178,6 +181,13 @@ def _slot_names(arrays: dict[str, np.ndarray], k: int) -> list[str]:
 # ---------------------------------------------------------------------------
 # re-dealing books across a different number of shards
 # ---------------------------------------------------------------------------
+def _clear_dead_counts(state: dict[str, np.ndarray]) -> None:
+    """Format 1 and 2 levels left a stale free-list link in the column live levels now count dead rows in."""
+    lad_n, lad_lv = state["lad_n"], state["lad_lv"]
+    in_use = lad_lv[np.arange(lad_lv.shape[1])[None, :] < lad_n[:, None]]
+    state["levels"][in_use, L_DEAD] = 0
+
+
 def _check_layout(state: dict[str, np.ndarray], k: int) -> None:
     unknown = set(state) - set(_KNOWN_SLOTS)
     if unknown or set(_ARRAY_NAMES) != set(_KNOWN_SLOTS):
@@ -192,6 +202,9 @@ def _check_layout(state: dict[str, np.ndarray], k: int) -> None:
     extra = np.delete(state["meta"], list(_KNOWN_META))
     if np.any(extra != 0):
         raise SnapshotLayoutError(f"shard {k}: meta holds counters redeal does not know ({state['meta'].tolist()})")
+    if state["meta"][M_DEAD_ORDERS] != 0:  # snapshots are captured purged (BookState.copy_arrays)
+        raise SnapshotLayoutError(f"shard {k}: {int(state['meta'][M_DEAD_ORDERS])} cancelled rows still linked; "
+                                  "redeal needs a purged state")
 
 
 def _remap(values: np.ndarray, mapping: np.ndarray) -> np.ndarray:
@@ -272,7 +285,7 @@ def redeal(sources: list[tuple[dict[str, np.ndarray], np.ndarray]], targets: lis
             levels[l_sl] = src["levels"][lrows]
             for col in (L_HEAD, L_TAIL):
                 levels[l_sl, col] = _remap(src["levels"][lrows, col], omap)
-            levels[l_sl, L_NEXT] = NIL
+            levels[l_sl, L_DEAD] = 0  # captured purged: no dead rows
             for side in (0, 1):
                 r_src, r_dst = 2 * b + side, 2 * j + side
                 n = int(src["lad_n"][r_src])

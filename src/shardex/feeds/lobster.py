@@ -71,7 +71,7 @@ from shardex.book.index import index_find
 from shardex.book.ladder import ladder_search
 from shardex.book.layout import (
     BookState,
-    C_PRICE, C_SIDE, L_COUNT, L_HEAD, L_PRICE, L_QTY, L_TAIL, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED, NIL, O_ACCOUNT, O_NEXT, O_OID,
+    C_PRICE, C_SIDE, DEAD, L_COUNT, L_HEAD, L_PRICE, L_QTY, L_TAIL, M_DEAD_ORDERS, M_INDEX_TOMB, M_INDEX_USED, M_ORDERS_USED, NIL, O_ACCOUNT, O_NEXT, O_OID,
     O_PREV, O_QTY, ST_DONE,
 )
 from shardex.book.matching import process_commands
@@ -406,8 +406,6 @@ def _take_liquidity(st, book_of, inst_of_book, cmd, ev, stats, b, side, price, q
             break
         o = levels[lv, L_HEAD] if rnd == 0 else levels[lv, L_TAIL]
         while o != NIL and q > 0:
-            # The neighbour is read before the order may leave the list.
-            nxt = orders[o, O_NEXT] if rnd == 0 else orders[o, O_PREV]
             acct = orders[o, O_ACCOUNT]
             take = False
             if rnd == 0:
@@ -422,7 +420,12 @@ def _take_liquidity(st, book_of, inst_of_book, cmd, ev, stats, b, side, price, q
                     stats[S_STALE_LOTS] += d
                 if rnd == 2:
                     stats[S_FORCED] += 1
-            o = nxt
+                if levels[lv, L_COUNT] == 0:
+                    break  # the level closed, freeing the cancelled rows still in its queue
+            # The neighbour is read only now: a cancel leaves the order linked
+            # (dead) but may have compacted the level, freeing the dead rows
+            # that were next to it (shardex.book.layout, "Lazy cancels").
+            o = orders[o, O_NEXT] if rnd == 0 else orders[o, O_PREV]
     return q
 
 
@@ -461,6 +464,9 @@ def _requeue_front(st, book_of, inst_of_book, cmd, ev, stats, b, side, price, ta
         acc = 0
         blocker = NIL
         while o != NIL and acc < q:
+            if orders[o, O_ACCOUNT] == DEAD:  # a cancelled row not yet unlinked: not in the way
+                o = orders[o, O_NEXT]
+                continue
             ok = (o == target) if target >= 0 else (orders[o, O_ACCOUNT] == PLACEHOLDER)
             if ok:
                 acc += orders[o, O_QTY]
@@ -649,7 +655,7 @@ def _replay_kernel(st, book_of, inst_of_book, b, cmd, ev, mtype, moid, msize, mp
     for i in range(start, nmsg):
         # Room for the worst case of one message, checked before it starts.
         need = _HEADROOM + 4 * nlev
-        if (orders.shape[0] - meta[M_ORDERS_USED] < need
+        if (orders.shape[0] - meta[M_ORDERS_USED] - meta[M_DEAD_ORDERS] < need
                 or 2 * (meta[M_INDEX_USED] + meta[M_INDEX_TOMB] + need + (meta[M_ORDERS_USED] >> 2)) > index.shape[0]
                 or max(lad_n[2 * b], lad_n[2 * b + 1]) + need >= lad_key.shape[1]
                 or ev.shape[0] < 2 * orders.shape[0] + 64):
@@ -930,7 +936,7 @@ def replay_lobster(message_path: Path | str | io.StringIO, orderbook_path: Path 
 def _grow(state, need: int) -> None:
     """Grow whichever state array lacks ``need`` spare rows (pool, index or ladder)."""
     meta = state.meta
-    if state.capacity - meta[M_ORDERS_USED] < need:
+    if state.capacity - meta[M_ORDERS_USED] - meta[M_DEAD_ORDERS] < need:  # dead rows hold pool rows too
         state.grow_pool()
     if 2 * (meta[M_INDEX_USED] + meta[M_INDEX_TOMB] + need + (meta[M_ORDERS_USED] >> 2)) > len(state.index):
         state.grow_index(4 * (int(meta[M_INDEX_USED]) + need + int(meta[M_ORDERS_USED] >> 2)))
