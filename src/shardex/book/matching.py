@@ -676,6 +676,9 @@ def _execute(st, inst, b, o, seq, ts, ev, n):
     """Run order row ``o`` (accepted, fields set, not resting) as a taker, then rest or cancel it."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
+    levels = view2d(st, S_LEVELS)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
     side = ocold[o, C_SIDE]
     otype = ocold[o, C_TYPE]
@@ -694,7 +697,12 @@ def _execute(st, inst, b, o, seq, ts, ev, n):
         _release(st, o)
         return n
     trades_before = books[b, B_TRADES]
-    rem, n, done = _take(st, inst, b, side, limit, qty, acct, oid, price, stp, seq, ts, ev, n)
+    rem = qty
+    done = False
+    opp = 2 * b + 1 - side
+    # Most orders rest without crossing: look at the best opposite price before calling the matcher.
+    if lad_n[opp] > 0 and _crosses(side, limit, levels[lad_lv[opp, lad_n[opp] - 1], L_PRICE]):
+        rem, n, done = _take(st, inst, b, side, limit, qty, acct, oid, price, stp, seq, ts, ev, n)
     if done or rem == 0:
         orders[o, O_QTY] = 0
         orders[o, O_HIDDEN] = 0
@@ -814,6 +822,7 @@ def _cmd_new(st, cmds, i, b, ev, n):
     levels = view2d(st, S_LEVELS)
     lad_lv = view2d(st, S_LAD_LV)
     lad_n = view1d(st, S_LAD_N)
+    books = view2d(st, S_BOOKS)
     index = view2d(st, S_INDEX)
     meta = view1d(st, S_META)
     c = cmds[i]
@@ -857,7 +866,9 @@ def _cmd_new(st, cmds, i, b, ev, n):
         _stop_append(st, b, o)
     else:
         n = _execute(st, inst, b, o, seq, ts, ev, n)
-    return _run_stops(st, inst, b, seq, ts, ev, n)
+    if books[b, B_STOPS] > 0:
+        n = _run_stops(st, inst, b, seq, ts, ev, n)
+    return n
 
 
 @njit(cache=True, nogil=True)
