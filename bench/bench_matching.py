@@ -115,7 +115,7 @@ def ensure_workload(path: Path, seed: int, count: int) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def run_shardex(workload: Path, per_command: bool, repeat: int, timeout: float, warmup: int) -> dict:
+def run_shardex(workload: Path, per_command: bool, repeat: int, timeout: float, warmup: int, prefault_mb: int = 0) -> dict:
     """Run ``shardex bench matching --repeat N`` once: ``N`` fresh books in one process, as the peers' runners do.
 
     Every engine gets the same protocol: one process, ``repeat`` runs on a
@@ -125,7 +125,7 @@ def run_shardex(workload: Path, per_command: bool, repeat: int, timeout: float, 
     """
     name = "shardex (per command)" if per_command else "shardex (batch)"
     cmd = [sys.executable, "-m", "shardex.cli", "bench", "matching", "--workload", str(workload), "--json",
-           "--repeat", str(repeat), "--warmup", str(warmup)]
+           "--repeat", str(repeat), "--warmup", str(warmup), "--prefault-mb", str(prefault_mb)]
     if per_command:
         cmd.append("--per-command")
     try:
@@ -147,7 +147,8 @@ def run_shardex(workload: Path, per_command: bool, repeat: int, timeout: float, 
         "trades": out.get("trades"),
         "traded_qty": out.get("traded_qty"),
         "state_hash": out.get("state_hash"),
-        "notes": ["STP cancel-taker"] + (["one Python call per command"] if per_command else ["one call per batch"]),
+        "notes": ["STP cancel-taker"] + (["one Python call per command"] if per_command else ["one call per batch"])
+                 + ([f"{prefault_mb} MB faulted in (untimed) before each run"] if prefault_mb else []),
         "raw": out,
     }
 
@@ -237,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-per-command", action="store_true", help="skip shardex's one-call-per-command mode")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per engine")
     ap.add_argument("--json", type=Path, default=None, help="write every result to this file")
+    ap.add_argument("--prefault-mb", type=int, default=512,
+                    help="shardex: touch and free this many MB before each run, untimed (0: off); see docs/bench-matching.md")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run the whole line-up this many times in turn; ratios are judged on their median over rounds")
     args = ap.parse_args(argv)
@@ -259,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             modes = [False] if args.no_per_command else [False, True]
             for per_command in modes:
                 console.print(f"running shardex ({'per command' if per_command else 'batch'}) x{args.repeat}{tag} ...")
-                line_up.append(run_shardex(workload, per_command, args.repeat, args.timeout, args.warmup))
+                line_up.append(run_shardex(workload, per_command, args.repeat, args.timeout, args.warmup,
+                                           args.prefault_mb))
         for name in peers:
             console.print(f"running {name} x{args.repeat}{tag} ...")
             line_up.append(run_peer(name, workload, args.repeat, args.timeout, args.warmup))

@@ -190,6 +190,11 @@ def bench_matching(
     warmup: int = typer.Option(
         0, min=0, help="Untimed runs on a fresh book first (steady state: memory faulted in, allocator warm)."
     ),
+    prefault_mb: int = typer.Option(
+        0, "--prefault-mb", min=0,
+        help="Before each run, untimed: touch and free this many MB, so the run's memory is resident in the VM's host "
+             "(see docs/bench-matching.md, 'Memory the host took back').",
+    ),
 ) -> None:
     """Commands/s, latency percentiles, trades, traded quantity and the state hash on a workload file."""
     from shardex import Exchange, Instrument
@@ -210,6 +215,7 @@ def bench_matching(
     del warm
     runs = []
     for k in range(warmup + max(1, repeat)):
+        _prefault(prefault_mb)
         ex = Exchange([Instrument(0, "BENCH")])
         run = _per_command(ex, cmds) if per_command else _batched(ex, cmds, batch)
         if k >= warmup:  # a warm-up run is neither hashed nor kept
@@ -226,6 +232,7 @@ def bench_matching(
         "trades": best["trades"], "traded_qty": best["traded_qty"], "state_hash": best["state_hash"],
         "mode": "per-command" if per_command else f"batch of {batch}",
         "latency_ns": best["latency_ns"], "runs_seconds": [r["seconds"] for r in runs], "warmup": warmup,
+        "prefault_mb": prefault_mb,
         "skipped_rows": len(wl.errors),
     }
     if as_json:
@@ -242,6 +249,23 @@ def bench_matching(
     table.add_row("traded qty (lots)", f"{out['traded_qty']:,}")
     table.add_row("state hash", out["state_hash"][:32] + "...")
     Console().print(table)
+
+
+def _prefault(megabytes: int) -> None:
+    """Touch ``megabytes`` of fresh numpy memory and free it again.
+
+    On a VM whose balloon reports free pages to the host, memory freed more
+    than about two seconds ago goes back to the host, and faulting it in
+    again costs 2-3 ms per MB instead of 0.08 (measured on the project VM).
+    The engine's books are freed after every run, so without this a run
+    pays that cost at random, depending on how long ago the previous run
+    ended; a venue's engine, which keeps its memory, never does.  Pages just
+    freed are handed out first, so the run that follows finds its memory
+    resident.
+    """
+    if megabytes > 0:
+        block = np.ones(megabytes << 17)  # float64: 8 bytes each
+        del block
 
 
 def _batched(ex, cmds: np.ndarray, batch: int) -> dict:
