@@ -35,10 +35,10 @@ def test_workload_reader_skips_bad_rows_and_names_them(tmp_path):
 def test_bench_matching_json(tmp_path):
     path = tmp_path / "w.csv"
     path.write_text(WORKLOAD)
-    res = runner.invoke(app, ["bench", "matching", "--workload", str(path), "--json", "--repeat", "1"])
+    res = runner.invoke(app, ["bench", "matching", "--workload", str(path), "--json", "--repeat", "1", "--prefault-mb", "2"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["commands"] == 5
+    assert out["commands"] == 5 and out["prefault_mb"] == 2
     # the market buy takes 5 @101 and 2 @102; the cancel removes the rest of order 2; the FOK finds nothing
     assert (out["trades"], out["traded_qty"]) == (2, 7)
     assert {"seconds", "commands_per_second", "state_hash"} <= set(out)

@@ -21,6 +21,7 @@ import typer
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
 from shardex.engine.merge import partition
+from shardex.lowlevel import prefault
 
 __all__ = ["register", "bench_shards", "bench_pipeline", "bench_recovery"]
 
@@ -81,7 +82,7 @@ def _ceiling_seconds(n_instruments: int, streams: list[list[np.ndarray]]) -> flo
 
 
 def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2, 4), commands: int = 1_000_000,
-                 batch: int = 4096, repeat: int = 3, seed: int = 42) -> dict:
+                 batch: int = 4096, repeat: int = 3, seed: int = 42, prefault_mb: int = 256) -> dict:
     """Matching throughput of ``Exchange.process`` per shard count on one stream; output checked identical.
 
     Runs are interleaved (1, 2, 4, 1, 2, 4, ...) so that the machine's noise
@@ -92,7 +93,10 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
     over the first shard count's ceiling runs, what the machine allowed at
     that moment; ``speedup`` over ``ceiling`` is the share of it the engine
     gets (the ceiling runs also skip the engine's batch-walking, so a shard's
-    ceiling stream is all its own).
+    ceiling stream is all its own).  Before each timed and each ceiling run,
+    untimed, ``prefault_mb`` MB are touched and freed (``lowlevel.prefault``),
+    so that every run finds its memory resident on a VM whose host takes
+    freed memory back.
     """
     cmds = order_flow(commands, n_instruments=n_instruments, seed=seed)
     _warm(n_instruments)
@@ -107,6 +111,7 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
     for _ in range(repeat):
         for s in shard_counts:
             parts = batches(cmds, batch)
+            prefault(prefault_mb)
             ex = Exchange(instruments(n_instruments), shards=s, clock=_fixed_clock)
             process = ex.process
             t0 = time.perf_counter()
@@ -114,6 +119,7 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
                 process(b)
             seconds[s].append(time.perf_counter() - t0)
             ex.close()
+            prefault(prefault_mb)
             ceiling[s].append(_ceiling_seconds(n_instruments, streams[s]))
     base = statistics.median(seconds[shard_counts[0]])
     ceiling_base = statistics.median(ceiling[shard_counts[0]])
@@ -217,13 +223,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         batch: int = typer.Option(4096, help="commands per batch"),
         repeat: int = typer.Option(3, help="timed runs per shard count (median reported)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+        prefault_mb: int = typer.Option(256, "--prefault-mb", min=0,
+                                        help="MB touched and freed before each run, untimed (0: off)"),
     ) -> None:
         """Matching throughput for each shard count on one multi-instrument stream (identical output checked)."""
         try:
             counts = tuple(int(x) for x in shards.split(","))
         except ValueError:
             raise typer.BadParameter(f"--shards must be comma-separated integers, got {shards!r}") from None
-        r = bench_shards(instruments_, counts, commands, batch, repeat)
+        r = bench_shards(instruments_, counts, commands, batch, repeat, prefault_mb=prefault_mb)
         _print(r, as_json, [f"{x['shards']} shards: {x['commands_per_second']:,} commands/s (x{x['speedup']}; "
                             f"ceiling x{x['ceiling']})" for x in r["runs"]]
                + [f"identical output: {r['identical_output']}"])

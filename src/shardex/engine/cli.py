@@ -200,6 +200,7 @@ def bench_matching(
     from shardex import Exchange, Instrument
     from shardex.engine.workload import read_workload_csv
     from shardex.errors import MalformedInputError
+    from shardex.lowlevel import prefault
 
     console = Console(stderr=True)
     try:
@@ -215,7 +216,7 @@ def bench_matching(
     del warm
     runs = []
     for k in range(warmup + max(1, repeat)):
-        _prefault(prefault_mb)
+        prefault(prefault_mb)
         ex = Exchange([Instrument(0, "BENCH")])
         run = _per_command(ex, cmds) if per_command else _batched(ex, cmds, batch)
         if k >= warmup:  # a warm-up run is neither hashed nor kept
@@ -249,23 +250,6 @@ def bench_matching(
     table.add_row("traded qty (lots)", f"{out['traded_qty']:,}")
     table.add_row("state hash", out["state_hash"][:32] + "...")
     Console().print(table)
-
-
-def _prefault(megabytes: int) -> None:
-    """Touch ``megabytes`` of fresh numpy memory and free it again.
-
-    On a VM whose balloon reports free pages to the host, memory freed more
-    than about two seconds ago goes back to the host, and faulting it in
-    again costs 2-3 ms per MB instead of 0.08 (measured on the project VM).
-    The engine's books are freed after every run, so without this a run
-    pays that cost at random, depending on how long ago the previous run
-    ended; a venue's engine, which keeps its memory, never does.  Pages just
-    freed are handed out first, so the run that follows finds its memory
-    resident.
-    """
-    if megabytes > 0:
-        block = np.ones(megabytes << 17)  # float64: 8 bytes each
-        del block
 
 
 def _batched(ex, cmds: np.ndarray, batch: int) -> dict:
