@@ -10,6 +10,7 @@ change nothing; money is conserved.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_strategies import accounts, funded_ledger, random_batch, seeds, threads, txn_counts
@@ -192,3 +193,37 @@ def test_auto_mode_keeps_light_batches_sequential_and_threads_trades():
     # Mostly light with a few trades: still sequential.
     mixed = np.concatenate([transfers, trades[:n // 4]])
     assert settle(base.copy(), mixed, threads=2).mode == "sequential"
+
+
+def test_heavy_count_matches_heavy_kinds():
+    """The compiled count of position-changing transactions names the same kinds as ``HEAVY_KINDS``."""
+    from shardex.ledger import _kernels as K
+    from shardex.ledger.executor import HEAVY_KINDS
+    from shardex.ledger.txn import empty_txns
+
+    txns = empty_txns(64)
+    txns["kind"] = np.arange(64) % 12
+    assert K.count_heavy(txns) == np.count_nonzero(np.isin(txns["kind"], HEAVY_KINDS))
+
+
+@pytest.mark.parametrize("n_accounts", [2, 3, 40])
+def test_auto_mode_stops_planning_a_batch_too_deep_for_threads(n_accounts):
+    """A plan cut short at ``n // MIN_TXNS_PER_LEVEL`` levels falls back exactly where the full plan does."""
+    from shardex.ledger import _kernels as K
+    from shardex.ledger import trade_txns
+    from shardex.ledger.executor import MIN_TXNS_PER_LEVEL
+
+    rng = np.random.default_rng(n_accounts)
+    n = 3000
+    a = rng.integers(0, n_accounts, n)
+    b = (a + 1 + rng.integers(0, n_accounts - 1, n)) % n_accounts
+    txns = trade_txns(a, b, 0, 100, 1, 5, -1)
+    full = K.plan(txns, n_accounts, 1, 1, np.zeros(n, np.int64), False)
+    cut = K.plan(txns, n_accounts, 1, 1, np.zeros(n, np.int64), False, n // MIN_TXNS_PER_LEVEL)
+    deep = full[1].size < MIN_TXNS_PER_LEVEL * full[2]
+    assert (cut[1].size < MIN_TXNS_PER_LEVEL * cut[2]) == deep
+    assert np.array_equal(cut[1], full[1])  # every valid row is still listed
+    base = funded_ledger(n_accounts, 3)
+    res, ref = settle(base.copy(), txns, threads=2), settle(base.copy(), txns, mode="sequential")
+    assert res.mode == ("sequential" if deep else "parallel")
+    assert np.array_equal(res.codes, ref.codes) and np.array_equal(res.audit, ref.audit)

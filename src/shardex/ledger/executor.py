@@ -171,8 +171,7 @@ def _finish(ledger, codes, slots, nrec, mode, threads, n_levels, stalled=False) 
 
 def _light(txns: np.ndarray) -> bool:
     """Whether too few of the batch's transactions are ``HEAVY_KINDS`` for threads to gain."""
-    heavy = np.count_nonzero(np.isin(txns["kind"], HEAVY_KINDS))
-    return heavy < MIN_HEAVY_SHARE * txns.size
+    return K.count_heavy(txns) < MIN_HEAVY_SHARE * txns.size  # one compiled pass: np.isin on the field took ~0.1 ms
 
 
 def _run_sequential(ledger, txns, codes, slots, nrec) -> None:
@@ -231,8 +230,12 @@ def settle(
         _run_sequential(ledger, txns, codes, slots, nrec)
         return _finish(ledger, codes, slots, nrec, "sequential", 1, 0)
 
+    # In "auto" mode the plan stops computing levels once the batch is too
+    # deep to run in parallel (fewer than MIN_TXNS_PER_LEVEL rows per level
+    # whatever the rest holds): a contended batch then pays a fraction of it.
+    max_levels = n // MIN_TXNS_PER_LEVEL if mode == "auto" else 0
     _level, order_arr, n_levels, exp_ver, inst_wait, n_excl = K.plan(
-        txns, ledger.n_accounts, n_ccy, ledger.n_instruments, codes, order == "level"
+        txns, ledger.n_accounts, n_ccy, ledger.n_instruments, codes, order == "level", max(max_levels, 0)
     )
     n_valid = order_arr.size
     if n_valid == 0 or (mode == "auto" and n_valid < MIN_TXNS_PER_LEVEL * n_levels):
