@@ -150,20 +150,27 @@ def _alloc(st):
     return o
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _forget(st, b, o):
+    """Drop order ``o`` of book ``b`` from the index and the live counts (its row is the caller's business)."""
+    orders = view2d(st, S_ORDERS)
+    books = view2d(st, S_BOOKS)
+    index = view2d(st, S_INDEX)
+    meta = view1d(st, S_META)
+    books[b, B_REFILLS] -= _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
+    index_delete(index, meta, orders[o, O_ACCOUNT], orders[o, O_OID], o)
+    meta[M_ORDERS_USED] -= 1
+
+
 @njit(cache=True, nogil=True)
 def _release(st, o):
     """Forget an order that has left the book: index entry and pool row."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
-    books = view2d(st, S_BOOKS)
-    index = view2d(st, S_INDEX)
     meta = view1d(st, S_META)
-    b = ocold[o, C_BOOK]
-    books[b, B_REFILLS] -= _refills(orders[o, O_HIDDEN], orders[o, O_PEAK])
-    index_delete(index, meta, orders[o, O_ACCOUNT], orders[o, O_OID], o)
+    _forget(st, ocold[o, C_BOOK], o)
     orders[o, O_NEXT] = meta[M_FREE_ORDER]
     meta[M_FREE_ORDER] = o
-    meta[M_ORDERS_USED] -= 1
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -268,8 +275,6 @@ def _close_level(st, b, side, lv):
             nxt = orders[o, O_NEXT]
             _free_dead(st, o)
             o = nxt
-        levels[lv, L_HEAD] = NIL
-        levels[lv, L_TAIL] = NIL
     ladder_remove(lad_key, lad_lv, lad_n, levels, meta, 2 * b + side, side_key(side, levels[lv, L_PRICE]))
 
 
@@ -343,6 +348,16 @@ def _crosses(side, limit, level_price):
     if side == 0:
         return level_price <= limit
     return level_price >= limit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _crosses_best(st, b, side, limit):
+    """Whether an order of ``side`` at ``limit`` crosses the best opposite level of book ``b`` (False if none)."""
+    levels = view2d(st, S_LEVELS)
+    lad_lv = view2d(st, S_LAD_LV)
+    lad_n = view1d(st, S_LAD_N)
+    opp = 2 * b + 1 - side
+    return lad_n[opp] > 0 and _crosses(side, limit, levels[lad_lv[opp, lad_n[opp] - 1], L_PRICE])
 
 
 # ---------------------------------------------------------------------------
@@ -437,19 +452,14 @@ def _cancel_lazy(st, inst, o, reason, seq, ts, ev, n):
     ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
     books = view2d(st, S_BOOKS)
-    index = view2d(st, S_INDEX)
     meta = view1d(st, S_META)
     b = ocold[o, C_BOOK]
     lv = orders[o, O_LEVEL]
     qty = orders[o, O_QTY]
-    hidden = orders[o, O_HIDDEN]
-    acct = orders[o, O_ACCOUNT]
-    oid = orders[o, O_OID]
-    n = _emit(ev, n, seq, ts, inst, E_CANCELLED, ocold[o, C_SIDE], reason, oid, acct, ocold[o, C_PRICE], qty + hidden, 0, 0, 0, 0, 0)
-    books[b, B_REFILLS] -= _refills(hidden, orders[o, O_PEAK])
+    n = _emit(ev, n, seq, ts, inst, E_CANCELLED, ocold[o, C_SIDE], reason, orders[o, O_OID], orders[o, O_ACCOUNT],
+              ocold[o, C_PRICE], qty + orders[o, O_HIDDEN], 0, 0, 0, 0, 0)
     books[b, B_ORDERS] -= 1
-    index_delete(index, meta, acct, oid, o)
-    meta[M_ORDERS_USED] -= 1
+    _forget(st, b, o)
     meta[M_DEAD_ORDERS] += 1
     levels[lv, L_QTY] -= qty
     levels[lv, L_COUNT] -= 1
@@ -676,9 +686,6 @@ def _execute(st, inst, b, o, seq, ts, ev, n):
     """Run order row ``o`` (accepted, fields set, not resting) as a taker, then rest or cancel it."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
-    levels = view2d(st, S_LEVELS)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
     side = ocold[o, C_SIDE]
     otype = ocold[o, C_TYPE]
@@ -699,9 +706,8 @@ def _execute(st, inst, b, o, seq, ts, ev, n):
     trades_before = books[b, B_TRADES]
     rem = qty
     done = False
-    opp = 2 * b + 1 - side
     # Most orders rest without crossing: look at the best opposite price before calling the matcher.
-    if lad_n[opp] > 0 and _crosses(side, limit, levels[lad_lv[opp, lad_n[opp] - 1], L_PRICE]):
+    if _crosses_best(st, b, side, limit):
         rem, n, done = _take(st, inst, b, side, limit, qty, acct, oid, price, stp, seq, ts, ev, n)
     if done or rem == 0:
         orders[o, O_QTY] = 0
@@ -730,9 +736,6 @@ def _run_stops(st, inst, b, seq, ts, ev, n):
     """Trigger stops reached by the last trade price, one at a time in arrival order."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
-    levels = view2d(st, S_LEVELS)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
     while books[b, B_STOPS] > 0 and books[b, B_HAS_LAST] == 1:
         last = books[b, B_LAST]
@@ -751,8 +754,7 @@ def _run_stops(st, inst, b, seq, ts, ev, n):
             # Post-only is checked on entry for everything else; a stop is
             # only entering the book now, so check it now.
             side = ocold[o, C_SIDE]
-            opp = 2 * b + 1 - side
-            if lad_n[opp] > 0 and _crosses(side, ocold[o, C_PRICE], levels[lad_lv[opp, lad_n[opp] - 1], L_PRICE]):
+            if _crosses_best(st, b, side, ocold[o, C_PRICE]):
                 n = _emit(ev, n, seq, ts, inst, E_CANCELLED, side, R_POST_ONLY, orders[o, O_OID], orders[o, O_ACCOUNT],
                           ocold[o, C_PRICE], orders[o, O_QTY], 0, 0, 0, 0, 0)
                 _release(st, o)
@@ -819,9 +821,6 @@ def _reject(cmds, i, reason, ev, n):
 def _cmd_new(st, cmds, i, b, ev, n):
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
-    levels = view2d(st, S_LEVELS)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
     index = view2d(st, S_INDEX)
     meta = view1d(st, S_META)
@@ -830,10 +829,8 @@ def _cmd_new(st, cmds, i, b, ev, n):
     if reason == R_OK and index_find_book(index, orders, ocold, C_BOOK, c.account, c.order_id, b) >= 0:
         reason = R_DUPLICATE
     side = c.side
-    if reason == R_OK and (c.flags & F_POST_ONLY):
-        opp = 2 * b + 1 - side
-        if lad_n[opp] > 0 and _crosses(side, c.price, levels[lad_lv[opp, lad_n[opp] - 1], L_PRICE]):
-            reason = R_POST_ONLY
+    if reason == R_OK and (c.flags & F_POST_ONLY) and _crosses_best(st, b, side, c.price):
+        reason = R_POST_ONLY
     if reason == R_OK and c.tif == TIF_FOK and c.otype < T_STOP_MARKET:
         limit = c.price
         if c.otype == T_MARKET:
@@ -893,8 +890,6 @@ def _cmd_amend(st, cmds, i, b, ev, n):
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
     levels = view2d(st, S_LEVELS)
-    lad_lv = view2d(st, S_LAD_LV)
-    lad_n = view1d(st, S_LAD_N)
     books = view2d(st, S_BOOKS)
     rules = view2d(st, S_RULES)
     index = view2d(st, S_INDEX)
@@ -919,10 +914,8 @@ def _cmd_amend(st, cmds, i, b, ev, n):
         reason = R_INVALID_PRICE
     elif price < rules[b, R_MIN_PRICE] or price > rules[b, R_MAX_PRICE]:
         reason = R_PRICE_OUT_OF_BAND
-    elif price != old_price and (ocold[o, C_FLAGS] & F_POST_ONLY):
-        opp = 2 * b + 1 - side
-        if lad_n[opp] > 0 and _crosses(side, price, levels[lad_lv[opp, lad_n[opp] - 1], L_PRICE]):
-            reason = R_POST_ONLY
+    elif price != old_price and (ocold[o, C_FLAGS] & F_POST_ONLY) and _crosses_best(st, b, side, price):
+        reason = R_POST_ONLY
     if reason != R_OK:
         return _reject(cmds, i, reason, ev, n)
     inst = c.instrument

@@ -181,11 +181,15 @@ def _slot_names(arrays: dict[str, np.ndarray], k: int) -> list[str]:
 # ---------------------------------------------------------------------------
 # re-dealing books across a different number of shards
 # ---------------------------------------------------------------------------
+def _ladder_levels(state: dict[str, np.ndarray]) -> np.ndarray:
+    """The level rows every ladder lists, ladder by ladder (each ladder's ``lad_lv[row, :lad_n[row]]``)."""
+    lad_n, lad_lv = state["lad_n"], state["lad_lv"]
+    return lad_lv[np.arange(lad_lv.shape[1])[None, :] < lad_n[:, None]]
+
+
 def _clear_dead_counts(state: dict[str, np.ndarray]) -> None:
     """Format 1 and 2 levels left a stale free-list link in the column live levels now count dead rows in."""
-    lad_n, lad_lv = state["lad_n"], state["lad_lv"]
-    in_use = lad_lv[np.arange(lad_lv.shape[1])[None, :] < lad_n[:, None]]
-    state["levels"][in_use, L_DEAD] = 0
+    state["levels"][_ladder_levels(state), L_DEAD] = 0
 
 
 def _check_layout(state: dict[str, np.ndarray], k: int) -> None:
@@ -243,9 +247,7 @@ def redeal(sources: list[tuple[dict[str, np.ndarray], np.ndarray]], targets: lis
         rows = np.sort(keys[keys >= 0] & ROW_MASK)
         obook = state["ocold"][rows, C_BOOK]
         lad_n = state["lad_n"]
-        width = state["lad_lv"].shape[1]
-        mask = np.arange(width)[None, :] < lad_n[:, None]
-        lvs = state["lad_lv"][mask]
+        lvs = _ladder_levels(state)
         lbook = np.repeat(np.arange(len(lad_n)) // 2, lad_n)
         live_orders.append({b: rows[obook == b] for b in range(len(inst_of_book))})
         live_levels.append({b: lvs[lbook == b] for b in range(len(inst_of_book))})

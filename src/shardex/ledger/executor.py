@@ -256,7 +256,7 @@ def settle(
     # whatever the rest holds): a contended batch then pays a fraction of it.
     max_levels = n // MIN_TXNS_PER_LEVEL if mode == "auto" else 0
     _level, order_arr, n_levels, exp_ver, inst_wait, n_excl = K.plan(
-        txns, ledger.n_accounts, n_ccy, ledger.n_instruments, codes, order == "level", max(max_levels, 0)
+        txns, ledger.n_accounts, n_ccy, ledger.n_instruments, codes, order == "level", max_levels
     )
     n_valid = order_arr.size
     if n_valid == 0 or (mode == "auto" and n_valid < MIN_TXNS_PER_LEVEL * n_levels):
