@@ -116,3 +116,92 @@ def test_partition_still_deals_commands_as_the_shards_skip_them():
     parts = partition(cmds, shard_of, 2)
     assert sorted(parts[1]["instrument"].tolist()) == [-1] + [1] * 4 + [3] * 4
     assert len(parts[0]) == len(cmds) - 8  # unlisted ids (-1 orders, 4) go to shard 0, the mass cancel to both
+
+
+# -- merge_chunks: the engine's merge, by chunks of commands, on several threads ---------------------------
+
+def _marks_as_published(cmds, shard_of, parts, chunk):
+    """Every shard's marks row as ``matching.process_commands_marked`` leaves it at the end of the batch."""
+    nch = -(-len(cmds) // chunk)
+    width = -(-(nch + 2) // 8) * 8
+    marks = np.zeros(len(parts) * width, dtype=np.int64)
+    for s, p in enumerate(parts):
+        for c in range(nch):  # events of the commands before chunk c: those with a lower seq
+            marks[s * width + 1 + c] = np.searchsorted(p["seq"], cmds["seq"][c * chunk], side="left")
+        marks[s * width + 1 + nch] = len(p)
+        marks[s * width] = nch + 1
+    return marks, width
+
+
+def _merge_in_chunks(cmds, shard_of, parts, chunk, threads=1, marks=None):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shardex.engine.merge import MC_SIZE, merge_chunks
+
+    buffer, starts, counts = regions(parts)
+    if marks is None:
+        marks, width = _marks_as_published(cmds, shard_of, parts, chunk)
+    else:
+        marks, width = marks
+    ctl = np.zeros(MC_SIZE, dtype=np.int64)
+    out = np.zeros(int(counts.sum()), dtype=EVENT_DTYPE)
+    args = (cmds, shard_of, buffer, starts, marks, width, chunk, ctl, out)
+    with ThreadPoolExecutor(threads) as pool:
+        for f in [pool.submit(merge_chunks, *args) for _ in range(threads)]:
+            f.result()
+    return out, ctl
+
+
+@settings(max_examples=200, deadline=None)
+@given(consistent(), st.integers(1, 9), st.integers(1, 3))
+def test_merging_in_chunks_on_threads_equals_the_k_way_merge(case, chunk, threads):
+    from shardex.engine.merge import MC_ABORT, MC_BAD
+
+    cmds, shard_of, parts = case
+    out, ctl = _merge_in_chunks(cmds, shard_of, parts, chunk, threads)
+    assert ctl[MC_BAD] == 0 and ctl[MC_ABORT] == 0
+    assert np.array_equal(out, merge_events(parts))
+
+
+def test_a_chunk_that_breaks_the_rules_is_reported_not_merged_wrong():
+    from shardex.engine.merge import MC_BAD
+
+    cmds = batch([new_order(i % 2, "buy", 1, 100, order_id=i) for i in range(6)])
+    cmds["seq"] = [1, 2, 3, 3, 5, 6]  # a seq repeated in the second chunk
+    shard_of = np.array([0, 1], dtype=np.int64)
+    parts = [np.zeros(3, dtype=EVENT_DTYPE), np.zeros(3, dtype=EVENT_DTYPE)]
+    parts[0]["seq"], parts[1]["seq"] = [1, 3, 5], [2, 3, 6]
+    _, ctl = _merge_in_chunks(cmds, shard_of, parts, chunk=3)
+    assert ctl[MC_BAD] == 1
+
+
+def test_mergers_wait_for_marks_and_stop_on_an_abandoned_shard():
+    """A merger waits for a shard's marks as they come, and gives up (MC_ABORT) when the shard abandons them."""
+    import threading
+    import time
+
+    from shardex.book.shard import MARKS_ABANDONED
+    from shardex.engine.merge import MC_ABORT
+
+    cmds = batch([new_order(i % 2, "buy", 1, 100, order_id=i) for i in range(8)])
+    cmds["seq"] = np.arange(1, 9)
+    shard_of = np.array([0, 1], dtype=np.int64)
+    parts = [np.zeros(4, dtype=EVENT_DTYPE), np.zeros(4, dtype=EVENT_DTYPE)]
+    parts[0]["seq"], parts[1]["seq"] = [1, 3, 5, 7], [2, 4, 6, 8]
+    final, width = _marks_as_published(cmds, shard_of, parts, chunk=2)
+    for abandon in (False, True):
+        marks = final.copy()
+        marks[width] = 1  # shard 1 has published only its first mark
+        result = {}
+        t = threading.Thread(target=lambda: result.update(zip(("out", "ctl"), _merge_in_chunks(
+            cmds, shard_of, parts, 2, 1, (marks, width)))))
+        t.start()
+        time.sleep(0.05)
+        assert t.is_alive()  # waiting for shard 1
+        marks[width] = MARKS_ABANDONED if abandon else final[width]
+        t.join(10)
+        assert not t.is_alive()
+        if abandon:
+            assert result["ctl"][MC_ABORT] == 1
+        else:
+            assert result["ctl"][MC_ABORT] == 0 and np.array_equal(result["out"], merge_events(parts))

@@ -38,6 +38,7 @@ from numba import njit
 
 from shardex.book.index import index_delete, index_find_book, index_guess, index_insert, index_slot
 from shardex.lowlevel import borrow, prefetch_read, prefetch_row, view1d, view2d
+from shardex.sync import store_release
 from shardex.book.ladder import ladder_get_or_add, ladder_remove, side_key
 from shardex.book.layout import (
     B_HAS_LAST, B_LAST, B_ORDERS, B_REFILLS, B_STOP_HEAD, B_STOP_QTY, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME,
@@ -1042,7 +1043,36 @@ def process_commands(st, book_of, inst_of_book, cmds, start, ev, n, shard=-1):
     that list as unsharded runs over the batch, so that the prefetch
     look-ahead reaches as many of this shard's commands as on one shard.
     """
-    return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard)
+    book_of = borrow(book_of)
+    return _process(borrow(st), book_of, borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard, book_of[:0], 0)
+
+
+@njit(cache=True, nogil=True)
+def process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk):
+    """``process_commands`` that also publishes, as it goes, where each chunk of the batch ends in ``ev``.
+
+    For the parallel merge (``shardex.engine.merge.merge_chunks``): the batch
+    is cut into chunks of ``chunk`` commands, and ``marks[1 + c]`` is set to
+    the number of events this kernel wrote for the commands before chunk
+    ``c`` as soon as it reaches the first of its commands past that point
+    (and at the end of the batch for the rest, up to ``marks[1 + nchunks]``,
+    the total).  ``marks[0]`` counts the marks set so far, stored with
+    release order after them: a thread that reads it with acquire order
+    may read every mark below it and every event those marks cover.  A
+    call that stops for growth resumes from ``marks[0]``.
+    """
+    return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard,
+                    borrow(marks), chunk)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _publish_marks(marks, chunk, k, upto, n):
+    """Set the marks of every chunk boundary at or below command ``upto`` to ``n``; the next mark's number."""
+    while k * chunk <= upto:
+        marks[1 + k] = n
+        k += 1
+    store_release(marks, 0, k)
+    return k
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -1052,8 +1082,8 @@ def _at(todo, skipping, j):
 
 
 @njit(cache=True, nogil=True)
-def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
-    """The worker of ``process_commands``, on borrowed views of its arrays."""
+def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk):
+    """The worker of ``process_commands`` (``chunk`` 0) and ``process_commands_marked``, on borrowed views."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
     lad_key = view2d(st, S_LAD_KEY)
@@ -1087,6 +1117,9 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
             m += b != FOREIGN or (inst == -1 and cmds[i].kind == K_MASS_CANCEL)
         lo = 0
         hi = m
+    # The next chunk mark due, and the first command it waits for (none: past the batch).
+    k = marks[0] if chunk > 0 else 0
+    due = k * chunk if chunk > 0 else ncmd
     for j in range(lo, hi):
         # Software pipeline: warm the index cell of the command PREFETCH_FAR
         # ahead, and the order rows of a cancel or amend PREFETCH_NEAR ahead
@@ -1106,6 +1139,9 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
                     prefetch_row(orders, o)
                     prefetch_row(ocold, o)
         at = _at(todo, skipping, j)  # also where a restart resumes
+        if at >= due:  # every command of ours before ``at`` is done: the marks up to it are final
+            k = _publish_marks(marks, chunk, k, at, n)
+            due = k * chunk
         c = cmds[at]
         inst = c.instrument
         b = -1
@@ -1140,4 +1176,6 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard):
             n = _cmd_cancel(st, cmds, at, b, ev, n)
         else:
             n = _cmd_amend(st, cmds, at, b, ev, n)
+    if chunk > 0:  # the batch is done: every mark left, the last one the total
+        _publish_marks(marks, chunk, k, ncmd + chunk - 1, n)
     return ST_DONE, ncmd, n

@@ -22,7 +22,7 @@ from shardex.book.layout import (
     M_ORDERS_USED, NIL,
     ST_DONE, ST_GROW_EVENTS, BookState,
 )
-from shardex.book.matching import FOREIGN, process_commands
+from shardex.book.matching import FOREIGN, process_commands, process_commands_marked
 from shardex.book.views import depth, l3
 from shardex.instruments import Instrument
 from shardex.schema import EVENT_DTYPE
@@ -97,7 +97,8 @@ class MatchingShard:
         return ev
 
     def process_into(self, cmds: np.ndarray, route: np.ndarray | None = None, shard: int = -1,
-                     go: tuple[np.ndarray, int, int] | None = None) -> int:
+                     go: tuple[np.ndarray, int, int] | None = None, marks: np.ndarray | None = None,
+                     chunk: int = 0) -> int:
         """Run a batch and leave its events in ``self.events_buffer[:n]``; return n.
 
         With ``route`` (and ``shard`` >= 0) this shard is one of several that
@@ -105,6 +106,12 @@ class MatchingShard:
         the other shards' instruments to ``matching.FOREIGN``, whose commands
         are skipped (see ``Exchange.apply`` and ``matching.process_commands``).
         ``go``: a ``ShardCrew.stage`` flag to set as the kernel starts.
+        ``marks`` and ``chunk`` > 0: publish where each chunk of ``chunk``
+        commands ends among the events, as the kernel goes
+        (``matching.process_commands_marked``), for a merge that starts
+        before the batch is done.  If the events outgrow ``events_buffer``
+        (which then moves), ``marks[0]`` is set to ``MARKS_ABANDONED`` and
+        no more marks are published for this batch.
         """
         ev = self._ev
         if len(ev) < 2 * len(cmds) + 64:
@@ -112,35 +119,47 @@ class MatchingShard:
         book_of = self.book_of if route is None else route
         # one kernel call and no Python frame more in the common case: this is the
         # path of one command per call, where the call overhead is the cost
-        if go is None:
+        if go is None and chunk == 0:
             status, start, n = process_commands(self.state.handles(), book_of, self.inst_of_book, cmds, 0, ev, 0, shard)
         else:
+            if chunk == 0:
+                marks = _NO_MARKS
+            if go is None:
+                go = (_NO_GO, 0, 0)
             status, start, n = _go_then_process(go[0], go[1], go[2], self.state.handles(), book_of, self.inst_of_book,
-                                                cmds, 0, ev, 0, shard)
+                                                cmds, 0, ev, 0, shard, marks, chunk)
         if status == ST_DONE:
             return n
-        n, self._ev = self._run(cmds, ev, start, n, status, book_of, shard)
+        n, self._ev = self._run(cmds, ev, start, n, status, book_of, shard, marks, chunk)
         return n
 
     def _run(self, cmds: np.ndarray, ev: np.ndarray, start: int = 0, n: int = 0,
-             status: int | None = None, book_of: np.ndarray | None = None, shard: int = -1) -> tuple[int, np.ndarray]:
+             status: int | None = None, book_of: np.ndarray | None = None, shard: int = -1,
+             marks: np.ndarray | None = None, chunk: int = 0) -> tuple[int, np.ndarray]:
         """Run the kernel over ``cmds[start:]`` into ``ev`` (``n`` events in it already), growing as it asks.
 
         ``status``: what a call the caller already made returned for ``cmds[start]`` (handled first).
-        ``book_of`` and ``shard``: as ``process_into``'s ``route`` and ``shard``.
+        ``book_of``, ``shard``, ``marks`` and ``chunk``: as ``process_into``'s ``route``, ``shard``, ``marks``
+        and ``chunk``.
         """
         st = self.state
         if book_of is None:
             book_of = self.book_of
+        if chunk == 0:
+            marks = _NO_MARKS
         while True:
             if status is None:
-                status, start, n = process_commands(st.handles(), book_of, self.inst_of_book, cmds, start, ev, n, shard)
+                status, start, n = process_commands_marked(st.handles(), book_of, self.inst_of_book, cmds, start, ev, n,
+                                                           shard, marks, chunk)
             if status == ST_DONE:
                 return n, ev
             if status == ST_GROW_EVENTS:
                 grown = np.empty(2 * len(ev) + 64, dtype=EVENT_DTYPE)
                 grown[:n] = ev[:n]
                 ev = grown
+                if chunk:  # the marks published so far point into the old buffer: a merge must not wait for more
+                    marks[0] = MARKS_ABANDONED
+                    marks, chunk = _NO_MARKS, 0
             else:
                 st.ensure(status)
             status = None
@@ -245,10 +264,16 @@ def _post_then_await(flags, post, value, slot, want, wake, spins):
 
 
 @njit(cache=True, nogil=True)
-def _go_then_process(flags, slot, value, st, book_of, inst_of_book, cmds, start, ev, n, shard):
-    """``flags[slot] = value`` once the GIL is released (see ``ShardCrew.stage``), then ``process_commands``."""
+def _go_then_process(flags, slot, value, st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk):
+    """``flags[slot] = value`` once the GIL is released (see ``ShardCrew.stage``), then ``process_commands_marked``."""
     store_seq_cst(flags, slot, value)
-    return process_commands(st, book_of, inst_of_book, cmds, start, ev, n, shard)
+    return process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk)
+
+
+#: ``marks[0]`` of a shard whose events outgrew their buffer mid-batch (see ``MatchingShard.process_into``).
+MARKS_ABANDONED = -1
+_NO_MARKS = np.zeros(1, dtype=np.int64)  # chunk 0: never read
+_NO_GO = np.zeros(1, dtype=np.int64)  # a flag nobody waits on
 
 
 # Slots of a crew's flags array: the round posted, one that stays 0 (on the same cache line),
@@ -390,6 +415,11 @@ class ShardCrew:
             self.go()
             return None
         return ch.flags, _GO, self._round
+
+    @property
+    def spinning(self) -> bool:
+        """Whether the threads poll between rounds (as many threads as cores or fewer), rather than block."""
+        return self._ch.spins > 0
 
     def go(self) -> None:
         """Start the staged round if it has not started, and wake any thread asleep."""

@@ -29,10 +29,11 @@ from shardex.engine.commands import batch as _batch
 from shardex.engine.commands import cancel as _cancel
 from shardex.engine.commands import mass_cancel as _mass_cancel
 from shardex.engine.commands import new_order
-from shardex.engine.merge import merge_by_command, merge_events
+from shardex.engine.merge import MC_ABORT, MC_BAD, MC_SIZE, merge_chunks, merge_events
 from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
+from shardex.lowlevel import aligned
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, EventKind, OrderType, reason_message
 from shardex.sync import usable_cores
 
@@ -44,6 +45,11 @@ __all__ = ["Exchange", "Trade"]
 #: Python (~60 us per 4096 commands on the reference VM), the caller for the slower shard
 #: (0-150 us): 500 us covers both, and bounds what a poll costs a loaded machine.
 _SPIN_SECONDS = 0.0005
+
+#: Commands per chunk of the parallel merge (``merge.merge_chunks``): a shard publishes where each
+#: chunk's events end as it passes it, and a thread whose shard is done merges the chunks every
+#: shard has passed.  Smaller chunks start the merge earlier and cost a wait and a claim each.
+MERGE_CHUNK = 512
 
 
 class Trade(NamedTuple):
@@ -90,11 +96,16 @@ class Exchange:
         self._next_oid: dict[int, int] = {}
         # Each shard's map for walking whole batches (MatchingShard.route), rebuilt on every listing.
         self._routes: list[np.ndarray] = []
-        # The shards' event buffers: regions of one array, for the merge (merge_by_command).
+        # The shards' event buffers: regions of one array, for the merge (merge_chunks).
         self._ev_cap = 0
         self._ev_all = np.empty(0, dtype=EVENT_DTYPE)
         self._ev_views: list[np.ndarray] = []
         self._ev_starts = np.zeros(shards, dtype=np.int64)
+        # Where each shard's chunks of a batch end among its events (a row of cache lines per
+        # shard, grown with the batch), and the merge's control slots.
+        self._marks = aligned(0, np.int64, 0)
+        self._marks_width = 0
+        self._merge_ctl = aligned(MC_SIZE, np.int64, 0)
         for ins in sorted(instruments, key=lambda i: i.id):
             self.add_instrument(ins)
 
@@ -164,25 +175,66 @@ class Exchange:
         if crew is None:
             raise RuntimeError("this Exchange is closed: its shard threads are stopped")
         views = self._event_regions(len(cmds))
-        # Shard 0's kernel starts the other shards' round as it starts (go): see ShardCrew.
-        go = crew.stage([(sh.process_into, (cmds, routes[s], s)) for s, sh in enumerate(shards) if s])
+        if not events:
+            # Shard 0's kernel starts the other shards' round as it starts (go): see ShardCrew.
+            go = crew.stage([(sh.process_into, (cmds, routes[s], s)) for s, sh in enumerate(shards) if s])
+            try:
+                shards[0].process_into(cmds, routes[0], 0, go)
+            finally:
+                crew.collect()  # never leave a shard running past this call
+            return None
+        # Each shard publishes where its chunks end as it goes; each thread, its shard done,
+        # merges the chunks every shard has passed (merge_chunks).  Where the crew does not
+        # spin (more shards than cores) the caller merges alone once every shard is done.
+        chunk = MERGE_CHUNK
+        marks, width = self._chunk_marks(-(-len(cmds) // chunk))
+        ctl = self._merge_ctl
+        ctl[:] = 0
+        out = np.empty(len(self._ev_all), dtype=EVENT_DTYPE)
+        merge = (cmds, self._shard_of, self._ev_all, self._ev_starts, marks, width, chunk, ctl, out)
+        together = crew.spinning
+        go = crew.stage([(self._shard_then_merge, (s, cmds, marks[s * width:(s + 1) * width], merge, together))
+                         for s in range(1, len(shards))])
         try:
-            first = shards[0].process_into(cmds, routes[0], 0, go)
+            first = self._shard_then_merge(0, cmds, marks[:width], merge, together, go)
         finally:
             rest = crew.collect()  # never leave a shard running past this call
-        if not events:
-            return None
+        if not together:
+            merge_chunks(*merge)  # every mark is final: no waiting
         counts = [first, *rest]
-        if all(sh.events_buffer is v for sh, v in zip(shards, views)):
-            counts_ = np.array(counts, dtype=np.int64)
-            return merge_by_command(cmds, self._shard_of, self._ev_all, self._ev_starts, counts_)
-        # a shard outgrew its region during the batch: its events are in an array of its own
-        return merge_events([sh.events_buffer[:n] for sh, n in zip(shards, counts)])
+        if ctl[MC_ABORT] or ctl[MC_BAD] or not all(sh.events_buffer is v for sh, v in zip(shards, views)):
+            # a shard outgrew its region (its events are in an array of its own), or the
+            # batch broke the walk's rules: the k-way merge
+            return merge_events([sh.events_buffer[:n] for sh, n in zip(shards, counts)])
+        out.resize(sum(counts), refcheck=False)  # out is ours alone: nothing else refers to it yet
+        return out
+
+    def _shard_then_merge(self, s: int, cmds: np.ndarray, marks: np.ndarray, merge: tuple, together: bool,
+                          go: tuple[np.ndarray, int, int] | None = None) -> int:
+        """Shard ``s``'s part of ``apply``: run the batch on it, then (``together``) help merge; its event count."""
+        try:
+            n = self.shards[s].process_into(cmds, self._routes[s], s, go, marks, MERGE_CHUNK)
+        except BaseException:
+            merge[7][MC_ABORT] = 1  # release the threads waiting for this shard's marks
+            raise
+        if together:
+            merge_chunks(*merge)
+        return n
+
+    def _chunk_marks(self, nchunks: int) -> tuple[np.ndarray, int]:
+        """Every shard's marks row for a batch of ``nchunks`` chunks, progress reset: (array, row width)."""
+        width = -(-(nchunks + 2) // 8) * 8  # whole cache lines: no shard writes another's line
+        if width > self._marks_width:
+            self._marks = aligned(len(self.shards) * width, np.int64, 0)
+            self._marks_width = width
+        width = self._marks_width
+        self._marks[::width] = 0
+        return self._marks, width
 
     def _event_regions(self, batch: int) -> list[np.ndarray]:
         """Give every shard its region of the shared event buffer, large enough for a batch of ``batch`` commands."""
         shards = self.shards
-        need = 2 * batch + 65  # what MatchingShard.process_into asks for, and a row for the merge's sentinel
+        need = 2 * batch + 64  # what MatchingShard.process_into asks for
         for sh, v in zip(shards, self._ev_views):
             if sh.events_buffer is not v:  # it outgrew its region: make room for as much
                 need = max(need, len(sh.events_buffer) + 1)

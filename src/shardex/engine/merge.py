@@ -11,9 +11,12 @@ tests.
 order and all in one buffer, by walking the commands: each command's events
 are one run in its owner shard's stream, copied whole; only a mass cancel of
 every instrument gathers events from every shard, ordered by instrument.
-``merge_events`` is the general k-way merge on (seq, instrument) it falls
-back to (and must agree with).  All are kernels that release the GIL and copy whole records,
-which numpy's fancy indexing of structured arrays does slowly.
+``merge_chunks`` is the same walk cut into chunks of commands, which
+several threads share while the shards are still running (the engine's
+merge).  ``merge_events`` is the general k-way merge on (seq, instrument)
+both fall back to (and must agree with).  All are kernels that release the
+GIL and copy whole records, which numpy's fancy indexing of structured
+arrays does slowly.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import numpy as np
 from numba import njit
 
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE
+from shardex.sync import cpu_pause, cpu_yield, fetch_add, load_acquire, store_release
 
-__all__ = ["merge_by_command", "merge_events", "partition", "regions"]
+__all__ = ["MC_ABORT", "MC_BAD", "MC_SIZE", "merge_by_command", "merge_chunks", "merge_events", "partition", "regions"]
 
 _MASS_CANCEL = 4
 
@@ -116,37 +120,29 @@ def merge_events(parts: list[np.ndarray]) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _merge_commands(cmds, shard_of, buf, starts, counts, out):
-    """Events of ``cmds`` in command order from the shards' regions of ``buf`` into ``out``; rows written or -1.
+def _merge_run(cmds, lo, hi, shard_of, buf, heads, ends, out, j):
+    """Events of ``cmds[lo:hi]`` in command order into ``out[j:]``; the row after the last written, or -1.
 
-    A command's events are the run of its owner's region that carries its
-    seq; each region's first free row gets a sentinel seq, below every seq
-    of the batch, which ends every run.  -1 where the seqs do not increase
-    strictly or some region is not used up (``out`` partly written).
+    Shard ``s``'s events for these commands are ``buf[heads[s]:ends[s]]``, in
+    command order (``heads`` is advanced).  A command's events are the run
+    of its owner's events that carries its seq, copied whole; a mass cancel
+    of every instrument has a run on every shard, merged on instrument (ties:
+    lower shard).  -1 where the seqs do not increase strictly or a shard's
+    events are not used up exactly (``out`` partly written).
     """
-    k = starts.shape[0]
-    n = cmds.shape[0]
-    if n == 0 or cmds[0].seq == np.iinfo(np.int64).min:
-        return -1
-    for r in range(k):
-        buf[starts[r] + counts[r]].seq = cmds[0].seq - 1
-    heads = starts.copy()
-    j = 0
-    prev = 0
-    for i in range(n):
+    k = heads.shape[0]
+    for i in range(lo, hi):
         seq = cmds[i].seq
-        if i > 0 and seq <= prev:
+        if i > 0 and seq <= cmds[i - 1].seq:
             return -1
-        prev = seq
         inst = cmds[i].instrument
         if inst == -1 and cmds[i].kind == _MASS_CANCEL:
-            # Every shard has a run for this command: merge them on instrument (ties: lower shard).
             while True:
                 best = -1
                 binst = 0
                 for r in range(k):
                     h = heads[r]
-                    if buf[h].seq == seq and (best < 0 or buf[h].instrument < binst):
+                    if h < ends[r] and buf[h].seq == seq and (best < 0 or buf[h].instrument < binst):
                         best = r
                         binst = buf[h].instrument
                 if best < 0:
@@ -159,13 +155,14 @@ def _merge_commands(cmds, shard_of, buf, starts, counts, out):
             if 0 <= inst < shard_of.shape[0]:
                 s = shard_of[inst]
             h = heads[s]
-            while buf[h].seq == seq:
+            e = ends[s]
+            while h < e and buf[h].seq == seq:
                 out[j] = buf[h]
                 h += 1
                 j += 1
             heads[s] = h
     for r in range(k):
-        if heads[r] != starts[r] + counts[r]:
+        if heads[r] != ends[r]:
             return -1
     return j
 
@@ -175,26 +172,90 @@ def merge_by_command(cmds: np.ndarray, shard_of: np.ndarray, buffer: np.ndarray,
     """Merge the shards' events by walking the batch ``cmds`` that made them; one new array.
 
     Shard ``s``'s events are ``buffer[starts[s]:starts[s] + counts[s]]`` (int64
-    arrays of starts and counts), in command order, each region followed by
-    at least one free row (the walk writes a sentinel there).  One buffer
-    rather than one array per shard: a kernel indexing a tuple of arrays by
-    a shard number it computes pays a switch per access (merge 16 -> 10 ms
-    per million commands).  ``shard_of[instrument]`` is the owner shard of
-    each instrument's commands (0 for ids outside it, as for any the engine
-    does not list).
+    arrays of starts and counts), in command order.  One buffer rather than
+    one array per shard: a kernel indexing a tuple of arrays by a shard
+    number it computes pays a switch per access (merge 16 -> 10 ms per
+    million commands).  ``shard_of[instrument]`` is the owner shard of each
+    instrument's commands (0 for ids outside it, as for any the engine does
+    not list).
 
     The result is what ``merge_events`` gives on the same streams, without
-    comparing event with event: each command's events are copied as one run
-    from its owner, and only a mass cancel of every instrument gathers its
-    events from every shard, ordered by instrument.  Should the batch break
-    the rules this rests on (seqs strictly increasing, each shard's events in
+    comparing event with event (``_merge_run``).  Should the batch break the
+    rules this rests on (seqs strictly increasing, each shard's events in
     command order, every event some command's) the k-way merge runs instead.
+    ``merge_chunks`` does the same work in chunks, on several threads.
     Runtime: O(commands + events).
     """
     out = np.empty(int(counts.sum()), dtype=EVENT_DTYPE)
-    if _merge_commands(cmds, shard_of, buffer, starts, counts, out) != len(out):
+    heads = starts.astype(np.int64)
+    if _merge_run(cmds, 0, len(cmds), shard_of, buffer, heads, heads + counts, out, 0) != len(out):
         _merge(tuple(buffer[a:a + c] for a, c in zip(starts.tolist(), counts.tolist())), out)
     return out
+
+
+# Slots of ``merge_chunks``' control array, each on a cache line of its own.
+MC_CURSOR = 0  # the next chunk to claim
+MC_ABORT = 8  # set by anyone: stop merging (a shard failed or outgrew its region)
+MC_BAD = 16  # set by a merger: the batch broke ``_merge_run``'s rules; merge it with ``merge_events``
+MC_SIZE = 24
+
+
+@njit(cache=True, nogil=True)
+def _await_mark(marks, slot, want, ctl):
+    """Spin until ``marks[slot] >= want``; False (and ``ctl[MC_ABORT]`` set) if the merge is called off first."""
+    spins = 0
+    while True:
+        got = load_acquire(marks, slot)
+        if got >= want:
+            return True
+        if got < 0:  # the shard's events left their region (shard.MARKS_ABANDONED)
+            store_release(ctl, MC_ABORT, 1)
+            return False
+        if load_acquire(ctl, MC_ABORT) != 0:
+            return False
+        spins += 1
+        if spins & 15 == 0:
+            cpu_yield()  # should the shard we wait for share our core
+        else:
+            cpu_pause()
+
+
+@njit(cache=True, nogil=True)
+def merge_chunks(cmds, shard_of, buf, starts, marks, width, chunk, ctl, out):
+    """Merge a batch's events chunk by chunk as the shards publish them; any number of threads at once.
+
+    The batch is cut into chunks of ``chunk`` commands.  Shard ``s``
+    publishes in ``marks[s * width:]`` where each chunk's events end in its
+    region ``buf[starts[s]:]`` (``matching.process_commands_marked``).  Each
+    caller claims the next chunk (``ctl[MC_CURSOR]``), waits until every
+    shard has passed the chunk's end, and copies the chunk's events to their
+    place in ``out`` (the chunk's first row is the sum of the shards' marks
+    at its start), until none is left.  So a thread whose shard is done
+    merges the chunks the other shards have passed while they finish, and
+    threads done together split the merge.  Which thread copies a chunk
+    changes nothing in ``out``.  Sets ``ctl[MC_BAD]`` where a chunk breaks
+    ``_merge_run``'s rules; stops when ``ctl[MC_ABORT]`` is set.
+    """
+    n = cmds.shape[0]
+    k = starts.shape[0]
+    nch = (n + chunk - 1) // chunk
+    heads = np.empty(k, np.int64)
+    ends = np.empty(k, np.int64)
+    while True:
+        c = fetch_add(ctl, MC_CURSOR, 1)
+        if c >= nch:
+            return
+        for s in range(k):
+            if not _await_mark(marks, s * width, c + 2, ctl):
+                return
+        j = 0
+        for s in range(k):
+            at = marks[s * width + 1 + c]
+            j += at
+            heads[s] = starts[s] + at
+            ends[s] = starts[s] + marks[s * width + 2 + c]
+        if _merge_run(cmds, c * chunk, min((c + 1) * chunk, n), shard_of, buf, heads, ends, out, j) < 0:
+            store_release(ctl, MC_BAD, 1)
 
 
 def regions(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
