@@ -1,7 +1,7 @@
 """Memory-ordering primitives for threads that share arrays, as numba intrinsics.
 
 The settlement workers (``shardex.ledger``) and the matching shards' crew
-(``shardex.book.shard.ShardCrew``) hand work to each other through int64
+(``shardex.crew.Crew``) hand work to each other through int64
 flag and counter arrays.  numba has no atomics on the CPU target, and a plain
 load in a spin loop may be hoisted out of the loop by LLVM.  These
 intrinsics emit LLVM atomic instructions directly, so that one thread's

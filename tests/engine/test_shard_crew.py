@@ -1,4 +1,4 @@
-"""``ShardCrew``, the Exchange's per-batch hand-off: results in order, errors after every call, no hang."""
+"""``Crew``, the Exchange's per-batch hand-off: results in order, errors after every call, no hang."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from shardex.book.shard import ShardCrew
+from shardex.crew import Crew
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
 
@@ -18,7 +18,7 @@ SPINS = (0.0, 0.001)
 
 @pytest.mark.parametrize("spin", SPINS)
 def test_each_call_runs_on_its_own_thread_and_results_come_in_order(spin):
-    with ShardCrew(3, spin=spin) as crew:
+    with Crew(3, spin=spin) as crew:
         for r in range(50):
             got = crew.run([(lambda r=r, t=t: (r, t, threading.current_thread().name), ()) for t in range(4)])
             assert [g[:2] for g in got] == [(r, t) for t in range(4)]
@@ -36,7 +36,7 @@ def test_an_error_is_raised_after_every_call_is_done(spin):
     def boom():
         raise ValueError("boom")
 
-    with ShardCrew(2, spin=spin) as crew:
+    with Crew(2, spin=spin) as crew:
         with pytest.raises(ValueError, match="boom"):
             crew.run([(boom, ()), (slow, (1,)), (slow, (2,))])
         assert sorted(done) == [1, 2]
@@ -47,20 +47,20 @@ def test_an_error_is_raised_after_every_call_is_done(spin):
 
 def test_threads_that_went_to_sleep_are_woken():
     """Idle past the spin: the threads block, and the next round wakes them."""
-    with ShardCrew(2, spin=0.0005) as crew:
+    with Crew(2, spin=0.0005) as crew:
         for r in range(5):
             time.sleep(0.01)
             assert crew.run([(lambda r=r: r, ())] * 3) == [r] * 3
 
 
 def test_a_long_call_makes_the_caller_block_and_be_woken():
-    with ShardCrew(1, spin=0.0005) as crew:
+    with Crew(1, spin=0.0005) as crew:
         assert crew.run([(lambda: "here", ()), (lambda: time.sleep(0.05) or "there", ())]) == ["here", "there"]
 
 
 def test_a_round_started_from_compiled_code_or_not_at_all_still_runs():
     """``stage`` hands back the flag to set; if the caller never sets it, ``collect`` does."""
-    with ShardCrew(2, spin=0.001) as crew:
+    with Crew(2, spin=0.001) as crew:
         for r in range(20):
             crew.stage([(lambda r=r: r + 1, ()), (lambda r=r: r + 2, ())])
             assert crew.collect() == [r + 1, r + 2]
@@ -68,17 +68,17 @@ def test_a_round_started_from_compiled_code_or_not_at_all_still_runs():
 
 def test_close_stops_the_threads_and_a_collected_crew_stops_them_too():
     before = threading.active_count()
-    crew = ShardCrew(3, spin=0.001)
+    crew = Crew(3, spin=0.001)
     crew.run([(lambda: None, ())] * 4)
     crew.close()
     crew.close()  # twice is fine
     assert threading.active_count() == before
-    with ShardCrew(2, spin=0.001) as scoped:
+    with Crew(2, spin=0.001) as scoped:
         scoped.run([(lambda: None, ())] * 3)
     assert threading.active_count() == before  # leaving the block stopped them
     with pytest.raises(RuntimeError):
         crew.run([(lambda: None, ())] * 4)
-    crew = ShardCrew(3, spin=0.001)
+    crew = Crew(3, spin=0.001)
     crew.run([(lambda: None, ())] * 4)
     threads = list(crew._threads)
     del crew
@@ -108,3 +108,46 @@ def test_more_shards_than_cores_block_instead_of_spinning(shards, monkeypatch):
             assert (ex._crew._ch.spins == 0) == (cores == 1)
             outs.append((np.concatenate([ex.process(b) for b in batches(cmds, 1000)]), ex.state_hash()))
     assert np.array_equal(outs[0][0], outs[1][0]) and outs[0][1] == outs[1][1]
+
+
+def test_a_round_started_from_compiled_code_reaches_a_thread_that_stopped_polling():
+    """The caller starts the round from compiled code and waits there for the thread's work: no call can wake it.
+
+    The thread stopped polling long before the round was staged; it must not
+    be asleep when the flag is set (the parallel merge and the settlement
+    workers wait for each other inside their kernels).
+    """
+    from numba import njit
+
+    from shardex.sync import cpu_pause, load_acquire, store_release, store_seq_cst
+
+    @njit(nogil=True)
+    def start_and_wait(flags, slot, value, done, spins):
+        store_seq_cst(flags, slot, value)
+        for _ in range(spins):
+            if load_acquire(done, 0) == 1:
+                return True
+            cpu_pause()
+        return False
+
+    @njit(nogil=True)
+    def work(done):
+        store_release(done, 0, 1)
+
+    done = np.zeros(8, dtype=np.int64)
+    work(done)
+    start_and_wait(np.zeros(1, dtype=np.int64), 0, 0, done, 1)  # compile both before the clock matters
+    staged_while_polling = 0
+    with Crew(1, spin=0.0005) as crew:
+        for _ in range(5):
+            crew.run([(lambda: None, ()), (lambda: None, ())])  # the thread now polls for 0.5 ms
+            done[0] = 0
+            go = crew.stage([(work, (done,))])
+            time.sleep(0.02)  # long past the thread's polling
+            if go is None:  # the crew started the round itself
+                assert crew.collect() == [None]
+                continue
+            staged_while_polling += 1
+            assert start_and_wait(*go, done, 300_000_000)  # bounded: a lost wake-up fails, not hangs
+            assert crew.collect() == [None]
+    assert staged_while_polling

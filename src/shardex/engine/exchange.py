@@ -23,7 +23,8 @@ from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
-from shardex.book.shard import MatchingShard, ShardCrew
+from shardex.book.shard import MatchingShard
+from shardex.crew import Crew
 from shardex.engine.commands import amend as _amend
 from shardex.engine.commands import batch as _batch
 from shardex.engine.commands import cancel as _cancel
@@ -41,7 +42,7 @@ __all__ = ["Exchange", "Trade"]
 
 
 #: How long a shard thread polls for its next batch, and the caller for the shards' results,
-#: before blocking (ShardCrew).  Between batches a thread waits for the merge and the caller's
+#: before blocking (Crew).  Between batches a thread waits for the merge and the caller's
 #: Python (~60 us per 4096 commands on the reference VM), the caller for the slower shard
 #: (0-150 us): 500 us covers both, and bounds what a poll costs a loaded machine.
 _SPIN_SECONDS = 0.0005
@@ -90,9 +91,9 @@ class Exchange:
         self._by_symbol: dict[str, Instrument] = {}
         self._shard_of = np.zeros(0, dtype=np.int64)
         # One thread per shard but the first, which runs on the caller's.  They hand batches
-        # over by spinning (ShardCrew), unless there are more shards than cores to spin on.
+        # over by spinning (Crew), unless there are more shards than cores to spin on.
         spin = _SPIN_SECONDS if shards <= usable_cores() else 0.0
-        self._crew = ShardCrew(shards - 1, spin=spin) if shards > 1 else None
+        self._crew = Crew(shards - 1, spin=spin, name="shardex-shard") if shards > 1 else None
         self._next_oid: dict[int, int] = {}
         # Each shard's map for walking whole batches (MatchingShard.route), rebuilt on every listing.
         self._routes: list[np.ndarray] = []
@@ -176,7 +177,7 @@ class Exchange:
             raise RuntimeError("this Exchange is closed: its shard threads are stopped")
         views = self._event_regions(len(cmds))
         if not events:
-            # Shard 0's kernel starts the other shards' round as it starts (go): see ShardCrew.
+            # Shard 0's kernel starts the other shards' round as it starts (go): see Crew.
             go = crew.stage([(sh.process_into, (cmds, routes[s], s)) for s, sh in enumerate(shards) if s])
             try:
                 shards[0].process_into(cmds, routes[0], 0, go)

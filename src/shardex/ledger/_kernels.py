@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from shardex.lowlevel import aligned, borrow, prefetch_read, prefetch_write
-from shardex.sync import cpu_yield, cycles, fetch_add, load_acquire, store_release
+from shardex.sync import cpu_yield, cycles, fetch_add, load_acquire, store_release, store_seq_cst
 from shardex.ledger.margin import INST_CCY, INST_KIND, INST_MULT, KIND_LINEAR, POS_COST, POS_QTY, POS_RPNL, linear_margin
 from shardex.ledger.txn import AUDIT_DTYPE, FEE_POOL, FLAG_MARGIN_CHECKED, INSURANCE_FUND, MAX_AUDIT_PER_TXN, MAX_DECL
 from shardex.schema import Reason
@@ -792,6 +792,21 @@ def run_worker(
         borrow(ctl), borrow(acc), borrow(txns), borrow(balances), borrow(positions), borrow(margin), borrow(inst),
         borrow(marks), mccy, borrow(codes), borrow(aud), borrow(nrec), borrow(fee_pool), borrow(insurance),
         borrow(out),
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def run_worker_go(
+    flags, slot, value, k, n_threads, order, exp_ver, inst_wait, n_excl, ver, inst_done, ctl, acc,
+    txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec,
+    fee_pool, insurance, out,
+):  # fmt: skip
+    """``flags[slot] = value`` once the GIL is released (the calling thread starts a ``Crew`` round), then ``run_worker``."""
+    store_seq_cst(flags, slot, value)
+    run_worker(
+        k, n_threads, order, exp_ver, inst_wait, n_excl, ver, inst_done, ctl, acc,
+        txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec,
+        fee_pool, insurance, out,
     )  # fmt: skip
 
 
