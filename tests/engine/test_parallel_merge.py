@@ -60,12 +60,17 @@ def test_a_shard_that_fails_mid_batch_does_not_leave_the_merge_waiting(monkeypat
     cmds = order_flow(2000, n_instruments=N_INST, seed=3)
     with Exchange(instruments(N_INST), shards=2, clock=lambda: 1) as ex:
         ex.process(cmds[:1000].copy())
-        real = ex.shards[1].process_into
+        real = exchange.process_then_merge
 
         def failing(*args, **kwargs):
             raise MemoryError("no room for the order pool")
 
-        monkeypatch.setattr(ex.shards[1], "process_into", failing)
+        def fused(*args):  # shard 1 fails, shard 0 waits for its marks in the merge
+            if args[7] == 1:
+                failing()
+            return real(*args)
+
+        monkeypatch.setattr(ex.shards[1], "process_into", failing)  # the path with more shards than cores
+        monkeypatch.setattr(exchange, "process_then_merge", fused)
         with pytest.raises(MemoryError, match="order pool"):
             ex.process(cmds[1000:].copy())
-        monkeypatch.setattr(ex.shards[1], "process_into", real)

@@ -128,6 +128,17 @@ class MatchingShard:
         n, self._ev = self._run(cmds, ev, start, n, status, book_of, shard, marks, chunk)
         return n
 
+    def resume(self, cmds: np.ndarray, start: int, n: int, status: int, route: np.ndarray | None = None,
+               shard: int = -1, marks: np.ndarray | None = None, chunk: int = 0) -> int:
+        """Go on with a batch whose kernel call returned ``status`` at ``cmds[start]`` with ``n`` events.
+
+        For a caller that ran the kernel itself (``engine.merge.process_then_merge``)
+        into ``events_buffer``; the arguments are ``process_into``'s.  Returns the batch's event count.
+        """
+        n, self._ev = self._run(cmds, self._ev, start, n, status, self.book_of if route is None else route, shard,
+                                marks, chunk)
+        return n
+
     def _run(self, cmds: np.ndarray, ev: np.ndarray, start: int = 0, n: int = 0,
              status: int | None = None, book_of: np.ndarray | None = None, shard: int = -1,
              marks: np.ndarray | None = None, chunk: int = 0) -> tuple[int, np.ndarray]:

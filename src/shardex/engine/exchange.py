@@ -23,6 +23,7 @@ from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
+from shardex.book.layout import ST_DONE
 from shardex.book.shard import MatchingShard
 from shardex.crew import Crew
 from shardex.engine.commands import amend as _amend
@@ -30,7 +31,7 @@ from shardex.engine.commands import batch as _batch
 from shardex.engine.commands import cancel as _cancel
 from shardex.engine.commands import mass_cancel as _mass_cancel
 from shardex.engine.commands import new_order
-from shardex.engine.merge import MC_ABORT, MC_BAD, MC_SIZE, merge_chunks, merge_events
+from shardex.engine.merge import MC_ABORT, MC_BAD, MC_SIZE, merge_chunks, merge_events, process_then_merge
 from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
@@ -51,6 +52,8 @@ _SPIN_SECONDS = 0.0005
 #: chunk's events end as it passes it, and a thread whose shard is done merges the chunks every
 #: shard has passed.  Smaller chunks start the merge earlier and cost a wait and a claim each.
 MERGE_CHUNK = 512
+
+_NO_FLAG = np.zeros(1, dtype=np.int64)  # the go flag of a round already started: nobody waits on it
 
 
 class Trade(NamedTuple):
@@ -213,8 +216,18 @@ class Exchange:
     def _shard_then_merge(self, s: int, cmds: np.ndarray, marks: np.ndarray, merge: tuple, together: bool,
                           go: tuple[np.ndarray, int, int] | None = None) -> int:
         """Shard ``s``'s part of ``apply``: run the batch on it, then (``together``) help merge; its event count."""
+        sh, route = self.shards[s], self._routes[s]
         try:
-            n = self.shards[s].process_into(cmds, self._routes[s], s, go, marks, MERGE_CHUNK)
+            if together and len(sh.events_buffer) >= 2 * len(cmds) + 64:
+                # matching and merging in one compiled call: no GIL to take between them
+                g = go if go is not None else (_NO_FLAG, 0, 0)
+                status, start, n = process_then_merge(g[0], g[1], g[2], sh.state.handles(), route, sh.inst_of_book,
+                                                      sh.events_buffer, s, marks, *merge)
+                if status == ST_DONE:
+                    return n
+                n = sh.resume(cmds, start, n, status, route, s, marks, MERGE_CHUNK)
+            else:
+                n = sh.process_into(cmds, route, s, go, marks, MERGE_CHUNK)
         except BaseException:
             merge[7][MC_ABORT] = 1  # release the threads waiting for this shard's marks
             raise

@@ -24,10 +24,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from shardex.book.layout import ST_DONE
+from shardex.book.matching import process_commands_marked
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE
-from shardex.sync import cpu_pause, cpu_yield, fetch_add, load_acquire, store_release
+from shardex.sync import cpu_pause, cpu_yield, fetch_add, load_acquire, store_release, store_seq_cst
 
-__all__ = ["MC_ABORT", "MC_BAD", "MC_SIZE", "merge_by_command", "merge_chunks", "merge_events", "partition", "regions"]
+__all__ = ["MC_ABORT", "MC_BAD", "MC_SIZE", "merge_by_command", "merge_chunks", "merge_events", "partition", "process_then_merge",
+           "regions"]
 
 _MASS_CANCEL = 4
 
@@ -266,3 +269,23 @@ def regions(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     for p, a in zip(parts, starts.tolist()):
         buffer[a:a + len(p)] = p
     return buffer, starts, counts
+
+
+@njit(cache=True, nogil=True)
+def process_then_merge(flags, slot, value, st, book_of, inst_of_book, ev, shard, marks,
+                       cmds, shard_of, buf, starts, all_marks, width, chunk, ctl, out):
+    """One shard thread's whole part of a batch in one compiled call: start the round, match, then merge.
+
+    ``flags[slot] = value`` (the ``Crew`` round, see ``Crew.stage``), then
+    ``process_commands_marked`` over the batch into ``ev`` with this shard's
+    ``marks`` row, then, if the batch is done, ``merge_chunks``.  Returns
+    the matching kernel's ``(status, next_command, n)``; the caller grows
+    what a status other than ``ST_DONE`` asks for, resumes, and merges.
+    One call instead of two spares the thread taking the GIL between them,
+    which it sometimes waited milliseconds for.
+    """
+    store_seq_cst(flags, slot, value)
+    status, start, n = process_commands_marked(st, book_of, inst_of_book, cmds, 0, ev, 0, shard, marks, chunk)
+    if status == ST_DONE:
+        merge_chunks(cmds, shard_of, buf, starts, all_marks, width, chunk, ctl, out)
+    return status, start, n
