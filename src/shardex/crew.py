@@ -18,7 +18,11 @@ from numba import njit
 
 from shardex.sync import cpu_pause, cpu_yield, load_acquire, store_seq_cst
 
-__all__ = ["Crew"]
+__all__ = ["Crew", "STARTED"]
+
+#: The go flag ``Crew.stage`` hands back for a round that has already started: an array of
+#: its own that nobody waits on, so that a caller sets "its" flag from compiled code all the same.
+STARTED = (np.zeros(1, dtype=np.int64), 0, 0)
 
 
 @njit(cache=True, nogil=True)
@@ -178,15 +182,15 @@ class Crew:
             th.start()
         self._finalizer = weakref.finalize(self, self._ch.close)
 
-    def stage(self, calls: list[tuple[Callable[..., Any], tuple]]) -> tuple[np.ndarray, int, int] | None:
+    def stage(self, calls: list[tuple[Callable[..., Any], tuple]]) -> tuple[np.ndarray, int, int]:
         """Hand ``calls[t]`` (function, arguments) to thread ``t`` for the next round; what starts it.
 
         Returns ``(flags, slot, value)``: the round starts when compiled code
         sets ``flags[slot] = value`` (with ``shardex.sync.store_seq_cst``),
         which the caller does as it starts its own call, and ``go()`` does if
         it has not.
-        Returns None where the round has already started (a thread sleeps,
-        or the crew does not spin: it had to be woken from here anyway).
+        Returns ``STARTED`` where the round has already started (a thread
+        sleeps, or the crew does not spin: it had to be woken from here anyway).
         """
         ch = self._ch
         if ch.stop:
@@ -201,7 +205,7 @@ class Crew:
         self._round += 1
         if wake:
             self.go()
-            return None
+            return STARTED
         return ch.flags, _GO, self._round
 
     @property

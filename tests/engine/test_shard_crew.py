@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from shardex.crew import Crew
+from shardex.crew import STARTED, Crew
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
 
@@ -144,7 +144,7 @@ def test_a_round_started_from_compiled_code_reaches_a_thread_that_stopped_pollin
             done[0] = 0
             go = crew.stage([(work, (done,))])
             time.sleep(0.02)  # long past the thread's polling
-            if go is None:  # the crew started the round itself
+            if go is STARTED:  # the crew started the round itself
                 assert crew.collect() == [None]
                 continue
             staged_while_polling += 1

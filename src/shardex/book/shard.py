@@ -19,6 +19,7 @@ from shardex.book.layout import (
 )
 from shardex.book.matching import FOREIGN, process_commands, process_commands_marked
 from shardex.book.views import depth, l3
+from shardex.crew import STARTED
 from shardex.instruments import Instrument
 from shardex.schema import EVENT_DTYPE
 from shardex.sync import store_seq_cst
@@ -120,7 +121,7 @@ class MatchingShard:
             if chunk == 0:
                 marks = _NO_MARKS
             if go is None:
-                go = (_NO_GO, 0, 0)
+                go = STARTED
             status, start, n = _go_then_process(go[0], go[1], go[2], self.state.handles(), book_of, self.inst_of_book,
                                                 cmds, 0, ev, 0, shard, marks, chunk)
         if status == ST_DONE:
@@ -249,4 +250,3 @@ def _go_then_process(flags, slot, value, st, book_of, inst_of_book, cmds, start,
 #: ``marks[0]`` of a shard whose events outgrew their buffer mid-batch (see ``MatchingShard.process_into``).
 MARKS_ABANDONED = -1
 _NO_MARKS = np.zeros(1, dtype=np.int64)  # chunk 0: never read
-_NO_GO = np.zeros(1, dtype=np.int64)  # a flag nobody waits on

@@ -25,7 +25,7 @@ import numpy as np
 
 from shardex.book.layout import ST_DONE
 from shardex.book.shard import MatchingShard
-from shardex.crew import Crew
+from shardex.crew import STARTED, Crew
 from shardex.engine.commands import amend as _amend
 from shardex.engine.commands import batch as _batch
 from shardex.engine.commands import cancel as _cancel
@@ -52,8 +52,6 @@ _SPIN_SECONDS = 0.0005
 #: chunk's events end as it passes it, and a thread whose shard is done merges the chunks every
 #: shard has passed.  Smaller chunks start the merge earlier and cost a wait and a claim each.
 MERGE_CHUNK = 512
-
-_NO_FLAG = np.zeros(1, dtype=np.int64)  # the go flag of a round already started: nobody waits on it
 
 
 class Trade(NamedTuple):
@@ -220,7 +218,7 @@ class Exchange:
         try:
             if together and len(sh.events_buffer) >= 2 * len(cmds) + 64:
                 # matching and merging in one compiled call: no GIL to take between them
-                g = go if go is not None else (_NO_FLAG, 0, 0)
+                g = go if go is not None else STARTED  # a crew thread: its round is running
                 status, start, n = process_then_merge(g[0], g[1], g[2], sh.state.handles(), route, sh.inst_of_book,
                                                       sh.events_buffer, s, marks, *merge)
                 if status == ST_DONE:

@@ -29,8 +29,8 @@ from shardex.book.matching import process_commands_marked
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE
 from shardex.sync import cpu_pause, cpu_yield, fetch_add, load_acquire, store_release, store_seq_cst
 
-__all__ = ["MC_ABORT", "MC_BAD", "MC_SIZE", "merge_by_command", "merge_chunks", "merge_events", "partition", "process_then_merge",
-           "regions"]
+__all__ = ["MC_ABORT", "MC_BAD", "MC_SIZE", "merge_by_command", "merge_chunks", "merge_events", "partition",
+           "process_then_merge", "regions"]
 
 _MASS_CANCEL = 4
 

@@ -147,8 +147,8 @@ def _time_split(base, txns, threads: int) -> float:
     slices = np.array_split(txns, threads)
     ledgers = [base.copy() for _ in range(threads)]
     workers = crew(threads - 1)
-    t0 = time.perf_counter()
     sequential = functools.partial(settle, mode="sequential")
+    t0 = time.perf_counter()
     workers.run([(sequential, (ledgers[k], slices[k])) for k in range(threads)])
     return time.perf_counter() - t0
 

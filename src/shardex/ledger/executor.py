@@ -288,11 +288,8 @@ def settle(
     )  # fmt: skip
     workers = crew(threads - 1)
     go = workers.stage([(K.run_worker, (k, threads, *args)) for k in range(1, threads)])
-    try:
-        if go is None:  # the round has started
-            K.run_worker(0, threads, *args)
-        else:  # start it from compiled code, the GIL released (see Crew)
-            K.run_worker_go(*go, 0, threads, *args)
+    try:  # the round starts from compiled code, the GIL released (see Crew)
+        K.run_worker_go(*go, 0, threads, *args)
     finally:
         workers.collect()
     if ctl[K.CTL_ABORT]:
