@@ -235,6 +235,30 @@ def prefault(megabytes: int) -> None:
         del block
 
 
+#: Bytes per page: the unit in which the operating system maps memory on first touch.
+PAGE = 4096
+
+
+def pretouch(a: np.ndarray) -> None:
+    """Map every page of ``a`` now, leaving its values as they are.
+
+    Large arrays (``np.zeros``, ``aligned(..., 0)``) are mapped lazily: the
+    first write to each page stops the writing thread for the operating
+    system to find and zero a page.  In a pool that grows ahead of use, those
+    stops land on whichever orders first reach fresh rows, and on a VM they
+    cost from a few microseconds to ~100 us each (a huge page, or memory the
+    host had taken back).  Rewriting one byte per page with its own value
+    moves all of them to the moment this is called.
+    """
+    if a.size == 0:
+        return
+    flat = a.reshape(-1).view(np.uint8)  # contiguous arrays only: reshape would copy otherwise
+    if not np.shares_memory(flat, a):
+        raise ValueError("pretouch needs a contiguous array")
+    flat[::PAGE] = flat[::PAGE].copy()
+    flat[-1:] = flat[-1:].copy()  # the last page, when the size is not a whole number of pages
+
+
 def is_aligned(a: np.ndarray) -> bool:
     """True when ``a``'s data starts a cache line (see ``aligned``)."""
     return a.ctypes.data % CACHE_LINE == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from shardex import Exchange, Instrument, OffGridError, OrderRejected, Reason, UnknownInstrumentError
@@ -133,3 +134,18 @@ def test_sequencer_stamps_gap_free_seq_numbers(ex):
     ev2 = ex.process(batch([new_order(0, "sell", 3, 100, order_id=1, account=2)]))
     assert ev1["seq"].tolist() == [1, 2, 3] and set(ev2["seq"].tolist()) == {4}
     assert set(ev1["ts"].tolist()) == {5}
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_pretouched_pools_give_the_same_events_and_state_through_growth(shards):
+    from shardex.engine.loadgen import batches, instruments, order_flow
+
+    cmds = order_flow(20_000, n_instruments=6, seed=3)
+    out = {}
+    for pretouch in (False, True):
+        with Exchange(instruments(6), shards=shards, clock=lambda: 1, order_capacity=16, pretouch=pretouch) as ex:
+            events = np.concatenate([ex.process(b) for b in batches(cmds.copy(), 1024)])
+            caps = [sh.state.capacity for sh in ex.shards]
+            out[pretouch] = (events.tobytes(), ex.state_hash())
+        assert min(caps) > 16  # the pools grew (and were pretouched again) mid-run
+    assert out[True] == out[False]

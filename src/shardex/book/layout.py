@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shardex.lowlevel import aligned
+from shardex.lowlevel import aligned, pretouch
 from shardex.lowlevel import handles as _handles
 
 # orders: hot row
@@ -195,6 +195,11 @@ class BookState:
             self.grow_index()
         else:  # pragma: no cover - a kernel returning an unknown code is a bug
             raise RuntimeError(f"unknown kernel status {status}")
+
+    def pretouch(self) -> None:
+        """Map every page of every array now (``lowlevel.pretouch``): no order waits for the OS to map a row."""
+        for name in self.ARRAYS:
+            pretouch(getattr(self, name))
 
     def arrays(self) -> tuple:
         """The arrays in the order the kernels take them."""

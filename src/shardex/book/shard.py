@@ -20,6 +20,7 @@ from shardex.book.layout import (
 from shardex.book.matching import FOREIGN, process_commands, process_commands_marked
 from shardex.book.views import depth, l3
 from shardex.crew import STARTED
+from shardex.lowlevel import pretouch as touch_pages
 from shardex.instruments import Instrument
 from shardex.schema import EVENT_DTYPE
 from shardex.sync import store_seq_cst
@@ -34,17 +35,25 @@ class MatchingShard:
         The instruments this shard owns.  Commands for other instruments are
         rejected with ``UNKNOWN_INSTRUMENT``.
     order_capacity
-        Initial order pool rows; the pool doubles when full.
+        Initial order pool rows; the pool grows when full.
+    pretouch
+        Map every page of the pools when they are allocated, at start and
+        at each growth (``BookState.pretouch``), instead of on first use in
+        the middle of a batch.  For a venue that sizes its pools at start
+        (``order_capacity``): its orders then never wait for a page fault.
     """
 
-    def __init__(self, instruments: list[Instrument] = (), order_capacity: int = 1024) -> None:
+    def __init__(self, instruments: list[Instrument] = (), order_capacity: int = 1024, pretouch: bool = False) -> None:
         self.instruments: list[Instrument] = []
+        self.pretouch = pretouch
         self.state = BookState(np.zeros((0, 6), dtype=np.int64), order_capacity=order_capacity)
         self.book_of = np.full(0, NIL, dtype=np.int64)
         self.inst_of_book = np.zeros(0, dtype=np.int64)
         self._ev = np.zeros(4096, dtype=EVENT_DTYPE)
         for ins in sorted(instruments, key=lambda i: i.id):
             self.add(ins)
+        if pretouch:
+            self.state.pretouch()
 
     def add(self, ins: Instrument) -> None:
         """Give this shard the book of ``ins`` (a new, empty book).
@@ -112,6 +121,8 @@ class MatchingShard:
         ev = self._ev
         if len(ev) < 2 * len(cmds) + 64:
             ev = self._ev = np.zeros(2 * len(cmds) + 64, dtype=EVENT_DTYPE)
+            if self.pretouch:
+                touch_pages(ev)
         book_of = self.book_of if route is None else route
         # one kernel call and no Python frame more in the common case: this is the
         # path of one command per call, where the call overhead is the cost
@@ -169,6 +180,8 @@ class MatchingShard:
                     marks, chunk = _NO_MARKS, 0
             else:
                 st.ensure(status)
+                if self.pretouch:  # the grown array's fresh pages, now rather than order by order
+                    st.pretouch()
             status = None
 
     def route(self, shard: int, listed: np.ndarray) -> np.ndarray:

@@ -58,13 +58,13 @@ def _split_streams(cmds: np.ndarray, n_instruments: int, shards: int, batch: int
     return streams
 
 
-def _ceiling_seconds(n_instruments: int, streams: list[list[np.ndarray]]) -> float:
+def _ceiling_seconds(n_instruments: int, streams: list[list[np.ndarray]], **engine) -> float:
     """Seconds for each shard to run its own stream on its own thread, all at once: no merge, no per-batch hand-off.
 
     The same threads as ``Exchange.process`` (the caller's and the engine's
-    shard threads), on fresh books.
+    shard threads), on fresh books built with ``engine`` (``Exchange`` options).
     """
-    ex = Exchange(instruments(n_instruments), shards=len(streams), clock=_fixed_clock)
+    ex = Exchange(instruments(n_instruments), shards=len(streams), clock=_fixed_clock, **engine)
 
     def run(s: int) -> None:
         shard = ex.shards[s]
@@ -82,7 +82,8 @@ def _ceiling_seconds(n_instruments: int, streams: list[list[np.ndarray]]) -> flo
 
 
 def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2, 4), commands: int = 1_000_000,
-                 batch: int = 4096, repeat: int = 3, seed: int = 42, prefault_mb: int = 256) -> dict:
+                 batch: int = 4096, repeat: int = 3, seed: int = 42, prefault_mb: int = 256,
+                 pretouch: bool = True) -> dict:
     """Matching throughput of ``Exchange.process`` per shard count on one stream; output checked identical.
 
     Runs are interleaved (1, 2, 4, 1, 2, 4, ...) so that the machine's noise
@@ -97,22 +98,31 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
     untimed, ``prefault_mb`` MB are touched and freed (``lowlevel.prefault``),
     so that every run finds its memory resident on a VM whose host takes
     freed memory back.
+
+    With ``pretouch`` (the default) every engine, timed or ceiling, starts
+    as a venue that sized its pools would: ``order_capacity`` is the pool
+    size that shard count reached in the untimed run, and the pools are
+    mapped before the clock starts (``Exchange(pretouch=True)``), so that
+    the timed runs measure matching, not the first touch of fresh pages.
+    Without it, engines start at the default capacity and grow as they go.
     """
     cmds = order_flow(commands, n_instruments=n_instruments, seed=seed)
     _warm(n_instruments)
     digests, hashes, seconds = {}, {}, {s: [] for s in shard_counts}
     ceiling = {s: [] for s in shard_counts}
     streams = {s: _split_streams(cmds, n_instruments, s, batch) for s in shard_counts}
+    engine = {}  # Exchange options per shard count
     for s in shard_counts:  # untimed: the event stream and the state hash of each configuration
         ex = Exchange(instruments(n_instruments), shards=s, clock=_fixed_clock)
         digests[s] = _events_digest(ex, batches(cmds, batch))
         hashes[s] = ex.state_hash()
+        engine[s] = {"order_capacity": max(sh.state.capacity for sh in ex.shards), "pretouch": True} if pretouch else {}
         ex.close()
     for _ in range(repeat):
         for s in shard_counts:
             parts = batches(cmds, batch)
             prefault(prefault_mb)
-            ex = Exchange(instruments(n_instruments), shards=s, clock=_fixed_clock)
+            ex = Exchange(instruments(n_instruments), shards=s, clock=_fixed_clock, **engine[s])
             process = ex.process
             t0 = time.perf_counter()
             for b in parts:
@@ -120,7 +130,7 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
             seconds[s].append(time.perf_counter() - t0)
             ex.close()
             prefault(prefault_mb)
-            ceiling[s].append(_ceiling_seconds(n_instruments, streams[s]))
+            ceiling[s].append(_ceiling_seconds(n_instruments, streams[s], **engine[s]))
     base = statistics.median(seconds[shard_counts[0]])
     ceiling_base = statistics.median(ceiling[shard_counts[0]])
     runs = []
@@ -130,10 +140,11 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
                      "state_hash": hashes[s], "events_sha256": digests[s], "seconds": [round(x, 4) for x in seconds[s]],
                      "speedup": round(base / med, 3),
                      "ceiling": round(ceiling_base / statistics.median(ceiling[s]), 3),
-                     "ceiling_seconds": [round(x, 4) for x in ceiling[s]]})
+                     "ceiling_seconds": [round(x, 4) for x in ceiling[s]],
+                     "order_capacity": engine[s].get("order_capacity")})
     identical = len(set(digests.values())) == 1 and len(set(hashes.values())) == 1
     return {"benchmark": "shards", "instruments": n_instruments, "batch": batch, "repeat": repeat,
-            "identical_output": identical, "runs": runs}
+            "pretouch": pretouch, "identical_output": identical, "runs": runs}
 
 
 def bench_pipeline(n_instruments: int = 64, shards: int = 2, commands: int = 1_000_000, batch: int = 4096,
@@ -225,13 +236,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         prefault_mb: int = typer.Option(256, "--prefault-mb", min=0,
                                         help="MB touched and freed before each run, untimed (0: off)"),
+        cold: bool = typer.Option(False, "--cold", help="engines at the default pool size, growing and mapping "
+                                  "pages as they go (default: pools sized and mapped before the clock)"),
     ) -> None:
         """Matching throughput for each shard count on one multi-instrument stream (identical output checked)."""
         try:
             counts = tuple(int(x) for x in shards.split(","))
         except ValueError:
             raise typer.BadParameter(f"--shards must be comma-separated integers, got {shards!r}") from None
-        r = bench_shards(instruments_, counts, commands, batch, repeat, prefault_mb=prefault_mb)
+        r = bench_shards(instruments_, counts, commands, batch, repeat, prefault_mb=prefault_mb, pretouch=not cold)
         _print(r, as_json, [f"{x['shards']} shards: {x['commands_per_second']:,} commands/s (x{x['speedup']}; "
                             f"ceiling x{x['ceiling']})" for x in r["runs"]]
                + [f"identical output: {r['identical_output']}"])

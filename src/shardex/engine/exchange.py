@@ -36,6 +36,7 @@ from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
 from shardex.lowlevel import aligned
+from shardex.lowlevel import pretouch as touch_pages
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, EventKind, OrderType, reason_message
 from shardex.sync import usable_cores
 
@@ -80,14 +81,24 @@ class Exchange:
         hash are the same for every shard count.
     clock
         Nanosecond clock for the sequencer (default ``time.time_ns``).
+    order_capacity
+        Order pool rows each shard starts with (pools grow when full).
+    pretouch
+        Map the shards' pools and event buffers into memory at start and
+        at each growth (``MatchingShard``), so that no batch stops for page
+        faults.  With ``order_capacity`` sized for the venue's open orders
+        this is the steady state of a long-running engine from the first
+        order on; it costs the pools' full size in resident memory.
     """
 
     def __init__(self, instruments: Iterable[Instrument] = (), *, shards: int = 1,
-                 clock: Callable[[], int] = time.time_ns, order_capacity: int = 1 << 16) -> None:
+                 clock: Callable[[], int] = time.time_ns, order_capacity: int = 1 << 16,
+                 pretouch: bool = False) -> None:
         if shards < 1:
             raise ValueError("shards must be at least 1")
         self.sequencer = Sequencer(clock=clock)
-        self.shards = [MatchingShard(order_capacity=order_capacity) for _ in range(shards)]
+        self.pretouch = pretouch
+        self.shards = [MatchingShard(order_capacity=order_capacity, pretouch=pretouch) for _ in range(shards)]
         self._by_id: dict[int, Instrument] = {}
         self._by_symbol: dict[str, Instrument] = {}
         self._shard_of = np.zeros(0, dtype=np.int64)
@@ -253,6 +264,8 @@ class Exchange:
         if need > self._ev_cap:
             cap = self._ev_cap = -(-need // 1024) * 1024
             self._ev_all = np.empty(len(shards) * cap, dtype=EVENT_DTYPE)
+            if self.pretouch:
+                touch_pages(self._ev_all)
             self._ev_views = [self._ev_all[s * cap:(s + 1) * cap] for s in range(len(shards))]
             self._ev_starts = np.arange(0, len(shards) * cap, cap, dtype=np.int64)
         for sh, v in zip(shards, self._ev_views):
