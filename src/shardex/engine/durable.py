@@ -328,7 +328,7 @@ def _reconcile(stored: list[Instrument], given: list[Instrument], path: Path) ->
 def open_exchange(path: str | os.PathLike[str], instruments: Iterable[Instrument] = (), *, shards: int = 1,
                   fsync_policy: FsyncPolicy | str = "batch", snapshot_every: int = 1_000_000, keep_snapshots: int = 3,
                   snapshot_on_close: bool = True, clock: Callable[[], int] = time.time_ns, order_capacity: int = 1024,
-                  create: bool = True, journal_options: dict[str, Any] | None = None,
+                  pretouch: bool = False, create: bool = True, journal_options: dict[str, Any] | None = None,
                   cls: type[DurableExchange] = DurableExchange) -> DurableExchange:
     """Open (or create) the durable engine at ``path`` and recover its state; see ``Exchange.open``."""
     if snapshot_every < 0:
@@ -339,7 +339,7 @@ def open_exchange(path: str | os.PathLike[str], instruments: Iterable[Instrument
     try:
         snaps = SnapshotStore(path / SNAPSHOT_DIRNAME, keep=keep_snapshots)
         ex = cls.__new__(cls)
-        Exchange.__init__(ex, (), shards=shards, clock=clock, order_capacity=order_capacity)
+        Exchange.__init__(ex, (), shards=shards, clock=clock, order_capacity=order_capacity, pretouch=pretouch)
         ex._init_durable(path, journal, snaps, snapshot_every, snapshot_on_close)
         try:
             _recover_into(ex, list(instruments), path)
