@@ -20,10 +20,20 @@ from shardex.book.layout import (
 from shardex.book.matching import FOREIGN, process_commands, process_commands_marked
 from shardex.book.views import depth, l3
 from shardex.crew import STARTED
-from shardex.lowlevel import pretouch as touch_pages
 from shardex.instruments import Instrument
+from shardex.lowlevel import pretouch as touch_pages
 from shardex.schema import EVENT_DTYPE
 from shardex.sync import store_seq_cst
+
+
+def events_room(commands: int) -> int:
+    """Event rows a shard's buffer is given for a batch of ``commands``: two per command and some slack.
+
+    Shared by the shard and the engine that hands it a region of one buffer.
+    A batch whose events outgrow it (fills that sweep many orders) stops and
+    grows the buffer (``ST_GROW_EVENTS``); the kernel never writes past it.
+    """
+    return 2 * commands + 64
 
 
 class MatchingShard:
@@ -97,7 +107,7 @@ class MatchingShard:
         Runtime: O(commands + fills); the kernel holds no Python objects and
         releases the GIL.
         """
-        n, ev = self._run(cmds, np.empty(2 * len(cmds) + 64, dtype=EVENT_DTYPE))
+        n, ev = self._run(cmds, np.empty(events_room(len(cmds)), dtype=EVENT_DTYPE))
         ev.resize(n, refcheck=False)  # ev is ours alone: nothing else refers to it yet
         return ev
 
@@ -119,8 +129,8 @@ class MatchingShard:
         no more marks are published for this batch.
         """
         ev = self._ev
-        if len(ev) < 2 * len(cmds) + 64:
-            ev = self._ev = np.zeros(2 * len(cmds) + 64, dtype=EVENT_DTYPE)
+        if len(ev) < events_room(len(cmds)):
+            ev = self._ev = np.zeros(events_room(len(cmds)), dtype=EVENT_DTYPE)
             if self.pretouch:
                 touch_pages(ev)
         book_of = self.book_of if route is None else route

@@ -24,7 +24,7 @@ from typing import Callable, Iterable, NamedTuple
 import numpy as np
 
 from shardex.book.layout import ST_DONE
-from shardex.book.shard import MatchingShard
+from shardex.book.shard import MatchingShard, events_room
 from shardex.crew import STARTED, Crew
 from shardex.engine.commands import amend as _amend
 from shardex.engine.commands import batch as _batch
@@ -227,7 +227,7 @@ class Exchange:
         """Shard ``s``'s part of ``apply``: run the batch on it, then (``together``) help merge; its event count."""
         sh, route = self.shards[s], self._routes[s]
         try:
-            if together and len(sh.events_buffer) >= 2 * len(cmds) + 64:
+            if together and len(sh.events_buffer) >= events_room(len(cmds)):
                 # matching and merging in one compiled call: no GIL to take between them
                 g = go if go is not None else STARTED  # a crew thread: its round is running
                 status, start, n = process_then_merge(g[0], g[1], g[2], sh.state.handles(), route, sh.inst_of_book,
@@ -257,7 +257,7 @@ class Exchange:
     def _event_regions(self, batch: int) -> list[np.ndarray]:
         """Give every shard its region of the shared event buffer, large enough for a batch of ``batch`` commands."""
         shards = self.shards
-        need = 2 * batch + 64  # what MatchingShard.process_into asks for
+        need = events_room(batch)  # what MatchingShard.process_into asks for
         for sh, v in zip(shards, self._ev_views):
             if sh.events_buffer is not v:  # it outgrew its region: make room for as much
                 need = max(need, len(sh.events_buffer) + 1)
