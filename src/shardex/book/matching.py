@@ -1044,11 +1044,12 @@ def process_commands(st, book_of, inst_of_book, cmds, start, ev, n, shard=-1):
     look-ahead reaches as many of this shard's commands as on one shard.
     """
     book_of = borrow(book_of)
-    return _process(borrow(st), book_of, borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard, book_of[:0], 0)
+    return _process(borrow(st), book_of, borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard, book_of[:0], 0,
+                    book_of[:0], False)
 
 
 @njit(cache=True, nogil=True)
-def process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk):
+def process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt):
     """``process_commands`` that also publishes, as it goes, where each chunk of the batch ends in ``ev``.
 
     For the parallel merge (``shardex.engine.merge.merge_chunks``): the batch
@@ -1060,9 +1061,14 @@ def process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard
     release order after them: a thread that reads it with acquire order
     may read every mark below it and every event those marks cover.  A
     call that stops for growth resumes from ``marks[0]``.
+
+    ``dealt``: ``todo`` already lists, in order, the positions of this
+    shard's commands in the batch (``shardex.engine.merge.deal``), so the
+    kernel reads only its own commands instead of walking the whole batch
+    to find them.  Otherwise ``todo`` is not read.
     """
     return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard,
-                    borrow(marks), chunk)
+                    borrow(marks), chunk, borrow(todo), dealt)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -1082,7 +1088,7 @@ def _at(todo, skipping, j):
 
 
 @njit(cache=True, nogil=True)
-def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk):
+def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt):
     """The worker of ``process_commands`` (``chunk`` 0) and ``process_commands_marked``, on borrowed views."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
@@ -1099,12 +1105,15 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk)
     # Sharded: ``todo`` lists this shard's commands' positions in the batch,
     # and the loop below (and its look-ahead) runs over that list as
     # unsharded runs over the batch: the look-ahead reaches as many of this
-    # shard's commands, and no command is copied.
+    # shard's commands, and no command is copied.  A dealt list (``dealt``)
+    # is the same list, made by the caller in the pass that stamped the batch.
     skipping = shard >= 0
-    todo = book_of[:0]  # unsharded: no list (an empty view, no allocation)
     lo = start
     hi = ncmd
-    if skipping:
+    if skipping and dealt:
+        lo = np.searchsorted(todo, start)  # resuming after growth: the first of ours at or past ``start``
+        hi = todo.shape[0]
+    elif skipping:
         outside = FOREIGN if shard > 0 else NIL
         todo = np.empty(ncmd - start, dtype=np.int64)
         m = 0
@@ -1117,6 +1126,8 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk)
             m += b != FOREIGN or (inst == -1 and cmds[i].kind == K_MASS_CANCEL)
         lo = 0
         hi = m
+    else:
+        todo = book_of[:0]  # unsharded: no list (an empty view, no allocation)
     # The next chunk mark due, and the first command it waits for (none: past the batch).
     k = marks[0] if chunk > 0 else 0
     due = k * chunk if chunk > 0 else ncmd

@@ -31,7 +31,7 @@ from shardex.engine.commands import batch as _batch
 from shardex.engine.commands import cancel as _cancel
 from shardex.engine.commands import mass_cancel as _mass_cancel
 from shardex.engine.commands import new_order
-from shardex.engine.merge import MC_ABORT, MC_BAD, MC_SIZE, merge_chunks, merge_events, process_then_merge
+from shardex.engine.merge import MC_ABORT, MC_BAD, MC_SIZE, deal, merge_chunks, merge_events, process_then_merge
 from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
@@ -119,6 +119,9 @@ class Exchange:
         self._marks = aligned(0, np.int64, 0)
         self._marks_width = 0
         self._merge_ctl = aligned(MC_SIZE, np.int64, 0)
+        # Each shard's commands of a batch by position (merge.deal): a row per shard, grown with the batch.
+        self._todo = aligned((shards, 0), np.int64, 0)
+        self._todo_counts = np.zeros(shards, dtype=np.int64)
         for ins in sorted(instruments, key=lambda i: i.id):
             self.add_instrument(ins)
 
@@ -164,8 +167,10 @@ class Exchange:
         the rest of the batch goes on.
         """
         cmds = self._as_commands(cmds)
-        self.sequencer.stamp(cmds)
-        return self.apply(cmds)
+        if len(self.shards) == 1:
+            self.sequencer.stamp(cmds)
+            return self.shards[0].process(cmds)
+        return self._run_sharded(cmds, True, *self.sequencer.reserve(len(cmds)))
 
     def apply(self, cmds: np.ndarray, *, events: bool = True) -> np.ndarray | None:
         """Run an already sequenced batch (replay path): no clock, no new sequence numbers.
@@ -179,6 +184,10 @@ class Exchange:
                 self.shards[0].process_into(cmds)
                 return None
             return self.shards[0].process(cmds)
+        return self._run_sharded(cmds, events, 0, 0)
+
+    def _run_sharded(self, cmds: np.ndarray, events: bool, first_seq: int, ts: int) -> np.ndarray | None:
+        """``apply`` on several shards; stamps the batch from ``first_seq`` (and ``ts``) as it deals it when > 0."""
         # Every shard walks the whole batch and skips the others' commands (no copy of
         # the batch per shard); each leaves its events in its region of one buffer, and
         # the merge copies them out command by command.  The calling thread runs the
@@ -188,11 +197,13 @@ class Exchange:
         if crew is None:
             raise RuntimeError("this Exchange is closed: its shard threads are stopped")
         views = self._event_regions(len(cmds))
+        todo = self._deal(cmds, first_seq, ts)
         if not events:
             # Shard 0's kernel starts the other shards' round as it starts (go): see Crew.
-            go = crew.stage([(sh.process_into, (cmds, routes[s], s)) for s, sh in enumerate(shards) if s])
+            go = crew.stage([(sh.process_into, (cmds, routes[s], s, None, None, 0, todo[s])) for s, sh in enumerate(shards)
+                             if s])
             try:
-                shards[0].process_into(cmds, routes[0], 0, go)
+                shards[0].process_into(cmds, routes[0], 0, go, None, 0, todo[0])
             finally:
                 crew.collect()  # never leave a shard running past this call
             return None
@@ -206,10 +217,10 @@ class Exchange:
         out = np.empty(len(self._ev_all), dtype=EVENT_DTYPE)
         merge = (cmds, self._shard_of, self._ev_all, self._ev_starts, marks, width, chunk, ctl, out)
         together = crew.spinning
-        go = crew.stage([(self._shard_then_merge, (s, cmds, marks[s * width:(s + 1) * width], merge, together))
+        go = crew.stage([(self._shard_then_merge, (s, cmds, todo[s], marks[s * width:(s + 1) * width], merge, together))
                          for s in range(1, len(shards))])
         try:
-            first = self._shard_then_merge(0, cmds, marks[:width], merge, together, go)
+            first = self._shard_then_merge(0, cmds, todo[0], marks[:width], merge, together, go)
         finally:
             rest = crew.collect()  # never leave a shard running past this call
         if not together:
@@ -222,27 +233,37 @@ class Exchange:
         out.resize(sum(counts), refcheck=False)  # out is ours alone: nothing else refers to it yet
         return out
 
-    def _shard_then_merge(self, s: int, cmds: np.ndarray, marks: np.ndarray, merge: tuple, together: bool,
-                          go: tuple[np.ndarray, int, int] | None = None) -> int:
-        """Shard ``s``'s part of ``apply``: run the batch on it, then (``together``) help merge; its event count."""
+    def _shard_then_merge(self, s: int, cmds: np.ndarray, todo: np.ndarray, marks: np.ndarray, merge: tuple,
+                          together: bool, go: tuple[np.ndarray, int, int] | None = None) -> int:
+        """Shard ``s``'s part of ``apply``: run its commands (``todo``), then (``together``) help merge; its event count."""
         sh, route = self.shards[s], self._routes[s]
         try:
             if together and len(sh.events_buffer) >= events_room(len(cmds)):
                 # matching and merging in one compiled call: no GIL to take between them
                 g = go if go is not None else STARTED  # a crew thread: its round is running
                 status, start, n = process_then_merge(g[0], g[1], g[2], sh.state.handles(), route, sh.inst_of_book,
-                                                      sh.events_buffer, s, marks, *merge)
+                                                      sh.events_buffer, s, marks, todo, *merge)
                 if status == ST_DONE:
                     return n
-                n = sh.resume(cmds, start, n, status, route, s, marks, MERGE_CHUNK)
+                n = sh.resume(cmds, start, n, status, route, s, marks, MERGE_CHUNK, todo)
             else:
-                n = sh.process_into(cmds, route, s, go, marks, MERGE_CHUNK)
+                n = sh.process_into(cmds, route, s, go, marks, MERGE_CHUNK, todo)
         except BaseException:
             merge[7][MC_ABORT] = 1  # release the threads waiting for this shard's marks
             raise
         if together:
             merge_chunks(*merge)
         return n
+
+    def _deal(self, cmds: np.ndarray, first_seq: int, ts: int) -> list[np.ndarray]:
+        """Each shard's commands of the batch by position (``merge.deal``), stamping it if ``first_seq`` > 0."""
+        n = len(cmds)
+        if n > self._todo.shape[1]:
+            width = -(-n // 8) * 8  # whole cache lines per row: no shard reads a line another's row shares
+            self._todo = aligned((len(self.shards), width), np.int64, 0)
+        todo, counts = self._todo, self._todo_counts
+        deal(cmds, self._shard_of, todo, counts, first_seq, ts)
+        return [todo[s, :c] for s, c in enumerate(counts.tolist())]
 
     def _chunk_marks(self, nchunks: int) -> tuple[np.ndarray, int]:
         """Every shard's marks row for a batch of ``nchunks`` chunks, progress reset: (array, row width)."""

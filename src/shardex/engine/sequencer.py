@@ -33,13 +33,22 @@ class Sequencer:
 
     def stamp(self, cmds: np.ndarray) -> np.ndarray:
         """Set ``seq`` and ``ts`` of every command of the batch in place; returns the batch."""
-        n = len(cmds)
-        ts = max(int(self._clock()), self.last_ts)
-        cmds["seq"] = np.arange(self.next_seq, self.next_seq + n, dtype=np.int64)
+        first, ts = self.reserve(len(cmds))
+        cmds["seq"] = np.arange(first, first + len(cmds), dtype=np.int64)
         cmds["ts"] = ts
+        return cmds
+
+    def reserve(self, n: int) -> tuple[int, int]:
+        """Take the next ``n`` sequence numbers and the batch's timestamp: ``(first seq, ts)``.
+
+        For a caller that writes the stamps itself in a pass it makes anyway
+        (``Exchange.process`` does, in ``merge.deal``); ``stamp`` is this plus the writing.
+        """
+        ts = max(int(self._clock()), self.last_ts)
+        first = self.next_seq
         self.next_seq += n
         self.last_ts = ts
-        return cmds
+        return first, ts
 
     def observe(self, cmds: np.ndarray) -> None:
         """Advance past an already stamped batch (replay); refuses a gap or a step back in time."""
