@@ -149,3 +149,30 @@ def test_pretouched_pools_give_the_same_events_and_state_through_growth(shards):
             out[pretouch] = (events.tobytes(), ex.state_hash())
         assert min(caps) > 16  # the pools grew (and were pretouched again) mid-run
     assert out[True] == out[False]
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_sharded_process_stamps_the_batch_as_the_sequencer_does(shards):
+    """With several shards each shard stamps its own commands: the batch comes back stamped whole, as with one.
+
+    Unlisted instruments (shard 0 rejects them), mass cancels of every
+    instrument (every shard runs them) and pools that grow mid-batch (a
+    kernel resumes a command it already stamped) included.
+    """
+    from shardex.engine.commands import batch, mass_cancel, new_order
+    from shardex.engine.loadgen import instruments, order_flow
+
+    flow = order_flow(6_000, n_instruments=5, seed=11)
+    extra = batch([new_order(9, "buy", 1, 100, order_id=1), mass_cancel(3, -1), new_order(-1, "buy", 1, 100, order_id=2)])
+    cmds = np.concatenate([flow[:3000], extra, flow[3000:]])
+    out = {}
+    for n in (1, shards):
+        ts = iter([1_000, 1_007, 2_000])
+        with Exchange(instruments(5), shards=n, clock=lambda: next(ts), order_capacity=16) as ex:
+            first = cmds[:2000].copy()
+            ex.process(first)
+            second = cmds[2000:].copy()
+            events = ex.process(second)
+            out[n] = (first.tobytes(), second.tobytes(), events.tobytes(), ex.state_hash())
+            assert ex.sequencer.next_seq == len(cmds) + 1
+    assert out[1] == out[shards]
