@@ -153,11 +153,10 @@ def test_pretouched_pools_give_the_same_events_and_state_through_growth(shards):
 
 @pytest.mark.parametrize("shards", [2, 3])
 def test_sharded_process_stamps_the_batch_as_the_sequencer_does(shards):
-    """With several shards each shard stamps its own commands: the batch comes back stamped whole, as with one.
+    """With several shards the batch is stamped as it is dealt (merge.deal): it comes back stamped as with one.
 
     Unlisted instruments (shard 0 rejects them), mass cancels of every
-    instrument (every shard runs them) and pools that grow mid-batch (a
-    kernel resumes a command it already stamped) included.
+    instrument (every shard runs them) and pools that grow mid-batch included.
     """
     from shardex.engine.commands import batch, mass_cancel, new_order
     from shardex.engine.loadgen import instruments, order_flow

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from shardex.engine.commands import batch, mass_cancel, new_order
 from shardex.engine.merge import deal, merge_by_command, merge_events, partition, regions
+from shardex.engine.sequencer import Sequencer
 from shardex.schema import EVENT_DTYPE
 
 N_INST = 6
@@ -120,20 +121,23 @@ def test_partition_still_deals_commands_as_the_shards_skip_them():
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(-2, 6), st.booleans()), max_size=60), st.integers(1, 4), st.data())
-def test_deal_lists_each_shards_commands_as_the_sharded_kernel_picks_them(spec, shards, data):
+def test_deal_lists_each_shards_commands_and_stamps_as_the_sequencer_does(spec, shards, data):
     """``deal``: shard_of's shard for listed ids, shard 0 for ids outside it, every shard for a mass cancel of all."""
     cmds = batch([mass_cancel(i, inst) if mc else new_order(inst, "buy", 1, 100, order_id=i)
                   for i, (inst, mc) in enumerate(spec)])
     shard_of = np.array(data.draw(st.lists(st.integers(0, shards - 1), min_size=5, max_size=5)), dtype=np.int64)
     todo = np.full((shards, len(cmds) + 1), -7, dtype=np.int64)
-    counts = np.full(shards, 99, dtype=np.int64)
-    before = cmds.copy()
-    deal(cmds, shard_of, todo, counts)
+    counts = np.zeros(shards, dtype=np.int64)
+    expected = Sequencer(next_seq=41, clock=lambda: 5_000).stamp(cmds.copy())
+    deal(cmds, shard_of, todo, counts, 41, 5_000)
+    assert cmds.tobytes() == expected.tobytes()
     for s in range(shards):
         want = [i for i, (inst, mc) in enumerate(spec)
                 if (inst == -1 and mc) or (shard_of[inst] if 0 <= inst < 5 else 0) == s]
         assert todo[s, :counts[s]].tolist() == want
-    assert cmds.tobytes() == before.tobytes()  # it only reads
+    before = cmds.copy()
+    deal(cmds, shard_of, todo, counts, 0, 0)  # replay: positions only, the stamps left alone
+    assert cmds.tobytes() == before.tobytes()
 
 
 # -- merge_chunks: the engine's merge, by chunks of commands, on several threads ---------------------------

@@ -1045,12 +1045,11 @@ def process_commands(st, book_of, inst_of_book, cmds, start, ev, n, shard=-1):
     """
     book_of = borrow(book_of)
     return _process(borrow(st), book_of, borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard, book_of[:0], 0,
-                    book_of[:0], False, 0, 0)
+                    book_of[:0], False)
 
 
 @njit(cache=True, nogil=True)
-def process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt,
-                            first_seq, ts):
+def process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt):
     """``process_commands`` that also publishes, as it goes, where each chunk of the batch ends in ``ev``.
 
     For the parallel merge (``shardex.engine.merge.merge_chunks``): the batch
@@ -1067,15 +1066,9 @@ def process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard
     shard's commands in the batch (``shardex.engine.merge.deal``), so the
     kernel reads only its own commands instead of walking the whole batch
     to find them.  Otherwise ``todo`` is not read.
-
-    ``first_seq`` > 0: the batch is not stamped yet; the kernel gives each
-    command it runs ``seq = first_seq + position`` and ``ts`` first, so the
-    shards stamp their own commands in parallel instead of the caller
-    stamping the whole batch before they start (a mass cancel of every
-    instrument gets the same stamps from every shard).
     """
     return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard,
-                    borrow(marks), chunk, borrow(todo), dealt, first_seq, ts)
+                    borrow(marks), chunk, borrow(todo), dealt)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -1095,7 +1088,7 @@ def _at(todo, skipping, j):
 
 
 @njit(cache=True, nogil=True)
-def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt, first_seq, ts):
+def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt):
     """The worker of ``process_commands`` (``chunk`` 0) and ``process_commands_marked``, on borrowed views."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
@@ -1161,9 +1154,6 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk,
             k = _publish_marks(marks, chunk, k, at, n)
             due = k * chunk
         c = cmds[at]
-        if first_seq > 0:  # before anything reads them; a resumed command gets the same stamps again
-            c.seq = first_seq + at
-            c.ts = ts
         inst = c.instrument
         b = -1
         if 0 <= inst < nmap:

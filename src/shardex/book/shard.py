@@ -113,7 +113,7 @@ class MatchingShard:
 
     def process_into(self, cmds: np.ndarray, route: np.ndarray | None = None, shard: int = -1,
                      go: tuple[np.ndarray, int, int] | None = None, marks: np.ndarray | None = None,
-                     chunk: int = 0, todo: np.ndarray | None = None, stamp: tuple[int, int] = (0, 0)) -> int:
+                     chunk: int = 0, todo: np.ndarray | None = None) -> int:
         """Run a batch and leave its events in ``self.events_buffer[:n]``; return n.
 
         With ``route`` (and ``shard`` >= 0) this shard is one of several that
@@ -130,9 +130,6 @@ class MatchingShard:
         ``todo`` (with ``route``): the positions of this shard's commands in
         the batch, in order (``shardex.engine.merge.deal``); the kernel then
         reads those commands only, instead of walking the batch for them.
-        ``stamp`` = ``(first_seq, ts)`` with ``first_seq`` > 0 (with ``todo``):
-        the batch is not stamped yet, and the kernel stamps each command it
-        runs (``matching.process_commands_marked``).
         """
         ev = self._ev
         if len(ev) < events_room(len(cmds)):
@@ -142,7 +139,7 @@ class MatchingShard:
         book_of = self.book_of if route is None else route
         # one kernel call and no Python frame more in the common case: this is the
         # path of one command per call, where the call overhead is the cost
-        if go is None and chunk == 0 and todo is None and not stamp[0]:
+        if go is None and chunk == 0 and todo is None:
             status, start, n = process_commands(self.state.handles(), book_of, self.inst_of_book, cmds, 0, ev, 0, shard)
         else:
             if chunk == 0:
@@ -151,34 +148,33 @@ class MatchingShard:
                 go = STARTED
             dealt = todo is not None
             status, start, n = _go_then_process(go[0], go[1], go[2], self.state.handles(), book_of, self.inst_of_book,
-                                                cmds, 0, ev, 0, shard, marks, chunk, todo if dealt else _NO_TODO, dealt,
-                                                stamp[0], stamp[1])
+                                                cmds, 0, ev, 0, shard, marks, chunk, todo if dealt else _NO_TODO, dealt)
         if status == ST_DONE:
             return n
-        n, self._ev = self._run(cmds, ev, start, n, status, book_of, shard, marks, chunk, todo, stamp)
+        n, self._ev = self._run(cmds, ev, start, n, status, book_of, shard, marks, chunk, todo)
         return n
 
     def resume(self, cmds: np.ndarray, start: int, n: int, status: int, route: np.ndarray | None = None,
                shard: int = -1, marks: np.ndarray | None = None, chunk: int = 0,
-               todo: np.ndarray | None = None, stamp: tuple[int, int] = (0, 0)) -> int:
+               todo: np.ndarray | None = None) -> int:
         """Go on with a batch whose kernel call returned ``status`` at ``cmds[start]`` with ``n`` events.
 
         For a caller that ran the kernel itself (``engine.merge.process_then_merge``)
         into ``events_buffer``; the arguments are ``process_into``'s.  Returns the batch's event count.
         """
         n, self._ev = self._run(cmds, self._ev, start, n, status, self.book_of if route is None else route, shard,
-                                marks, chunk, todo, stamp)
+                                marks, chunk, todo)
         return n
 
     def _run(self, cmds: np.ndarray, ev: np.ndarray, start: int = 0, n: int = 0,
              status: int | None = None, book_of: np.ndarray | None = None, shard: int = -1,
              marks: np.ndarray | None = None, chunk: int = 0,
-             todo: np.ndarray | None = None, stamp: tuple[int, int] = (0, 0)) -> tuple[int, np.ndarray]:
+             todo: np.ndarray | None = None) -> tuple[int, np.ndarray]:
         """Run the kernel over ``cmds[start:]`` into ``ev`` (``n`` events in it already), growing as it asks.
 
         ``status``: what a call the caller already made returned for ``cmds[start]`` (handled first).
-        ``book_of``, ``shard``, ``marks``, ``chunk``, ``todo`` and ``stamp``: as ``process_into``'s ``route``,
-        ``shard``, ``marks``, ``chunk``, ``todo`` and ``stamp``.
+        ``book_of``, ``shard``, ``marks``, ``chunk`` and ``todo``: as ``process_into``'s ``route``, ``shard``,
+        ``marks``, ``chunk`` and ``todo``.
         """
         st = self.state
         if book_of is None:
@@ -191,7 +187,7 @@ class MatchingShard:
         while True:
             if status is None:
                 status, start, n = process_commands_marked(st.handles(), book_of, self.inst_of_book, cmds, start, ev, n,
-                                                           shard, marks, chunk, todo, dealt, stamp[0], stamp[1])
+                                                           shard, marks, chunk, todo, dealt)
             if status == ST_DONE:
                 return n, ev
             if status == ST_GROW_EVENTS:
@@ -278,11 +274,10 @@ class MatchingShard:
 
 @njit(cache=True, nogil=True)
 def _go_then_process(flags, slot, value, st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo,
-                     dealt, first_seq, ts):
+                     dealt):
     """``flags[slot] = value`` once the GIL is released (see ``Crew.stage``), then ``process_commands_marked``."""
     store_seq_cst(flags, slot, value)
-    return process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt,
-                                   first_seq, ts)
+    return process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt)
 
 
 #: ``marks[0]`` of a shard whose events outgrew their buffer mid-batch (see ``MatchingShard.process_into``).

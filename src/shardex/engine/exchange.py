@@ -187,7 +187,7 @@ class Exchange:
         return self._run_sharded(cmds, events, 0, 0)
 
     def _run_sharded(self, cmds: np.ndarray, events: bool, first_seq: int, ts: int) -> np.ndarray | None:
-        """``apply`` on several shards; with ``first_seq`` > 0 the shards stamp their commands from it (and ``ts``)."""
+        """``apply`` on several shards; stamps the batch from ``first_seq`` (and ``ts``) as it deals it when > 0."""
         # Every shard walks the whole batch and skips the others' commands (no copy of
         # the batch per shard); each leaves its events in its region of one buffer, and
         # the merge copies them out command by command.  The calling thread runs the
@@ -197,14 +197,13 @@ class Exchange:
         if crew is None:
             raise RuntimeError("this Exchange is closed: its shard threads are stopped")
         views = self._event_regions(len(cmds))
-        todo = self._deal(cmds)
-        stamp = (first_seq, ts)
+        todo = self._deal(cmds, first_seq, ts)
         if not events:
             # Shard 0's kernel starts the other shards' round as it starts (go): see Crew.
-            go = crew.stage([(sh.process_into, (cmds, routes[s], s, None, None, 0, todo[s], stamp))
-                             for s, sh in enumerate(shards) if s])
+            go = crew.stage([(sh.process_into, (cmds, routes[s], s, None, None, 0, todo[s])) for s, sh in enumerate(shards)
+                             if s])
             try:
-                shards[0].process_into(cmds, routes[0], 0, go, None, 0, todo[0], stamp)
+                shards[0].process_into(cmds, routes[0], 0, go, None, 0, todo[0])
             finally:
                 crew.collect()  # never leave a shard running past this call
             return None
@@ -218,10 +217,10 @@ class Exchange:
         out = np.empty(len(self._ev_all), dtype=EVENT_DTYPE)
         merge = (cmds, self._shard_of, self._ev_all, self._ev_starts, marks, width, chunk, ctl, out)
         together = crew.spinning
-        go = crew.stage([(self._shard_then_merge, (s, cmds, todo[s], stamp, marks[s * width:(s + 1) * width], merge,
-                                                   together)) for s in range(1, len(shards))])
+        go = crew.stage([(self._shard_then_merge, (s, cmds, todo[s], marks[s * width:(s + 1) * width], merge, together))
+                         for s in range(1, len(shards))])
         try:
-            first = self._shard_then_merge(0, cmds, todo[0], stamp, marks[:width], merge, together, go)
+            first = self._shard_then_merge(0, cmds, todo[0], marks[:width], merge, together, go)
         finally:
             rest = crew.collect()  # never leave a shard running past this call
         if not together:
@@ -234,24 +233,21 @@ class Exchange:
         out.resize(sum(counts), refcheck=False)  # out is ours alone: nothing else refers to it yet
         return out
 
-    def _shard_then_merge(self, s: int, cmds: np.ndarray, todo: np.ndarray, stamp: tuple[int, int], marks: np.ndarray,
-                          merge: tuple, together: bool, go: tuple[np.ndarray, int, int] | None = None) -> int:
-        """Shard ``s``'s part of ``apply``: stamp and run its commands (``todo``), then (``together``) help merge.
-
-        Returns the shard's event count.
-        """
+    def _shard_then_merge(self, s: int, cmds: np.ndarray, todo: np.ndarray, marks: np.ndarray, merge: tuple,
+                          together: bool, go: tuple[np.ndarray, int, int] | None = None) -> int:
+        """Shard ``s``'s part of ``apply``: run its commands (``todo``), then (``together``) help merge; its event count."""
         sh, route = self.shards[s], self._routes[s]
         try:
             if together and len(sh.events_buffer) >= events_room(len(cmds)):
                 # matching and merging in one compiled call: no GIL to take between them
                 g = go if go is not None else STARTED  # a crew thread: its round is running
                 status, start, n = process_then_merge(g[0], g[1], g[2], sh.state.handles(), route, sh.inst_of_book,
-                                                      sh.events_buffer, s, marks, todo, stamp[0], stamp[1], *merge)
+                                                      sh.events_buffer, s, marks, todo, *merge)
                 if status == ST_DONE:
                     return n
-                n = sh.resume(cmds, start, n, status, route, s, marks, MERGE_CHUNK, todo, stamp)
+                n = sh.resume(cmds, start, n, status, route, s, marks, MERGE_CHUNK, todo)
             else:
-                n = sh.process_into(cmds, route, s, go, marks, MERGE_CHUNK, todo, stamp)
+                n = sh.process_into(cmds, route, s, go, marks, MERGE_CHUNK, todo)
         except BaseException:
             merge[7][MC_ABORT] = 1  # release the threads waiting for this shard's marks
             raise
@@ -259,14 +255,14 @@ class Exchange:
             merge_chunks(*merge)
         return n
 
-    def _deal(self, cmds: np.ndarray) -> list[np.ndarray]:
-        """Each shard's commands of the batch by position (``merge.deal``)."""
+    def _deal(self, cmds: np.ndarray, first_seq: int, ts: int) -> list[np.ndarray]:
+        """Each shard's commands of the batch by position (``merge.deal``), stamping it if ``first_seq`` > 0."""
         n = len(cmds)
         if n > self._todo.shape[1]:
             width = -(-n // 8) * 8  # whole cache lines per row: no shard reads a line another's row shares
             self._todo = aligned((len(self.shards), width), np.int64, 0)
         todo, counts = self._todo, self._todo_counts
-        deal(cmds, self._shard_of, todo, counts)
+        deal(cmds, self._shard_of, todo, counts, first_seq, ts)
         return [todo[s, :c] for s, c in enumerate(counts.tolist())]
 
     def _chunk_marks(self, nchunks: int) -> tuple[np.ndarray, int]:

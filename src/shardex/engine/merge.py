@@ -69,8 +69,8 @@ def _partition(cmds, shard_of, nshards, out, starts):
 
 
 @njit(cache=True, nogil=True)
-def deal(cmds, shard_of, todo, counts):
-    """List each shard's commands of a batch by position, for the shards' kernels (``process_commands_marked``).
+def deal(cmds, shard_of, todo, counts, first_seq, ts):
+    """List each shard's commands of a batch by position, and stamp the batch if ``first_seq`` > 0, in one pass.
 
     Shard ``s``'s commands are ``todo[s, :counts[s]]``, in batch order
     (``todo`` has a row per shard, at least as long as the batch).  A
@@ -78,15 +78,19 @@ def deal(cmds, shard_of, todo, counts):
     is outside ``shard_of`` (which rejects it), and a mass cancel of every
     instrument (-1) to every shard: the commands that the sharded kernel
     (``matching.process_commands``) would find by walking the batch with
-    that shard's route.  One pass that only reads (the shards stamp their
-    own commands as they run them), where every shard reading the whole
-    batch for its commands cost each ~17 us per 4,096 commands.
+    that shard's route.  With ``first_seq`` > 0 each command also gets
+    ``seq = first_seq + i`` and ``ts``, as ``Sequencer.stamp`` would write:
+    the pass that stamps the batch reads the instruments for free, and the
+    shards no longer read every command to find theirs.
     """
     n = cmds.shape[0]
     k = counts.shape[0]
     nmap = shard_of.shape[0]
     counts[:] = 0
     for i in range(n):
+        if first_seq > 0:
+            cmds[i].seq = first_seq + i
+            cmds[i].ts = ts
         inst = cmds[i].instrument
         if inst == -1 and cmds[i].kind == _MASS_CANCEL:
             for s in range(k):
@@ -304,22 +308,20 @@ def regions(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def process_then_merge(flags, slot, value, st, book_of, inst_of_book, ev, shard, marks, todo, first_seq, ts,
+def process_then_merge(flags, slot, value, st, book_of, inst_of_book, ev, shard, marks, todo,
                        cmds, shard_of, buf, starts, all_marks, width, chunk, ctl, out):
     """One shard thread's whole part of a batch in one compiled call: start the round, match, then merge.
 
     ``flags[slot] = value`` (the ``Crew`` round, see ``Crew.stage``), then
     ``process_commands_marked`` over this shard's dealt commands ``todo``
-    (``deal``) into ``ev`` with its ``marks`` row, stamping them from
-    ``first_seq`` and ``ts`` if ``first_seq`` > 0, then, if the batch is done, ``merge_chunks``.  Returns
+    (``deal``) into ``ev`` with its ``marks`` row, then, if the batch is done, ``merge_chunks``.  Returns
     the matching kernel's ``(status, next_command, n)``; the caller grows
     what a status other than ``ST_DONE`` asks for, resumes, and merges.
     One call instead of two spares the thread taking the GIL between them,
     which it sometimes waited milliseconds for.
     """
     store_seq_cst(flags, slot, value)
-    status, start, n = process_commands_marked(st, book_of, inst_of_book, cmds, 0, ev, 0, shard, marks, chunk, todo, True,
-                                               first_seq, ts)
+    status, start, n = process_commands_marked(st, book_of, inst_of_book, cmds, 0, ev, 0, shard, marks, chunk, todo, True)
     if status == ST_DONE:
         merge_chunks(cmds, shard_of, buf, starts, all_marks, width, chunk, ctl, out)
     return status, start, n
