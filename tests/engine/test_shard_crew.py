@@ -95,19 +95,23 @@ def test_a_closed_exchange_refuses_batches():
         ex.process(order_flow(10, n_instruments=4))
 
 
-@pytest.mark.parametrize("shards", (2, 3))
-def test_more_shards_than_cores_block_instead_of_spinning(shards, monkeypatch):
-    """Spinning is off when shards outnumber cores; the output is the same."""
+@pytest.mark.parametrize("shards", (2, 3, 5))
+def test_more_shards_than_cores_share_one_thread_per_core(shards, monkeypatch):
+    """Shards beyond the cores run on the threads there are, in turn; the output is the same as one thread per shard."""
     import shardex.engine.exchange as exchange
 
     cmds = order_flow(20_000, n_instruments=8, seed=5)
     outs = []
-    for cores in (64, 1):
+    for cores in (64, 2, 1):
         monkeypatch.setattr(exchange, "usable_cores", lambda cores=cores: cores)
-        with Exchange(instruments(8), shards=shards, clock=lambda: 1) as ex:
-            assert (ex._crew._ch.spins == 0) == (cores == 1)
-            outs.append((np.concatenate([ex.process(b) for b in batches(cmds, 1000)]), ex.state_hash()))
-    assert np.array_equal(outs[0][0], outs[1][0]) and outs[0][1] == outs[1][1]
+        with Exchange(instruments(8), shards=shards, clock=lambda: 1, order_capacity=16) as ex:
+            threads = min(shards, cores)
+            assert sorted(s for g in ex._groups for s in g) == list(range(shards)) and len(ex._groups) == threads
+            assert (ex._crew is None) == (threads == 1)
+            events = np.concatenate([ex.process(b) for b in batches(cmds[:15_000].copy(), 1000)])
+            ex.apply(ex.sequencer.stamp(cmds[15_000:].copy()), events=False)
+            outs.append((events.tobytes(), ex.state_hash()))
+    assert outs[0] == outs[1] == outs[2]
 
 
 def test_a_round_started_from_compiled_code_reaches_a_thread_that_stopped_polling():

@@ -59,23 +59,24 @@ def _split_streams(cmds: np.ndarray, n_instruments: int, shards: int, batch: int
 
 
 def _ceiling_seconds(n_instruments: int, streams: list[list[np.ndarray]], **engine) -> float:
-    """Seconds for each shard to run its own stream on its own thread, all at once: no merge, no per-batch hand-off.
+    """Seconds for each shard to run its own stream, all at once: no merge, no per-batch hand-off.
 
     The same threads as ``Exchange.process`` (the caller's and the engine's
-    shard threads), on fresh books built with ``engine`` (``Exchange`` options).
+    shard threads), each running its shards batch by batch as the engine
+    does, on fresh books built with ``engine`` (``Exchange`` options).
     """
     ex = Exchange(instruments(n_instruments), shards=len(streams), clock=_fixed_clock, **engine)
 
-    def run(s: int) -> None:
-        shard = ex.shards[s]
-        for b in streams[s]:
-            shard.process_into(b)
+    def run(group: list[int]) -> None:
+        for parts in zip(*(streams[s] for s in group)):
+            for s, b in zip(group, parts):
+                ex.shards[s].process_into(b)
 
     t0 = time.perf_counter()
     if ex._crew is None:
-        run(0)
+        run(ex._groups[0])
     else:
-        ex._crew.run([(run, (s,)) for s in range(len(streams))])
+        ex._crew.run([(run, (g,)) for g in ex._groups])
     dt = time.perf_counter() - t0
     ex.close()
     return dt

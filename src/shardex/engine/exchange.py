@@ -77,8 +77,10 @@ class Exchange:
         Instruments listed at start; more with ``add_instrument``.
     shards
         Matching shards.  Instruments are dealt to shards round-robin in id
-        order; each shard runs on its own thread.  The events and the state
-        hash are the same for every shard count.
+        order.  Shards run on as many threads as there are cores to run
+        them (the caller's one of them), each thread its share of the shards
+        one after another.  The events and the state hash are the same for
+        every shard count.
     clock
         Nanosecond clock for the sequencer (default ``time.time_ns``).
     order_capacity
@@ -102,10 +104,13 @@ class Exchange:
         self._by_id: dict[int, Instrument] = {}
         self._by_symbol: dict[str, Instrument] = {}
         self._shard_of = np.zeros(0, dtype=np.int64)
-        # One thread per shard but the first, which runs on the caller's.  They hand batches
-        # over by spinning (Crew), unless there are more shards than cores to spin on.
-        spin = _SPIN_SECONDS if shards <= usable_cores() else 0.0
-        self._crew = Crew(shards - 1, spin=spin, name="shardex-shard") if shards > 1 else None
+        # One thread per core at most, the caller's among them: thread t runs shards t, t + T,
+        # t + 2T, ... one after another (_groups).  More threads than cores only take turns on
+        # them, woken per batch, where these hand batches over by spinning (Crew).
+        threads = min(shards, usable_cores())
+        self._groups = [list(range(t, shards, threads)) for t in range(threads)]
+        self._crew = Crew(threads - 1, spin=_SPIN_SECONDS, name="shardex-shard") if threads > 1 else None
+        self._closed = False
         self._next_oid: dict[int, int] = {}
         # Each shard's map for walking whole batches (MatchingShard.route), rebuilt on every listing.
         self._routes: list[np.ndarray] = []
@@ -188,50 +193,75 @@ class Exchange:
 
     def _run_sharded(self, cmds: np.ndarray, events: bool, first_seq: int, ts: int) -> np.ndarray | None:
         """``apply`` on several shards; stamps the batch from ``first_seq`` (and ``ts``) as it deals it when > 0."""
-        # Every shard walks the whole batch and skips the others' commands (no copy of
-        # the batch per shard); each leaves its events in its region of one buffer, and
-        # the merge copies them out command by command.  The calling thread runs the
-        # first shard itself: one thread hand-off fewer per batch, and a thread that
-        # would only wait is put to work.
-        shards, routes, crew = self.shards, self._routes, self._crew
-        if crew is None:
+        # One pass lists each shard's commands (no copy of the batch per shard); each shard
+        # leaves its events in its region of one buffer, and the merge copies them out command
+        # by command.  The calling thread runs the first group of shards itself: one thread
+        # hand-off fewer per batch, and a thread that would only wait is put to work.
+        if self._closed:
             raise RuntimeError("this Exchange is closed: its shard threads are stopped")
+        shards, groups, crew = self.shards, self._groups, self._crew
         views = self._event_regions(len(cmds))
         todo = self._deal(cmds, first_seq, ts)
         if not events:
-            # Shard 0's kernel starts the other shards' round as it starts (go): see Crew.
-            go = crew.stage([(sh.process_into, (cmds, routes[s], s, None, None, 0, todo[s])) for s, sh in enumerate(shards)
-                             if s])
+            # The caller's first kernel starts the other threads' round as it starts (go): see Crew.
+            go = crew.stage([(self._group_into, (g, cmds, todo)) for g in groups[1:]]) if crew else None
             try:
-                shards[0].process_into(cmds, routes[0], 0, go, None, 0, todo[0])
+                self._group_into(groups[0], cmds, todo, go)
             finally:
-                crew.collect()  # never leave a shard running past this call
+                if crew:
+                    crew.collect()  # never leave a shard running past this call
             return None
-        # Each shard publishes where its chunks end as it goes; each thread, its shard done,
+        # Each shard publishes where its chunks end as it goes; each thread, its shards done,
         # merges the chunks every shard has passed (merge_chunks).  Where the crew does not
-        # spin (more shards than cores) the caller merges alone once every shard is done.
+        # spin (none, or a machine with no core to spare) the caller merges once every shard is done.
         chunk = MERGE_CHUNK
         marks, width = self._chunk_marks(-(-len(cmds) // chunk))
         ctl = self._merge_ctl
         ctl[:] = 0
         out = np.empty(len(self._ev_all), dtype=EVENT_DTYPE)
         merge = (cmds, self._shard_of, self._ev_all, self._ev_starts, marks, width, chunk, ctl, out)
-        together = crew.spinning
-        go = crew.stage([(self._shard_then_merge, (s, cmds, todo[s], marks[s * width:(s + 1) * width], merge, together))
-                         for s in range(1, len(shards))])
+        together = crew is not None and crew.spinning
+        go = crew.stage([(self._group_then_merge, (g, cmds, todo, marks, width, merge, together))
+                         for g in groups[1:]]) if crew else None
         try:
-            first = self._shard_then_merge(0, cmds, todo[0], marks[:width], merge, together, go)
+            first = self._group_then_merge(groups[0], cmds, todo, marks, width, merge, together, go)
         finally:
-            rest = crew.collect()  # never leave a shard running past this call
+            rest = crew.collect() if crew else []  # never leave a shard running past this call
         if not together:
             merge_chunks(*merge)  # every mark is final: no waiting
-        counts = [first, *rest]
+        counts = [0] * len(shards)
+        for group, ns in zip(groups, [first, *rest]):
+            for s, n in zip(group, ns):
+                counts[s] = n
         if ctl[MC_ABORT] or ctl[MC_BAD] or not all(sh.events_buffer is v for sh, v in zip(shards, views)):
             # a shard outgrew its region (its events are in an array of its own), or the
             # batch broke the walk's rules: the k-way merge
             return merge_events([sh.events_buffer[:n] for sh, n in zip(shards, counts)])
         out.resize(sum(counts), refcheck=False)  # out is ours alone: nothing else refers to it yet
         return out
+
+    def _group_into(self, group: list[int], cmds: np.ndarray, todo: list[np.ndarray],
+                    go: tuple[np.ndarray, int, int] | None = None) -> None:
+        """One thread's part of ``apply(events=False)``: its shards, one after another."""
+        for s in group:
+            self.shards[s].process_into(cmds, self._routes[s], s, go, None, 0, todo[s])
+            go = None  # the round has started
+
+    def _group_then_merge(self, group: list[int], cmds: np.ndarray, todo: list[np.ndarray], marks: np.ndarray,
+                          width: int, merge: tuple, together: bool,
+                          go: tuple[np.ndarray, int, int] | None = None) -> list[int]:
+        """One thread's part of ``apply``: its shards one after another, then (``together``) help merge.
+
+        The merge waits for every shard's marks, so a thread joins it only
+        once its own shards are done.  Returns the group's event counts.
+        """
+        counts = []
+        for s in group:
+            last = s == group[-1]
+            counts.append(self._shard_then_merge(s, cmds, todo[s], marks[s * width:(s + 1) * width], merge,
+                                                 together and last, go))
+            go = None  # the round has started
+        return counts
 
     def _shard_then_merge(self, s: int, cmds: np.ndarray, todo: np.ndarray, marks: np.ndarray, merge: tuple,
                           together: bool, go: tuple[np.ndarray, int, int] | None = None) -> int:
@@ -418,6 +448,7 @@ class Exchange:
     def close(self) -> None:
         """Stop the shard threads."""
         crew, self._crew = self._crew, None
+        self._closed = True
         if crew is not None:
             crew.close()
 
