@@ -1,11 +1,11 @@
 """Dealing a batch out to the shards, and merging their events back, in linear time.
 
-``partition`` splits a command batch into one contiguous run per shard
-(commands keep their order within a run; a mass cancel of every instrument
-goes to every shard).  The engine itself no longer copies batches apart:
-every shard walks the whole batch and skips the others' commands
-(``matching.process_commands``); ``partition`` remains for benchmarks and
-tests.
+``deal`` lists each shard's commands of a batch by position, stamping the
+batch in the same pass; each shard's kernel runs over its own list, so the
+engine never copies batches apart.  ``partition`` does copy: it splits a
+batch into one contiguous run per shard (commands keep their order within a
+run; a mass cancel of every instrument goes to every shard), for benchmarks
+and tests.
 
 ``merge_by_command`` merges the shards' event streams, each in command
 order and all in one buffer, by walking the commands: each command's events
