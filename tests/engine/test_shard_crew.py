@@ -53,6 +53,41 @@ def test_threads_that_went_to_sleep_are_woken():
             assert crew.run([(lambda r=r: r, ())] * 3) == [r] * 3
 
 
+def _until(predicate, seconds=10.0):
+    """Poll ``predicate`` until it holds or ``seconds`` pass (bounded); its last value."""
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return predicate()
+
+
+def test_wake_gets_sleeping_threads_polling_before_the_round_is_staged():
+    """``wake`` ahead of a round: the threads poll again, so the round starts from compiled code, no wake-up."""
+    with Crew(2, spin=1.0) as crew:
+        from shardex.crew import _CALLER_SLEEPS
+
+        crew.run([(lambda: None, ())] * 3)
+        ch = crew._ch
+        ch.flags[_CALLER_SLEEPS] = 1  # ends the threads' polling now instead of after a second
+        assert _until(lambda: all(ch.sleeping))
+        ch.flags[_CALLER_SLEEPS] = 0
+        crew.wake()
+        assert _until(lambda: not any(ch.sleeping))
+        go = crew.stage([(lambda: "a", ()), (lambda: "b", ())])
+        assert go is not STARTED  # nobody asleep: the caller's compiled code may start it
+        assert crew.collect() == ["a", "b"]
+
+
+def test_woken_threads_with_no_round_sleep_again_and_still_serve():
+    with Crew(1, spin=0.0005) as crew:
+        crew.run([(lambda: None, ())] * 2)
+        assert _until(lambda: all(crew._ch.sleeping))
+        for _ in range(3):
+            crew.wake()
+            assert _until(lambda: all(crew._ch.sleeping))  # polled its spin, no round came
+        assert crew.run([(lambda: 1, ()), (lambda: 2, ())]) == [1, 2]
+
+
 def test_a_long_call_makes_the_caller_block_and_be_woken():
     with Crew(1, spin=0.0005) as crew:
         assert crew.run([(lambda: "here", ()), (lambda: time.sleep(0.05) or "there", ())]) == ["here", "there"]

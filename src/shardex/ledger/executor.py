@@ -257,6 +257,8 @@ def settle(
         _run_sequential(ledger, txns, codes, slots, nrec)
         return _finish(ledger, codes, slots, nrec, "sequential", 1, 0)
 
+    workers = crew(threads - 1)
+    workers.wake()  # threads asleep since the last batch wake while the plan runs, not on the round's clock
     # In "auto" mode the plan stops computing levels once the batch is too
     # deep to run in parallel (fewer than MIN_TXNS_PER_LEVEL rows per level
     # whatever the rest holds): a contended batch then pays a fraction of it.
@@ -286,7 +288,6 @@ def settle(
         txns, ledger.balances, ledger.positions, ledger.margin, ledger.inst, ledger.marks, ledger.mccy,
         codes, slots, nrec, ledger.fee_pool, ledger.insurance, out,
     )  # fmt: skip
-    workers = crew(threads - 1)
     go = workers.stage([(K.run_worker, (k, threads, *args)) for k in range(1, threads)])
     try:  # the round starts from compiled code, the GIL released (see Crew)
         K.run_worker_go(*go, 0, threads, *args)
