@@ -40,13 +40,6 @@ N_TXNS = 10_000
 N_INSTRUMENTS = 16
 MARK = 600_000  # ticks: BTC at 60,000.0 with a 0.1 tick
 MULT = 100  # USDT minor units (1e-6) per tick per lot (0.1 tick * 0.001 lot)
-#: Before each pair an allocation of 1 to this many pages, held through the pair, moves
-#: where the pair's ledger copies and buffers land.  The sequential kernel's time depends
-#: on it: 3.2-4.7 ms for the same 10,000 trades over 1,000 accounts in one process as the
-#: allocation before the copy varied, and one process's runs all land alike (per-process
-#: medians of 3.4-3.6 or 4.2-5.4 ms; docs/settlement.md).  A pair per layout makes the
-#: medians a typical layout's rather than one draw's.
-LAYOUT_PAGES = 512
 
 
 def _chase(perm, n):
@@ -192,10 +185,7 @@ def run_sweep(
                 seq_t, par_t, ratios, equal, modes, levels = [], [], [], True, set(), 0
                 ceilings = []
                 capacity = parallel_capacity(n_threads, repeats=3)
-                jitter = np.random.default_rng(seed + n_accounts)
                 for r in range(repeats):
-                    # A fresh layout per pair: see LAYOUT_PAGES.
-                    pad = np.empty(int(jitter.integers(1, LAYOUT_PAGES)) * 4096, np.uint8)  # noqa: F841 (held)
                     pair = _time_pair(base, txns, n_threads, mode, order, first_parallel=bool(r % 2))
                     seq_t.append(pair["seq"][0])
                     par_t.append(pair["par"][0])
