@@ -36,39 +36,6 @@ _MASS_CANCEL = 4
 
 
 @njit(cache=True, nogil=True)
-def _partition(cmds, shard_of, nshards, out, starts):
-    n = cmds.shape[0]
-    counts = np.zeros(nshards, dtype=np.int64)
-    for i in range(n):
-        inst = cmds[i].instrument
-        if cmds[i].kind == _MASS_CANCEL and inst == -1:
-            for s in range(nshards):
-                counts[s] += 1
-        else:
-            s = 0
-            if 0 <= inst < shard_of.shape[0]:
-                s = shard_of[inst]
-            counts[s] += 1
-    starts[0] = 0
-    for s in range(nshards):
-        starts[s + 1] = starts[s] + counts[s]
-    fill = starts[:-1].copy()
-    for i in range(n):
-        inst = cmds[i].instrument
-        if cmds[i].kind == _MASS_CANCEL and inst == -1:
-            for s in range(nshards):
-                out[fill[s]] = cmds[i]
-                fill[s] += 1
-        else:
-            s = 0
-            if 0 <= inst < shard_of.shape[0]:
-                s = shard_of[inst]
-            out[fill[s]] = cmds[i]
-            fill[s] += 1
-    return starts[nshards]
-
-
-@njit(cache=True, nogil=True)
 def deal(cmds, shard_of, todo, counts, first_seq, ts):
     """List each shard's commands of a batch by position, and stamp the batch if ``first_seq`` > 0, in one pass.
 
@@ -102,6 +69,20 @@ def deal(cmds, shard_of, todo, counts, first_seq, ts):
                 s = shard_of[inst]
             todo[s, counts[s]] = i
             counts[s] += 1
+
+
+@njit(cache=True, nogil=True)
+def _partition(cmds, shard_of, nshards, out, starts):
+    """Copy each shard's commands, as ``deal`` lists them, into one run per shard of ``out``."""
+    todo = np.empty((nshards, cmds.shape[0]), np.int64)
+    counts = np.empty(nshards, np.int64)
+    deal(cmds, shard_of, todo, counts, 0, 0)
+    starts[0] = 0
+    for s in range(nshards):
+        starts[s + 1] = starts[s] + counts[s]
+        for j in range(counts[s]):
+            out[starts[s] + j] = cmds[todo[s, j]]
+    return starts[nshards]
 
 
 def partition(cmds: np.ndarray, shard_of: np.ndarray, nshards: int, buffer: np.ndarray | None = None) -> list[np.ndarray]:
@@ -314,8 +295,8 @@ def process_then_merge(flags, slot, value, st, book_of, inst_of_book, ev, shard,
 
     ``flags[slot] = value`` (the ``Crew`` round, see ``Crew.stage``), then
     ``process_commands_marked`` over this shard's dealt commands ``todo``
-    (``deal``) into ``ev`` with its ``marks`` row, then, if the batch is done, ``merge_chunks``.  Returns
-    the matching kernel's ``(status, next_command, n)``; the caller grows
+    (``deal``) into ``ev`` with its ``marks`` row, then, if the batch is
+    done, ``merge_chunks``.  Returns the matching kernel's ``(status, next_command, n)``; the caller grows
     what a status other than ``ST_DONE`` asks for, resumes, and merges.
     One call instead of two spares the thread taking the GIL between them,
     which it sometimes waited milliseconds for.
