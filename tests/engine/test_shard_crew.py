@@ -79,11 +79,12 @@ def test_wake_gets_sleeping_threads_polling_before_the_round_is_staged():
 
 
 def test_woken_threads_with_no_round_sleep_again_and_still_serve():
-    with Crew(1, spin=0.0005) as crew:
+    with Crew(1, spin=0.05) as crew:
         crew.run([(lambda: None, ())] * 2)
         assert _until(lambda: all(crew._ch.sleeping))
         for _ in range(3):
             crew.wake()
+            assert _until(lambda: not any(crew._ch.sleeping))  # woken: polling for a round
             assert _until(lambda: all(crew._ch.sleeping))  # polled its spin, no round came
         assert crew.run([(lambda: 1, ()), (lambda: 2, ())]) == [1, 2]
 
