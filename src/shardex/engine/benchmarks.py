@@ -22,6 +22,7 @@ from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
 from shardex.engine.merge import partition
 from shardex.lowlevel import prefault
+from shardex.machine import line_round_trip_ns
 
 __all__ = ["register", "bench_shards", "bench_pipeline", "bench_recovery"]
 
@@ -110,9 +111,15 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
     mapped before the clock starts (``Exchange(pretouch=True)``), so that
     the timed runs measure matching, not the first touch of fresh pages.
     Without it, engines start at the default capacity and grow as they go.
+
+    ``line_round_trip_ns`` (before and after the runs) is what one cache line
+    took to go to the other core and back (``shardex.machine``): the price
+    of everything the shards share, which moves with where the host has put
+    the two virtual CPUs.
     """
     cmds = order_flow(commands, n_instruments=n_instruments, seed=seed)
     _warm(n_instruments)
+    trip_before = line_round_trip_ns()
     digests, hashes, seconds = {}, {}, {s: [] for s in shard_counts}
     ceiling = {s: [] for s in shard_counts}
     streams = {s: _split_streams(cmds, n_instruments, s, batch) for s in shard_counts}
@@ -152,8 +159,10 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
                      "ceiling_seconds": [round(x, 4) for x in ceiling[s]],
                      "order_capacity": engine[s].get("order_capacity")})
     identical = len(set(digests.values())) == 1 and len(set(hashes.values())) == 1
+    trips = {"before": trip_before, "after": line_round_trip_ns()}
     return {"benchmark": "shards", "instruments": n_instruments, "batch": batch, "repeat": repeat,
-            "pretouch": pretouch, "identical_output": identical, "runs": runs}
+            "pretouch": pretouch, "identical_output": identical, "runs": runs,
+            "line_round_trip_ns": {k: None if v is None else round(v, 1) for k, v in trips.items()}}
 
 
 def bench_pipeline(n_instruments: int = 64, shards: int = 2, commands: int = 1_000_000, batch: int = 4096,
@@ -230,6 +239,14 @@ def _print(result: dict, as_json: bool, lines: list[str]) -> None:
             typer.echo(line)
 
 
+def _trip_line(trips: dict) -> str:
+    """The round trips of a report as one line of text."""
+    if trips["before"] is None and trips["after"] is None:
+        return "cache-line round trip between cores: not measured (one core)"
+    ns = {k: "n/a" if v is None else f"{v:.0f} ns" for k, v in trips.items()}
+    return f"cache-line round trip between cores: {ns['before']} before the runs, {ns['after']} after"
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add ``bench shards``, ``bench pipeline``, ``bench recovery`` and ``soak crash`` to the CLI."""
     soak_app = typer.Typer(help="Long-running fault tests.", no_args_is_help=True)
@@ -256,7 +273,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         r = bench_shards(instruments_, counts, commands, batch, repeat, prefault_mb=prefault_mb, pretouch=not cold)
         _print(r, as_json, [f"{x['shards']} shards: {x['commands_per_second']:,} commands/s (x{x['speedup']}; "
                             f"ceiling x{x['ceiling']}; {x['share_of_ceiling']:.0%} of it)" for x in r["runs"]]
-               + [f"identical output: {r['identical_output']}"])
+               + [f"identical output: {r['identical_output']}", _trip_line(r["line_round_trip_ns"])])
 
     @bench_app.command("pipeline")
     def pipeline_cmd(

@@ -14,7 +14,11 @@ then on a loop that shares nothing, in a core's caches; the ``kernel_ceiling``
 column ("kernel") the speedup of the same threads each settling a slice of
 the batch with the sequential kernel on a ledger of its own, timed beside
 each pair: what the machine allowed this workload at that moment, its
-memory traffic included.
+memory traffic included.  ``line_round_trip_ns`` ("trip ns") is what one
+cache line took to reach the other core and come back, measured before each
+multi-thread row (``shardex.machine``): the price of every account line the
+two threads both touch, which moves with where the host puts the two
+virtual CPUs.
 
 The heavy imports happen inside the functions: ``shardex --help`` stays fast.
 """
@@ -172,6 +176,7 @@ def run_sweep(
 
     from shardex.ledger import settle
     from shardex.ledger.executor import MIN_TXNS_PER_LEVEL
+    from shardex.machine import line_round_trip_ns
 
     # Compile outside the timings (the cache makes this cheap after the first run).
     warm = _ledger(4, "trade", seed)
@@ -185,6 +190,7 @@ def run_sweep(
                 seq_t, par_t, ratios, equal, modes, levels = [], [], [], True, set(), 0
                 ceilings = []
                 capacity = parallel_capacity(n_threads, repeats=3)
+                trip = line_round_trip_ns() if n_threads > 1 else None
                 for r in range(repeats):
                     pair = _time_pair(base, txns, n_threads, mode, order, first_parallel=bool(r % 2))
                     seq_t.append(pair["seq"][0])
@@ -210,6 +216,7 @@ def run_sweep(
                         "txns_per_level": (n_txns / levels) if levels else None,
                         "capacity": capacity,
                         "kernel_ceiling": statistics.median(ceilings) if ceilings else 1.0,
+                        "line_round_trip_ns": None if trip is None else round(trip, 1),
                     }
                 )
     return {
@@ -247,15 +254,16 @@ def format_table(report: dict) -> str:
     """The report as a fixed-width text table."""
     head = (
         f"{'workload':<9}{'accounts':>9}{'threads':>8}{'txn/level':>10}{'seq ms':>9}{'par ms':>9}"
-        f"{'speedup':>8}{'ceiling':>8}{'kernel':>8}  mode        equal"
+        f"{'speedup':>8}{'ceiling':>8}{'kernel':>8}{'trip ns':>8}  mode        equal"
     )
     lines = [head, "-" * len(head)]
     for r in report["runs"]:
         tpl = f"{r['txns_per_level']:.0f}" if r["txns_per_level"] else "-"
+        trip = "-" if r.get("line_round_trip_ns") is None else f"{r['line_round_trip_ns']:.0f}"
         lines.append(
             f"{r['workload']:<9}{r['accounts']:>9}{r['threads']:>8}{tpl:>10}"
             f"{r['sequential_seconds'] * 1e3:>9.2f}{r['parallel_seconds'] * 1e3:>9.2f}{r['speedup']:>8.2f}{r['capacity']:>8.2f}"
-            f"{r['kernel_ceiling']:>8.2f}"
+            f"{r['kernel_ceiling']:>8.2f}{trip:>8}"
             f"  {r['executor_mode']:<11} {r['state_hash_equal']}"
         )
     m = report["machine"]
