@@ -23,9 +23,8 @@ def test_bench_shards_reports_every_count_with_one_output():
         assert x["commands"] == 12_000 and x["commands_per_second"] > 0
         assert x["ceiling"] > 0 and x["share_of_ceiling"] > 0
     assert r["runs"][0]["speedup"] == 1.0
-    trips = r["line_round_trip_ns"]
-    assert set(trips) == {"before", "after"}
-    assert all(v is None or v > 0 for v in trips.values())
+    trips = r["line_round_trip_ns"]  # one probe before each round and one after the last (none on one core)
+    assert len(trips) in (0, 2) and all(t > 0 for t in trips)
 
 
 def test_bench_shards_cli_json():

@@ -112,14 +112,14 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
     the timed runs measure matching, not the first touch of fresh pages.
     Without it, engines start at the default capacity and grow as they go.
 
-    ``line_round_trip_ns`` (before and after the runs) is what one cache line
-    took to go to the other core and back (``shardex.machine``): the price
-    of everything the shards share, which moves with where the host has put
-    the two virtual CPUs.
+    ``line_round_trip_ns`` lists what one cache line took to go to the other
+    core and back (``shardex.machine``) before each round of runs and after
+    the last: the price of everything the shards share, which moves with
+    where the host has put the two virtual CPUs (empty on one core).
     """
     cmds = order_flow(commands, n_instruments=n_instruments, seed=seed)
     _warm(n_instruments)
-    trip_before = line_round_trip_ns()
+    trips = []
     digests, hashes, seconds = {}, {}, {s: [] for s in shard_counts}
     ceiling = {s: [] for s in shard_counts}
     streams = {s: _split_streams(cmds, n_instruments, s, batch) for s in shard_counts}
@@ -131,6 +131,7 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
         engine[s] = {"order_capacity": max(sh.state.capacity for sh in ex.shards), "pretouch": True} if pretouch else {}
         ex.close()
     for _ in range(repeat):
+        trips.append(line_round_trip_ns())
         for s in shard_counts:
             parts = batches(cmds, batch)
             prefault(prefault_mb)
@@ -159,10 +160,10 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
                      "ceiling_seconds": [round(x, 4) for x in ceiling[s]],
                      "order_capacity": engine[s].get("order_capacity")})
     identical = len(set(digests.values())) == 1 and len(set(hashes.values())) == 1
-    trips = {"before": trip_before, "after": line_round_trip_ns()}
+    trips.append(line_round_trip_ns())
     return {"benchmark": "shards", "instruments": n_instruments, "batch": batch, "repeat": repeat,
             "pretouch": pretouch, "identical_output": identical, "runs": runs,
-            "line_round_trip_ns": {k: None if v is None else round(v, 1) for k, v in trips.items()}}
+            "line_round_trip_ns": [round(t, 1) for t in trips if t is not None]}
 
 
 def bench_pipeline(n_instruments: int = 64, shards: int = 2, commands: int = 1_000_000, batch: int = 4096,
@@ -239,12 +240,12 @@ def _print(result: dict, as_json: bool, lines: list[str]) -> None:
             typer.echo(line)
 
 
-def _trip_line(trips: dict) -> str:
-    """The round trips of a report as one line of text."""
-    if trips["before"] is None and trips["after"] is None:
+def _trip_line(trips: list[float]) -> str:
+    """A report's cache-line round trips as one line of text."""
+    if not trips:
         return "cache-line round trip between cores: not measured (one core)"
-    ns = {k: "n/a" if v is None else f"{v:.0f} ns" for k, v in trips.items()}
-    return f"cache-line round trip between cores: {ns['before']} before the runs, {ns['after']} after"
+    return (f"cache-line round trip between cores: median {statistics.median(trips):.0f} ns "
+            f"({min(trips):.0f}-{max(trips):.0f}, {len(trips)} probes between rounds)")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
