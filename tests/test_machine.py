@@ -23,3 +23,10 @@ def test_round_trip_is_none_on_one_core(monkeypatch):
 def test_rounds_must_be_positive():
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         machine.line_round_trip_ns(rounds=0)
+
+
+def test_placement_splits_at_the_close_threshold():
+    assert machine.placement(None) is None
+    assert machine.placement(machine.CLOSE_NS - 1) == "close"
+    assert machine.placement(machine.CLOSE_NS) == "far"
+    assert machine.placement(450.0) == "far"

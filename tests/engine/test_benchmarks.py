@@ -11,7 +11,7 @@ import json
 from typer.testing import CliRunner
 
 from shardex.cli import app
-from shardex.engine.benchmarks import bench_pipeline, bench_recovery, bench_shards
+from shardex.engine.benchmarks import _by_placement, bench_pipeline, bench_recovery, bench_shards
 
 
 def test_bench_shards_reports_every_count_with_one_output():
@@ -25,6 +25,18 @@ def test_bench_shards_reports_every_count_with_one_output():
     assert r["runs"][0]["speedup"] == 1.0
     trips = r["line_round_trip_ns"]  # one probe before each round and one after the last (none on one core)
     assert len(trips) in (0, 2) and all(t > 0 for t in trips)
+    for x in r["runs"]:  # the one round sits in one placement group, or none where nothing was probed
+        assert sum(g["rounds"] for g in x["by_placement"].values()) == len(trips[:1])
+
+
+def test_rounds_are_grouped_by_the_probe_taken_before_them():
+    trips = [60.0, 450.0, 70.0, None, 80.0]  # the last probe follows the last round
+    base = [1.0, 1.0, 1.0, 1.0]
+    two = [0.5, 1.25, 0.8, 0.1]
+    ceil_base, ceil_two = [1.0] * 4, [0.6, 0.5, 0.7, 0.1]
+    got = _by_placement(trips, base, two, ceil_base, ceil_two)
+    assert got == {"close": {"rounds": 2, "speedup": 1.625, "ceiling": 1.548},  # rounds 0 and 2 (1/0.5, 1/0.8)
+                   "far": {"rounds": 1, "speedup": 0.8, "ceiling": 2.0}}
 
 
 def test_bench_shards_cli_json():

@@ -22,7 +22,7 @@ from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
 from shardex.engine.merge import partition
 from shardex.lowlevel import prefault
-from shardex.machine import line_round_trip_ns
+from shardex.machine import line_round_trip_ns, placement
 
 __all__ = ["register", "bench_shards", "bench_pipeline", "bench_recovery"]
 
@@ -115,7 +115,10 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
     ``line_round_trip_ns`` lists what one cache line took to go to the other
     core and back (``shardex.machine``) before each round of runs and after
     the last: the price of everything the shards share, which moves with
-    where the host has put the two virtual CPUs (empty on one core).
+    where the host has put the two virtual CPUs (empty on one core).  Each
+    run's ``by_placement`` gives the median per-round speedup and ceiling
+    of the rounds whose probe found the cores ``close`` and of those that
+    found them ``far`` (``shardex.machine.placement``).
     """
     cmds = order_flow(commands, n_instruments=n_instruments, seed=seed)
     _warm(n_instruments)
@@ -158,12 +161,28 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
                      # how much of what the machine allowed it got (1.0: all of it)
                      "share_of_ceiling": round(cmed / med, 3),
                      "ceiling_seconds": [round(x, 4) for x in ceiling[s]],
-                     "order_capacity": engine[s].get("order_capacity")})
+                     "order_capacity": engine[s].get("order_capacity"),
+                     "by_placement": _by_placement(trips, seconds[shard_counts[0]], seconds[s],
+                                                   ceiling[shard_counts[0]], ceiling[s])})
     identical = len(set(digests.values())) == 1 and len(set(hashes.values())) == 1
     trips.append(line_round_trip_ns())
     return {"benchmark": "shards", "instruments": n_instruments, "batch": batch, "repeat": repeat,
             "pretouch": pretouch, "identical_output": identical, "runs": runs,
             "line_round_trip_ns": [round(t, 1) for t in trips if t is not None]}
+
+
+def _by_placement(trips: list, base: list[float], seconds: list[float], base_ceiling: list[float],
+                  ceiling: list[float]) -> dict:
+    """Median per-round speedup and ceiling over the first shard count, for the rounds of each placement."""
+    groups: dict[str, list[int]] = {}
+    for r, trip in enumerate(trips[:len(seconds)]):  # trips[r] was probed just before round r
+        where = placement(trip)
+        if where is not None:
+            groups.setdefault(where, []).append(r)
+    return {where: {"rounds": len(rs),
+                    "speedup": round(statistics.median(base[r] / seconds[r] for r in rs), 3),
+                    "ceiling": round(statistics.median(base_ceiling[r] / ceiling[r] for r in rs), 3)}
+            for where, rs in sorted(groups.items())}
 
 
 def bench_pipeline(n_instruments: int = 64, shards: int = 2, commands: int = 1_000_000, batch: int = 4096,
@@ -240,6 +259,12 @@ def _print(result: dict, as_json: bool, lines: list[str]) -> None:
             typer.echo(line)
 
 
+def _placement_text(run: dict) -> str:
+    """``; close rounds (n): x1.45 (ceiling x1.50); far ...`` for one run, or nothing."""
+    return "".join(f"; {where} rounds ({g['rounds']}): x{g['speedup']} (ceiling x{g['ceiling']})"
+                   for where, g in run["by_placement"].items())
+
+
 def _trip_line(trips: list[float]) -> str:
     """A report's cache-line round trips as one line of text."""
     if not trips:
@@ -273,7 +298,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             raise typer.BadParameter(f"--shards must be comma-separated integers, got {shards!r}") from None
         r = bench_shards(instruments_, counts, commands, batch, repeat, prefault_mb=prefault_mb, pretouch=not cold)
         _print(r, as_json, [f"{x['shards']} shards: {x['commands_per_second']:,} commands/s (x{x['speedup']}; "
-                            f"ceiling x{x['ceiling']}; {x['share_of_ceiling']:.0%} of it)" for x in r["runs"]]
+                            f"ceiling x{x['ceiling']}; {x['share_of_ceiling']:.0%} of it)"
+                            + (_placement_text(x) if i else "") for i, x in enumerate(r["runs"])]
                + [f"identical output: {r['identical_output']}", _trip_line(r["line_round_trip_ns"])])
 
     @bench_app.command("pipeline")
