@@ -142,13 +142,10 @@ class MatchingShard:
         if go is None and chunk == 0 and todo is None:
             status, start, n = process_commands(self.state.handles(), book_of, self.inst_of_book, cmds, 0, ev, 0, shard)
         else:
-            if chunk == 0:
-                marks = _NO_MARKS
             if go is None:
                 go = STARTED
-            dealt = todo is not None
             status, start, n = _go_then_process(go[0], go[1], go[2], self.state.handles(), book_of, self.inst_of_book,
-                                                cmds, 0, ev, 0, shard, marks, chunk, todo if dealt else _NO_TODO, dealt)
+                                                cmds, 0, ev, 0, shard, *_marked_args(marks, chunk, todo))
         if status == ST_DONE:
             return n
         n, self._ev = self._run(cmds, ev, start, n, status, book_of, shard, marks, chunk, todo)
@@ -179,11 +176,7 @@ class MatchingShard:
         st = self.state
         if book_of is None:
             book_of = self.book_of
-        if chunk == 0:
-            marks = _NO_MARKS
-        dealt = todo is not None
-        if not dealt:
-            todo = _NO_TODO
+        marks, chunk, todo, dealt = _marked_args(marks, chunk, todo)
         while True:
             if status is None:
                 status, start, n = process_commands_marked(st.handles(), book_of, self.inst_of_book, cmds, start, ev, n,
@@ -284,3 +277,16 @@ def _go_then_process(flags, slot, value, st, book_of, inst_of_book, cmds, start,
 MARKS_ABANDONED = -1
 _NO_MARKS = np.zeros(1, dtype=np.int64)  # chunk 0: never read
 _NO_TODO = np.zeros(0, dtype=np.int64)  # not dealt: never read
+
+
+def _marked_args(marks: np.ndarray | None, chunk: int, todo: np.ndarray | None) -> tuple:
+    """``process_commands_marked``'s ``(marks, chunk, todo, dealt)`` for ``process_into``'s optional ones.
+
+    The kernel takes arrays, never ``None``: no marks (``chunk`` 0) and no
+    dealt list stand in as arrays it does not read.
+    """
+    if chunk == 0:
+        marks = _NO_MARKS
+    if todo is None:
+        return marks, chunk, _NO_TODO, False
+    return marks, chunk, todo, True
