@@ -18,7 +18,7 @@ from numba import njit
 
 from shardex.sync import cpu_pause, cpu_yield, load_acquire, store_seq_cst
 
-__all__ = ["Crew", "STARTED"]
+__all__ = ["Crew", "NO_WAIT", "STARTED", "await_all"]
 
 #: The go flag ``Crew.stage`` hands back for a round that has already started: an array of
 #: its own that nobody waits on, so that a caller sets "its" flag from compiled code all the same.
@@ -50,6 +50,22 @@ def _post_then_await(flags, post, value, slot, want, wake, spins):
     """``flags[post] = value`` once the GIL is released, then ``_await``."""
     store_seq_cst(flags, post, value)
     return _await(flags, slot, want, wake, spins)
+
+
+@njit(cache=True, nogil=True)
+def await_all(flags, slots, want, spins):
+    """Poll until ``flags[slot] >= want`` for every slot of ``slots``, each for at most ``spins`` polls; True if all were.
+
+    For a caller's kernel that ends a round (``Crew.finish_line``): see there.
+    """
+    for t in range(slots.shape[0]):
+        if _await(flags, slots[t], want, _ZERO, spins) != 1:
+            return False
+    return True
+
+
+#: ``Crew.finish_line`` of a call that waits for no thread (``await_all`` returns at once).
+NO_WAIT = (np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, 0)
 
 
 # Slots of a crew's flags array: the round posted, one that stays 0 (on the same cache line),
@@ -215,6 +231,22 @@ class Crew:
             self.go()
             return STARTED
         return ch.flags, _GO, self._round
+
+    def finish_line(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """``(flags, slots, round, spins)``: what ``await_all`` polls to see every thread of the staged round finished.
+
+        A thread finishes its call with Python work (its result, its frame)
+        before it posts, from compiled code, that it is done.  A caller whose
+        kernel ends when the threads' kernels do (a merge that waits for
+        every shard) would return from it while a thread holds the GIL, and
+        sleep until the GIL is handed over, which on a virtual machine takes
+        as long as a small batch (~20 us measured).  Polling these flags at
+        the end of its kernel, with the GIL released, it takes the GIL once
+        the threads have let it go; ``collect()`` then finds them done.
+        """
+        ch = self._ch
+        slots = np.array([_done_slot(t) for t in range(len(self._threads))], dtype=np.int64)
+        return ch.flags, slots, self._round, ch.spins
 
     def wake(self) -> None:
         """Get threads that sleep polling again, ahead of a round the caller is about to stage.

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from shardex.crew import STARTED, Crew
+from shardex.crew import NO_WAIT, STARTED, Crew, await_all
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
 
@@ -191,3 +191,33 @@ def test_a_round_started_from_compiled_code_reaches_a_thread_that_stopped_pollin
             assert start_and_wait(*go, done, 300_000_000)  # bounded: a lost wake-up fails, not hangs
             assert crew.collect() == [None]
     assert staged_while_polling
+
+
+def test_the_finish_line_is_crossed_only_once_every_thread_has_posted_its_round():
+    finished = []
+
+    def slow(t):
+        time.sleep(0.05)
+        finished.append(t)
+
+    with Crew(2, spin=0.001) as crew:
+        crew.stage([(slow, (1,)), (slow, (2,))])
+        crew.go()
+        flags, slots, round_, _ = crew.finish_line()
+        assert not await_all(flags, slots, round_, 10)  # the calls are still sleeping
+        assert await_all(flags, slots, round_, 1 << 40)  # bounded in fact by the calls' 50 ms
+        assert sorted(finished) == [1, 2]  # both results are in before their threads post
+        crew.collect()
+        assert await_all(*NO_WAIT)  # a call that waits for no thread
+
+
+def test_a_sharded_batch_leaves_no_crew_round_unfinished_and_the_same_events():
+    cmds = order_flow(3000, n_instruments=8, seed=11)
+    got = []
+    for shards in (1, 2, 4):
+        with Exchange(instruments(8), shards=shards, clock=lambda: 1) as ex:
+            got.append(np.concatenate([ex.process(b) for b in batches(cmds, 16)]).tobytes())
+            if ex._crew is not None:
+                flags, slots, round_, _ = ex._crew.finish_line()
+                assert (flags[slots] == round_).all()
+    assert got[1] == got[0] and got[2] == got[0]

@@ -25,7 +25,7 @@ import numpy as np
 
 from shardex.book.layout import ST_DONE
 from shardex.book.shard import MatchingShard, events_room
-from shardex.crew import STARTED, Crew
+from shardex.crew import NO_WAIT, STARTED, Crew
 from shardex.engine.commands import amend as _amend
 from shardex.engine.commands import batch as _batch
 from shardex.engine.commands import cancel as _cancel
@@ -224,7 +224,8 @@ class Exchange:
         go = crew.stage([(self._group_then_merge, (g, cmds, todo, marks, width, merge, together))
                          for g in groups[1:]]) if crew else None
         try:
-            first = self._group_then_merge(groups[0], cmds, todo, marks, width, merge, together, go)
+            first = self._group_then_merge(groups[0], cmds, todo, marks, width, merge, together, go,
+                                           crew.finish_line() if together else NO_WAIT)
         finally:
             rest = crew.collect() if crew else []  # never leave a shard running past this call
         if not together:
@@ -249,30 +250,38 @@ class Exchange:
 
     def _group_then_merge(self, group: list[int], cmds: np.ndarray, todo: list[np.ndarray], marks: np.ndarray,
                           width: int, merge: tuple, together: bool,
-                          go: tuple[np.ndarray, int, int] | None = None) -> list[int]:
+                          go: tuple[np.ndarray, int, int] | None = None, finish: tuple = NO_WAIT) -> list[int]:
         """One thread's part of ``apply``: its shards one after another, then (``together``) help merge.
 
         The merge waits for every shard's marks, so a thread joins it only
-        once its own shards are done.  Returns the group's event counts.
+        once its own shards are done.  ``finish``: the caller's
+        ``Crew.finish_line``, polled once the merge is done.  Returns the
+        group's event counts.
         """
         counts = []
         for s in group:
             last = s == group[-1]
             counts.append(self._shard_then_merge(s, cmds, todo[s], marks[s * width:(s + 1) * width], merge,
-                                                 together and last, go))
+                                                 together and last, go, finish))
             go = None  # the round has started
         return counts
 
     def _shard_then_merge(self, s: int, cmds: np.ndarray, todo: np.ndarray, marks: np.ndarray, merge: tuple,
-                          together: bool, go: tuple[np.ndarray, int, int] | None = None) -> int:
-        """Shard ``s``'s part of ``apply``: run its commands (``todo``), then (``together``) help merge; its event count."""
+                          together: bool, go: tuple[np.ndarray, int, int] | None = None,
+                          finish: tuple = NO_WAIT) -> int:
+        """Shard ``s``'s part of ``apply``: run its commands (``todo``), then (``together``) help merge; its event count.
+
+        ``finish`` (``Crew.finish_line``): the kernel that merges returns only
+        once the crew's threads have finished, so that this thread does not
+        find one of them holding the GIL.
+        """
         sh, route = self.shards[s], self._routes[s]
         try:
             if together and len(sh.events_buffer) >= events_room(len(cmds)):
                 # matching and merging in one compiled call: no GIL to take between them
                 g = go if go is not None else STARTED  # a crew thread: its round is running
                 status, start, n = process_then_merge(g[0], g[1], g[2], sh.state.handles(), route, sh.inst_of_book,
-                                                      sh.events_buffer, s, marks, todo, *merge)
+                                                      sh.events_buffer, s, marks, todo, *merge, *finish)
                 if status == ST_DONE:
                     return n
                 n = sh.resume(cmds, start, n, status, route, s, marks, MERGE_CHUNK, todo)

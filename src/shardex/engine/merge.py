@@ -26,6 +26,7 @@ from numba import njit
 
 from shardex.book.layout import ST_DONE
 from shardex.book.matching import process_commands_marked
+from shardex.crew import await_all
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE
 from shardex.sync import cpu_pause, cpu_yield, fetch_add, load_acquire, store_release, store_seq_cst
 
@@ -290,13 +291,16 @@ def regions(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 @njit(cache=True, nogil=True)
 def process_then_merge(flags, slot, value, st, book_of, inst_of_book, ev, shard, marks, todo,
-                       cmds, shard_of, buf, starts, all_marks, width, chunk, ctl, out):
+                       cmds, shard_of, buf, starts, all_marks, width, chunk, ctl, out,
+                       done_flags, done_slots, done_round, done_spins):
     """One shard thread's whole part of a batch in one compiled call: start the round, match, then merge.
 
     ``flags[slot] = value`` (the ``Crew`` round, see ``Crew.stage``), then
     ``process_commands_marked`` over this shard's dealt commands ``todo``
     (``deal``) into ``ev`` with its ``marks`` row, then, if the batch is
-    done, ``merge_chunks``.  Returns the matching kernel's ``(status, next_command, n)``; the caller grows
+    done, ``merge_chunks``, then, the merge finished, waits for the crew's
+    threads to post their round done (``Crew.finish_line``; ``done_slots``
+    empty: no wait).  Returns the matching kernel's ``(status, next_command, n)``; the caller grows
     what a status other than ``ST_DONE`` asks for, resumes, and merges.
     One call instead of two spares the thread taking the GIL between them,
     which it sometimes waited milliseconds for.
@@ -305,4 +309,5 @@ def process_then_merge(flags, slot, value, st, book_of, inst_of_book, ev, shard,
     status, start, n = process_commands_marked(st, book_of, inst_of_book, cmds, 0, ev, 0, shard, marks, chunk, todo, True)
     if status == ST_DONE:
         merge_chunks(cmds, shard_of, buf, starts, all_marks, width, chunk, ctl, out)
+        await_all(done_flags, done_slots, done_round, done_spins)
     return status, start, n

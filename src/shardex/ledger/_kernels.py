@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from shardex.crew import await_all
 from shardex.lowlevel import aligned, borrow, prefetch_read, prefetch_write
 from shardex.sync import cpu_yield, cycles, fetch_add, load_acquire, store_release, store_seq_cst
 from shardex.ledger.margin import INST_CCY, INST_KIND, INST_MULT, KIND_LINEAR, POS_COST, POS_QTY, POS_RPNL, linear_margin
@@ -797,17 +798,25 @@ def run_worker(
 
 @njit(cache=True, nogil=True)
 def run_worker_go(
-    flags, slot, value, k, n_threads, order, exp_ver, inst_wait, n_excl, ver, inst_done, ctl, acc,
+    flags, slot, value, done_flags, done_slots, done_round, done_spins,
+    k, n_threads, order, exp_ver, inst_wait, n_excl, ver, inst_done, ctl, acc,
     txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec,
     fee_pool, insurance, out,
 ):  # fmt: skip
-    """``flags[slot] = value`` once the GIL is released (the calling thread starts a ``Crew`` round), then ``run_worker``."""
+    """``flags[slot] = value`` once the GIL is released (the calling thread starts a ``Crew`` round), then ``run_worker``.
+
+    Then, the GIL still released, waits for the crew's threads to post their
+    round done (``Crew.finish_line``): they end their share of the batch when
+    this thread does, and returning while one of them holds the GIL would
+    make this thread sleep until it is handed over.
+    """
     store_seq_cst(flags, slot, value)
     run_worker(
         k, n_threads, order, exp_ver, inst_wait, n_excl, ver, inst_done, ctl, acc,
         txns, balances, positions, margin, inst, marks, mccy, codes, aud, nrec,
         fee_pool, insurance, out,
     )  # fmt: skip
+    await_all(done_flags, done_slots, done_round, done_spins)
 
 
 @njit(cache=True, nogil=True)

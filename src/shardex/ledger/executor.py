@@ -290,7 +290,7 @@ def settle(
     )  # fmt: skip
     go = workers.stage([(K.run_worker, (k, threads, *args)) for k in range(1, threads)])
     try:  # the round starts from compiled code, the GIL released (see Crew)
-        K.run_worker_go(*go, 0, threads, *args)
+        K.run_worker_go(*go, *workers.finish_line(), 0, threads, *args)
     finally:
         workers.collect()
     if ctl[K.CTL_ABORT]:
