@@ -205,3 +205,13 @@ def test_journal_is_a_plain_journal(tmp_path):
         _fill(ex, 3000, size=1000)
     with Journal(tmp_path / "journal") as j:
         assert sum(len(b) for b in j.read()) == 3000
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_submit_after_recovery_does_not_reuse_an_open_order_id(tmp_path, shards):
+    with Exchange.open(tmp_path / "e", instruments(N_INST), shards=shards) as ex:
+        ids = [int(ex.submit(1, "buy", 1, 100 + k, account=7)["order_id"][0]) for k in range(3)]
+        assert ids == [1, 2, 3]
+    with Exchange.open(tmp_path / "e", shards=shards) as ex:  # the journal replayed: counters start afresh
+        ev = ex.submit(1, "buy", 1, 99, account=7)  # id 1 would be DUPLICATE_ORDER_ID
+        assert int(ev["order_id"][0]) == 4

@@ -175,3 +175,13 @@ def test_sharded_process_stamps_the_batch_as_the_sequencer_does(shards):
             out[n] = (first.tobytes(), second.tobytes(), events.tobytes(), ex.state_hash())
             assert ex.sequencer.next_seq == len(cmds) + 1
     assert out[1] == out[shards]
+
+
+def test_default_order_ids_climb_above_ids_that_batches_left_open(ex):
+    from shardex.engine.commands import batch, new_order
+
+    ex.process(batch([new_order(0, "sell", 5, 130_000, order_id=i, account=3) for i in (4, 9, 2)]))
+    ev = ex.submit("BTC-PERP", "sell", "0.005", "65000.5", account=3)  # would be id 1: free, but below 9
+    assert int(ev["order_id"][0]) == 10
+    assert int(ex.submit("BTC-PERP", "sell", "0.005", "65001", account=3)["order_id"][0]) == 11
+    assert int(ex.submit("BTC-PERP", "sell", "0.005", "65001", account=4)["order_id"][0]) == 1

@@ -13,10 +13,11 @@ import numpy as np
 from numba import njit
 
 from shardex.book.layout import (
-    B_HAS_LAST, B_LAST, B_ORDERS, B_STOP_HEAD, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME, BOOK_COLS, C_BOOK,
-    M_ORDERS_USED, NIL,
+    B_HAS_LAST, B_LAST, B_ORDERS, B_STOP_HEAD, B_STOP_TAIL, B_STOPS, B_TRADES, B_VOLUME, BOOK_COLS, C_BOOK, H_EMPTY,
+    H_KEY, H_OID, M_ORDERS_USED, NIL, O_ACCOUNT,
     ST_DONE, ST_GROW_EVENTS, BookState,
 )
+from shardex.book.index import ROW_MASK
 from shardex.book.matching import FOREIGN, process_commands, process_commands_marked
 from shardex.book.views import depth, l3
 from shardex.crew import STARTED
@@ -239,6 +240,17 @@ class MatchingShard:
         st = self.state
         return (depth(st.lad_lv, st.lad_n, st.levels, 2 * b, levels),
                 depth(st.lad_lv, st.lad_n, st.levels, 2 * b + 1, levels))
+
+    def live_order_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(accounts, order_ids)`` of every live order of this shard (resting, or a stop not yet triggered), unordered.
+
+        Read from the order index, which holds exactly the live orders: one
+        pass over its cells, none over the pool.
+        """
+        index = self.state.index
+        used = index[:, H_KEY] != H_EMPTY
+        rows = index[used, H_KEY] & ROW_MASK
+        return self.state.orders[rows, O_ACCOUNT], index[used, H_OID]
 
     def l3(self, instrument_id: int) -> np.ndarray:
         """Every order of the book in priority order (columns ``views.L3_COLUMNS``)."""

@@ -384,6 +384,7 @@ def _recover_into(ex: DurableExchange, given: list[Instrument], path: Path) -> N
     if ex.sequencer.next_seq != journal.next_seq:
         raise SnapshotLayoutError(f"engine at {path}: replay ended at seq {ex.sequencer.next_seq}, journal at {journal.next_seq}")
     ex._ready = True
+    ex._oids_current = False  # the books came from a snapshot and the journal, not from submit()
     if snap is None or new:
         # The listing lives only in snapshots: a fresh engine (or a new
         # instrument) gets one now, so a restart knows its books.

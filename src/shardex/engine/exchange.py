@@ -111,7 +111,10 @@ class Exchange:
         self._groups = [list(range(t, shards, threads)) for t in range(threads)]
         self._crew = Crew(threads - 1, spin=_SPIN_SECONDS, name="shardex-shard") if threads > 1 else None
         self._closed = False
+        # submit()'s default order ids: the next one per account, and whether the books
+        # may hold ids it has not seen (a batch or a replay went through process/apply).
         self._next_oid: dict[int, int] = {}
+        self._oids_current = True
         # Each shard's map for walking whole batches (MatchingShard.route), rebuilt on every listing.
         self._routes: list[np.ndarray] = []
         # The shards' event buffers: regions of one array, for the merge (merge_chunks).
@@ -172,6 +175,7 @@ class Exchange:
         the rest of the batch goes on.
         """
         cmds = self._as_commands(cmds)
+        self._oids_current = False
         if len(self.shards) == 1:
             self.sequencer.stamp(cmds)
             return self.shards[0].process(cmds)
@@ -184,6 +188,7 @@ class Exchange:
         events out (recovery only needs the state).
         """
         cmds = self._as_commands(cmds)
+        self._oids_current = False
         if len(self.shards) == 1:
             if not events:
                 self.shards[0].process_into(cmds)
@@ -346,7 +351,10 @@ class Exchange:
                stp: object = "none") -> np.ndarray:
         """Submit one order given in decimals; return its events.
 
-        ``type`` defaults to LIMIT with a price and MARKET without.  Raises
+        ``type`` defaults to LIMIT with a price and MARKET without;
+        ``order_id`` to one above the highest the account has had from
+        ``submit`` or has open in the books (batches and a recovery
+        included).  Raises
         ``OffGridError`` for prices and sizes off the instrument's grid and
         ``OrderRejected`` (with ``.reason``) when the engine rejects it.
         """
@@ -354,15 +362,42 @@ class Exchange:
         if type is None:
             type = OrderType.LIMIT if price is not None else OrderType.MARKET
         if order_id is None:
+            if not self._oids_current:
+                self._catch_up_order_ids()
             order_id = self._next_oid.get(account, 1)
         self._next_oid[account] = max(self._next_oid.get(account, 1), int(order_id) + 1)
+        current = self._oids_current  # this order's id is counted above: it makes the counters no staler
         rec = new_order(
             ins.id, side, ins.qty_to_lots(qty), 0 if price is None else ins.price_to_ticks(price),
             order_id=order_id, account=account, type=type, tif=tif, post_only=post_only,
             display_qty=0 if display_qty is None else ins.qty_to_lots(display_qty),
             stop_price=0 if stop_price is None else ins.price_to_ticks(stop_price), stp=stp,
         )
-        return self._one(rec)
+        try:
+            return self._one(rec)
+        finally:
+            self._oids_current = current
+
+    def _catch_up_order_ids(self) -> None:
+        """Raise each account's next default order id above every id it has live in the books.
+
+        Batches (``process``, ``apply``, a journal replayed at open) may carry
+        ids that ``submit`` never handed out; its default id must not collide
+        with an open order's (``DUPLICATE_ORDER_ID``).  One pass over the
+        shards' order indexes, taken at the first defaulted ``submit`` after
+        such a batch.
+        """
+        keys = [sh.live_order_keys() for sh in self.shards]
+        accounts = np.concatenate([a for a, _ in keys])
+        oids = np.concatenate([o for _, o in keys])
+        if len(accounts):
+            order = np.lexsort((oids, accounts))  # by account, then id: each account's last is its highest
+            accounts, oids = accounts[order], oids[order]
+            last = np.append(accounts[1:] != accounts[:-1], True)
+            for account, oid in zip(accounts[last].tolist(), oids[last].tolist()):
+                if self._next_oid.get(account, 1) <= oid:
+                    self._next_oid[account] = oid + 1
+        self._oids_current = True
 
     def cancel(self, instrument: int | str, order_id: int, *, account: int = 0) -> np.ndarray:
         """Cancel one order; ``OrderRejected`` if the account has no such open order."""
