@@ -1015,41 +1015,28 @@ def _event_bound(cmds, i, st, b):
     return min(by_qty, by_book)
 
 
-#: ``book_of`` entry of an instrument whose book another shard of the engine holds (see ``process_commands``).
-FOREIGN = -2
-
-
 @njit(cache=True, nogil=True)
-def process_commands(st, book_of, inst_of_book, cmds, start, ev, n, shard=-1):
+def process_commands(st, book_of, inst_of_book, cmds, start, ev, n):
     """Apply ``cmds[start:]`` in order, appending events to ``ev`` from row ``n``.
 
     Returns ``(status, next_command, n)``.  ``status`` is ``ST_DONE`` when the
     batch is finished, or a ``ST_GROW_*`` code when the array it names must
     grow before ``cmds[next_command]`` can run; nothing of that command has
     happened yet.  ``book_of[instrument]`` maps instrument ids to book rows
-    (-1: not in this shard).  Non-matching command kinds are rejected.
+    (-1: not in this shard, and ids outside it too: their commands are
+    rejected).  Non-matching command kinds are rejected.
     ``st`` is the handle table of the shard's state arrays
     (``BookState.handles()``, in the order of the ``S_*`` constants).
-
-    ``shard``: this shard's place among several that all walk the same
-    batch (-1, the default: the engine's only shard).  A sharded kernel
-    skips, without a trace, the commands of instruments that ``book_of``
-    maps to ``FOREIGN``, and those of ids outside ``book_of`` unless it is
-    shard 0: so a command of an unlisted instrument is rejected exactly once
-    if shard 0's map has NIL for it.  A mass cancel of every instrument
-    (instrument -1) runs on every shard.  Runtime: one pass over the batch
-    lists the positions of this shard's commands (a pass per shard, in
-    parallel, instead of one serial partition); the loop then runs over
-    that list as unsharded runs over the batch, so that the prefetch
-    look-ahead reaches as many of this shard's commands as on one shard.
+    One of several shards runs only its own commands of a batch, listed by
+    ``process_commands_marked``'s ``todo``.
     """
     book_of = borrow(book_of)
-    return _process(borrow(st), book_of, borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard, book_of[:0], 0,
+    return _process(borrow(st), book_of, borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, book_of[:0], 0,
                     book_of[:0], False)
 
 
 @njit(cache=True, nogil=True)
-def process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt):
+def process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, marks, chunk, todo, dealt):
     """``process_commands`` that also publishes, as it goes, where each chunk of the batch ends in ``ev``.
 
     For the parallel merge (``shardex.engine.merge.merge_chunks``): the batch
@@ -1062,12 +1049,15 @@ def process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard
     may read every mark below it and every event those marks cover.  A
     call that stops for growth resumes from ``marks[0]``.
 
-    ``dealt``: ``todo`` already lists, in order, the positions of this
-    shard's commands in the batch (``shardex.engine.merge.deal``), so the
-    kernel reads only its own commands instead of walking the whole batch
-    to find them.  Otherwise ``todo`` is not read.
+    ``dealt``: this is one of several shards, and ``todo`` lists, in
+    order, the positions of its commands in the batch
+    (``shardex.engine.merge.deal``: its instruments' commands, a mass cancel
+    of every instrument on every shard, and on shard 0 those of unlisted
+    ids, which ``book_of`` makes it reject); the kernel runs those only, and
+    ``start`` is a position in the batch as when it runs every command.
+    Otherwise ``todo`` is not read.
     """
-    return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n, shard,
+    return _process(borrow(st), borrow(book_of), borrow(inst_of_book), borrow(cmds), start, borrow(ev), n,
                     borrow(marks), chunk, borrow(todo), dealt)
 
 
@@ -1082,13 +1072,13 @@ def _publish_marks(marks, chunk, k, upto, n):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _at(todo, skipping, j):
+def _at(todo, dealt, j):
     """Position in the batch of the ``j``-th command this kernel runs (see ``_process``)."""
-    return todo[j] if skipping else j
+    return todo[j] if dealt else j
 
 
 @njit(cache=True, nogil=True)
-def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt):
+def _process(st, book_of, inst_of_book, cmds, start, ev, n, marks, chunk, todo, dealt):
     """The worker of ``process_commands`` (``chunk`` 0) and ``process_commands_marked``, on borrowed views."""
     orders = view2d(st, S_ORDERS)
     ocold = view2d(st, S_OCOLD)
@@ -1102,30 +1092,16 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk,
     width = lad_key.shape[1]
     mask = index.shape[0] - 1
     nmap = book_of.shape[0]
-    # Sharded: ``todo`` lists this shard's commands' positions in the batch,
-    # and the loop below (and its look-ahead) runs over that list as
-    # unsharded runs over the batch: the look-ahead reaches as many of this
-    # shard's commands, and no command is copied.  A dealt list (``dealt``)
-    # is the same list, made by the caller in the pass that stamped the batch.
-    skipping = shard >= 0
+    # One of several shards (``dealt``): ``todo`` lists this shard's
+    # commands' positions in the batch, and the loop below (and its
+    # look-ahead) runs over that list as one shard runs over the batch: the
+    # look-ahead reaches as many of this shard's commands, and no command is
+    # copied.
     lo = start
     hi = ncmd
-    if skipping and dealt:
+    if dealt:
         lo = np.searchsorted(todo, start)  # resuming after growth: the first of ours at or past ``start``
         hi = todo.shape[0]
-    elif skipping:
-        outside = FOREIGN if shard > 0 else NIL
-        todo = np.empty(ncmd - start, dtype=np.int64)
-        m = 0
-        for i in range(start, ncmd):
-            inst = cmds[i].instrument
-            b = outside
-            if 0 <= inst < nmap:
-                b = book_of[inst]
-            todo[m] = i  # branch-free: own and foreign commands interleave at random
-            m += b != FOREIGN or (inst == -1 and cmds[i].kind == K_MASS_CANCEL)
-        lo = 0
-        hi = m
     else:
         todo = book_of[:0]  # unsharded: no list (an empty view, no allocation)
     # The next chunk mark due, and the first command it waits for (none: past the batch).
@@ -1138,18 +1114,18 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk,
         if j + PREFETCH_FAR < hi:
             # The home cell and the next one (most probes end there): 32
             # bytes of 16-byte cells, on one cache line or two.
-            f = cmds[_at(todo, skipping, j + PREFETCH_FAR)]
+            f = cmds[_at(todo, dealt, j + PREFETCH_FAR)]
             home = 2 * index_slot(f.account, f.order_id, mask)
             prefetch_read(index, home)
             prefetch_read(index, min(home + 3, index.size - 1))
         if j + PREFETCH_NEAR < hi:
-            f = cmds[_at(todo, skipping, j + PREFETCH_NEAR)]
+            f = cmds[_at(todo, dealt, j + PREFETCH_NEAR)]
             if f.kind == K_CANCEL or f.kind == K_AMEND:
                 o = index_guess(index, f.account, f.order_id)
                 if o >= 0:
                     prefetch_row(orders, o)
                     prefetch_row(ocold, o)
-        at = _at(todo, skipping, j)  # also where a restart resumes
+        at = _at(todo, dealt, j)  # also where a restart resumes
         if at >= due:  # every command of ours before ``at`` is done: the marks up to it are final
             k = _publish_marks(marks, chunk, k, at, n)
             due = k * chunk
@@ -1159,7 +1135,7 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk,
         if 0 <= inst < nmap:
             b = book_of[inst]
         if b < 0:
-            b = -1  # FOREIGN here: a mass cancel of every instrument
+            b = -1
         kind = c.kind
         # Room for the worst case of this command, checked before it starts.
         if meta[M_FREE_ORDER] == NIL and meta[M_FRESH_ORDER] >= orders.shape[0]:

@@ -18,7 +18,7 @@ from shardex.book.layout import (
     ST_DONE, ST_GROW_EVENTS, BookState,
 )
 from shardex.book.index import ROW_MASK
-from shardex.book.matching import FOREIGN, process_commands, process_commands_marked
+from shardex.book.matching import process_commands, process_commands_marked
 from shardex.book.views import depth, l3
 from shardex.crew import STARTED
 from shardex.instruments import Instrument
@@ -112,15 +112,13 @@ class MatchingShard:
         ev.resize(n, refcheck=False)  # ev is ours alone: nothing else refers to it yet
         return ev
 
-    def process_into(self, cmds: np.ndarray, route: np.ndarray | None = None, shard: int = -1,
-                     go: tuple[np.ndarray, int, int] | None = None, marks: np.ndarray | None = None,
-                     chunk: int = 0, todo: np.ndarray | None = None) -> int:
+    def process_into(self, cmds: np.ndarray, go: tuple[np.ndarray, int, int] | None = None,
+                     marks: np.ndarray | None = None, chunk: int = 0, todo: np.ndarray | None = None) -> int:
         """Run a batch and leave its events in ``self.events_buffer[:n]``; return n.
 
-        With ``route`` (and ``shard`` >= 0) this shard is one of several that
-        all walk the whole batch: ``route`` stands for ``book_of`` and maps
-        the other shards' instruments to ``matching.FOREIGN``, whose commands
-        are skipped (see ``Exchange.apply`` and ``matching.process_commands``).
+        ``todo``: this shard is one of several, and ``todo`` lists the
+        positions of its commands in the batch, in order
+        (``shardex.engine.merge.deal``); the kernel runs those only.
         ``go``: a ``Crew.stage`` flag to set as the kernel starts.
         ``marks`` and ``chunk`` > 0: publish where each chunk of ``chunk``
         commands ends among the events, as the kernel goes
@@ -128,60 +126,50 @@ class MatchingShard:
         before the batch is done.  If the events outgrow ``events_buffer``
         (which then moves), ``marks[0]`` is set to ``MARKS_ABANDONED`` and
         no more marks are published for this batch.
-        ``todo`` (with ``route``): the positions of this shard's commands in
-        the batch, in order (``shardex.engine.merge.deal``); the kernel then
-        reads those commands only, instead of walking the batch for them.
         """
         ev = self._ev
         if len(ev) < events_room(len(cmds)):
             ev = self._ev = np.zeros(events_room(len(cmds)), dtype=EVENT_DTYPE)
             if self.pretouch:
                 touch_pages(ev)
-        book_of = self.book_of if route is None else route
         # one kernel call and no Python frame more in the common case: this is the
         # path of one command per call, where the call overhead is the cost
         if go is None and chunk == 0 and todo is None:
-            status, start, n = process_commands(self.state.handles(), book_of, self.inst_of_book, cmds, 0, ev, 0, shard)
+            status, start, n = process_commands(self.state.handles(), self.book_of, self.inst_of_book, cmds, 0, ev, 0)
         else:
             if go is None:
                 go = STARTED
-            status, start, n = _go_then_process(go[0], go[1], go[2], self.state.handles(), book_of, self.inst_of_book,
-                                                cmds, 0, ev, 0, shard, *_marked_args(marks, chunk, todo))
+            status, start, n = _go_then_process(go[0], go[1], go[2], self.state.handles(), self.book_of,
+                                                self.inst_of_book, cmds, 0, ev, 0, *_marked_args(marks, chunk, todo))
         if status == ST_DONE:
             return n
-        n, self._ev = self._run(cmds, ev, start, n, status, book_of, shard, marks, chunk, todo)
+        n, self._ev = self._run(cmds, ev, start, n, status, marks, chunk, todo)
         return n
 
-    def resume(self, cmds: np.ndarray, start: int, n: int, status: int, route: np.ndarray | None = None,
-               shard: int = -1, marks: np.ndarray | None = None, chunk: int = 0,
-               todo: np.ndarray | None = None) -> int:
+    def resume(self, cmds: np.ndarray, start: int, n: int, status: int, marks: np.ndarray | None = None,
+               chunk: int = 0, todo: np.ndarray | None = None) -> int:
         """Go on with a batch whose kernel call returned ``status`` at ``cmds[start]`` with ``n`` events.
 
         For a caller that ran the kernel itself (``engine.merge.process_then_merge``)
         into ``events_buffer``; the arguments are ``process_into``'s.  Returns the batch's event count.
         """
-        n, self._ev = self._run(cmds, self._ev, start, n, status, self.book_of if route is None else route, shard,
-                                marks, chunk, todo)
+        n, self._ev = self._run(cmds, self._ev, start, n, status, marks, chunk, todo)
         return n
 
-    def _run(self, cmds: np.ndarray, ev: np.ndarray, start: int = 0, n: int = 0,
-             status: int | None = None, book_of: np.ndarray | None = None, shard: int = -1,
+    def _run(self, cmds: np.ndarray, ev: np.ndarray, start: int = 0, n: int = 0, status: int | None = None,
              marks: np.ndarray | None = None, chunk: int = 0,
              todo: np.ndarray | None = None) -> tuple[int, np.ndarray]:
         """Run the kernel over ``cmds[start:]`` into ``ev`` (``n`` events in it already), growing as it asks.
 
         ``status``: what a call the caller already made returned for ``cmds[start]`` (handled first).
-        ``book_of``, ``shard``, ``marks``, ``chunk`` and ``todo``: as ``process_into``'s ``route``, ``shard``,
-        ``marks``, ``chunk`` and ``todo``.
+        ``marks``, ``chunk`` and ``todo``: as ``process_into``'s.
         """
         st = self.state
-        if book_of is None:
-            book_of = self.book_of
         marks, chunk, todo, dealt = _marked_args(marks, chunk, todo)
         while True:
             if status is None:
-                status, start, n = process_commands_marked(st.handles(), book_of, self.inst_of_book, cmds, start, ev, n,
-                                                           shard, marks, chunk, todo, dealt)
+                status, start, n = process_commands_marked(st.handles(), self.book_of, self.inst_of_book, cmds, start,
+                                                           ev, n, marks, chunk, todo, dealt)
             if status == ST_DONE:
                 return n, ev
             if status == ST_GROW_EVENTS:
@@ -196,20 +184,6 @@ class MatchingShard:
                 if self.pretouch:  # the grown array's fresh pages, now rather than order by order
                     st.pretouch()
             status = None
-
-    def route(self, shard: int, listed: np.ndarray) -> np.ndarray:
-        """This shard's map for ``process_into(route=...)``: own instruments to book rows, others to FOREIGN.
-
-        ``listed``: a boolean per instrument id, listed anywhere in the
-        engine.  Shard 0 maps unlisted ids to NIL (it rejects their
-        commands); the other shards skip them.
-        """
-        out = np.full(len(listed), FOREIGN, dtype=np.int64)
-        if shard == 0:
-            out[~listed] = NIL
-        own = self.inst_of_book
-        out[own] = self.book_of[own]
-        return out
 
     @property
     def events_buffer(self) -> np.ndarray:
@@ -278,11 +252,10 @@ class MatchingShard:
 
 
 @njit(cache=True, nogil=True)
-def _go_then_process(flags, slot, value, st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo,
-                     dealt):
+def _go_then_process(flags, slot, value, st, book_of, inst_of_book, cmds, start, ev, n, marks, chunk, todo, dealt):
     """``flags[slot] = value`` once the GIL is released (see ``Crew.stage``), then ``process_commands_marked``."""
     store_seq_cst(flags, slot, value)
-    return process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, shard, marks, chunk, todo, dealt)
+    return process_commands_marked(st, book_of, inst_of_book, cmds, start, ev, n, marks, chunk, todo, dealt)
 
 
 #: ``marks[0]`` of a shard whose events outgrew their buffer mid-batch (see ``MatchingShard.process_into``).

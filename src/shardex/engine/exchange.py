@@ -115,8 +115,6 @@ class Exchange:
         # may hold ids it has not seen (a batch or a replay went through process/apply).
         self._next_oid: dict[int, int] = {}
         self._oids_current = True
-        # Each shard's map for walking whole batches (MatchingShard.route), rebuilt on every listing.
-        self._routes: list[np.ndarray] = []
         # The shards' event buffers: regions of one array, for the merge (merge_chunks).
         self._ev_cap = 0
         self._ev_all = np.empty(0, dtype=EVENT_DTYPE)
@@ -149,9 +147,6 @@ class Exchange:
             grown[: len(self._shard_of)] = self._shard_of
             self._shard_of = grown
         self._shard_of[ins.id] = shard
-        listed = np.zeros(len(self._shard_of), dtype=bool)
-        listed[list(self._by_id)] = True
-        self._routes = [sh.route(s, listed) for s, sh in enumerate(self.shards)]
 
     @property
     def instruments(self) -> list[Instrument]:
@@ -250,7 +245,7 @@ class Exchange:
                     go: tuple[np.ndarray, int, int] | None = None) -> None:
         """One thread's part of ``apply(events=False)``: its shards, one after another."""
         for s in group:
-            self.shards[s].process_into(cmds, self._routes[s], s, go, None, 0, todo[s])
+            self.shards[s].process_into(cmds, go, None, 0, todo[s])
             go = None  # the round has started
 
     def _group_then_merge(self, group: list[int], cmds: np.ndarray, todo: list[np.ndarray], marks: np.ndarray,
@@ -280,18 +275,18 @@ class Exchange:
         once the crew's threads have finished, so that this thread does not
         find one of them holding the GIL.
         """
-        sh, route = self.shards[s], self._routes[s]
+        sh = self.shards[s]
         try:
             if together and len(sh.events_buffer) >= events_room(len(cmds)):
                 # matching and merging in one compiled call: no GIL to take between them
                 g = go if go is not None else STARTED  # a crew thread: its round is running
-                status, start, n = process_then_merge(g[0], g[1], g[2], sh.state.handles(), route, sh.inst_of_book,
-                                                      sh.events_buffer, s, marks, todo, *merge, *finish)
+                status, start, n = process_then_merge(g[0], g[1], g[2], sh.state.handles(), sh.book_of, sh.inst_of_book,
+                                                      sh.events_buffer, marks, todo, *merge, *finish)
                 if status == ST_DONE:
                     return n
-                n = sh.resume(cmds, start, n, status, route, s, marks, MERGE_CHUNK, todo)
+                n = sh.resume(cmds, start, n, status, marks, MERGE_CHUNK, todo)
             else:
-                n = sh.process_into(cmds, route, s, go, marks, MERGE_CHUNK, todo)
+                n = sh.process_into(cmds, go, marks, MERGE_CHUNK, todo)
         except BaseException:
             merge[7][MC_ABORT] = 1  # release the threads waiting for this shard's marks
             raise

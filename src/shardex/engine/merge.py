@@ -43,13 +43,14 @@ def deal(cmds, shard_of, todo, counts, first_seq, ts):
     Shard ``s``'s commands are ``todo[s, :counts[s]]``, in batch order
     (``todo`` has a row per shard, at least as long as the batch).  A
     command goes to ``shard_of[instrument]``, to shard 0 if its instrument
-    is outside ``shard_of`` (which rejects it), and a mass cancel of every
-    instrument (-1) to every shard: the commands that the sharded kernel
-    (``matching.process_commands``) would find by walking the batch with
-    that shard's route.  With ``first_seq`` > 0 each command also gets
-    ``seq = first_seq + i`` and ``ts``, as ``Sequencer.stamp`` would write:
-    the pass that stamps the batch reads the instruments for free, and the
-    shards no longer read every command to find theirs.
+    is outside ``shard_of`` or unlisted (shard 0 rejects it: its
+    ``book_of`` has no row for it), and a mass cancel of every instrument
+    (-1) to every shard, which each runs on its own books
+    (``matching.process_commands_marked(dealt=True)``).  With ``first_seq``
+    > 0 each command also gets ``seq = first_seq + i`` and ``ts``, as
+    ``Sequencer.stamp`` would write: the pass that stamps the batch reads
+    the instruments for free, and no shard reads every command to find its
+    own.
     """
     n = cmds.shape[0]
     k = counts.shape[0]
@@ -290,7 +291,7 @@ def regions(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def process_then_merge(flags, slot, value, st, book_of, inst_of_book, ev, shard, marks, todo,
+def process_then_merge(flags, slot, value, st, book_of, inst_of_book, ev, marks, todo,
                        cmds, shard_of, buf, starts, all_marks, width, chunk, ctl, out,
                        done_flags, done_slots, done_round, done_spins):
     """One shard thread's whole part of a batch in one compiled call: start the round, match, then merge.
@@ -306,7 +307,7 @@ def process_then_merge(flags, slot, value, st, book_of, inst_of_book, ev, shard,
     which it sometimes waited milliseconds for.
     """
     store_seq_cst(flags, slot, value)
-    status, start, n = process_commands_marked(st, book_of, inst_of_book, cmds, 0, ev, 0, shard, marks, chunk, todo, True)
+    status, start, n = process_commands_marked(st, book_of, inst_of_book, cmds, 0, ev, 0, marks, chunk, todo, True)
     if status == ST_DONE:
         merge_chunks(cmds, shard_of, buf, starts, all_marks, width, chunk, ctl, out)
         await_all(done_flags, done_slots, done_round, done_spins)

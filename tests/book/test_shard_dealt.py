@@ -1,4 +1,4 @@
-"""Shards that walk a whole batch and skip the other shards' commands (``process_commands(shard=...)``).
+"""Shards that run only the commands dealt to them (``merge.deal`` and ``process_commands_marked(dealt=True)``).
 
 Rules: a command of an instrument on another shard leaves no trace; one of
 an unlisted instrument is rejected exactly once (by shard 0); a mass cancel
@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 from shardex import Exchange, Instrument
-from shardex.book.layout import NIL
-from shardex.book.matching import FOREIGN
 from shardex.book.shard import MatchingShard
 from shardex.engine.commands import batch, cancel, mass_cancel, new_order
 from shardex.engine.loadgen import batches, instruments, order_flow
+from shardex.engine.merge import deal
 from shardex.schema import EventKind, Reason
 
 from .helpers import check
@@ -33,53 +32,52 @@ def _stamped(records, first_seq=1):
 
 def _two_shards():
     """Shard 0 holds instrument 0, shard 1 instrument 1; ids 2 and up are listed nowhere."""
-    a = MatchingShard([Instrument(0, "A")])
-    b = MatchingShard([Instrument(1, "B")])
-    listed = np.array([True, True, False])
-    return (a, a.route(0, listed)), (b, b.route(1, listed))
+    return MatchingShard([Instrument(0, "A")]), MatchingShard([Instrument(1, "B")])
 
 
-def test_routes_map_own_instruments_to_rows_and_the_rest_to_foreign_or_nil():
-    (a, ra), (b, rb) = _two_shards()
-    assert ra.tolist() == [0, FOREIGN, NIL]  # shard 0 rejects what nobody lists
-    assert rb.tolist() == [FOREIGN, 0, FOREIGN]
+def _run(shards, cmds):
+    """Deal ``cmds`` as a two-shard engine does (instrument 0 to shard 0, 1 to shard 1) and run each shard's list."""
+    todo = np.zeros((2, len(cmds)), np.int64)
+    counts = np.zeros(2, np.int64)
+    deal(cmds, np.array([0, 1]), todo, counts, 0, 0)
+    return [sh.process_into(cmds, todo=todo[s, :counts[s]]) for s, sh in enumerate(shards)]
 
 
 def test_a_foreign_command_leaves_no_trace():
-    (a, ra), _ = _two_shards()
+    a, b = _two_shards()
     cmds = _stamped([new_order(1, "buy", 5, 100, order_id=1, account=1), cancel(1, 1, account=1),
                      new_order(1, "sell", 5, 0, order_id=2, account=1, type="market", tif="ioc")])
-    assert a.process_into(cmds, ra, 0) == 0
+    na, nb = _run((a, b), cmds)
+    assert na == 0 and nb == 4  # accepted, cancelled, accepted and cancelled (nothing to fill the IOC)
     assert a.book_stats(0)["orders"] == 0
 
 
 def test_unlisted_instruments_are_rejected_once_by_shard_zero():
-    (a, ra), (b, rb) = _two_shards()
+    a, b = _two_shards()
     cmds = _stamped([new_order(2, "buy", 5, 100, order_id=1), new_order(99, "buy", 5, 100, order_id=2),
                      new_order(-5, "buy", 5, 100, order_id=3), cancel(-1, 9)])
-    n = a.process_into(cmds, ra, 0)
+    n, nb = _run((a, b), cmds)
     ev = a.events_buffer[:n]
     assert [int(e["order_id"]) for e in ev] == [1, 2, 3, 9]
     assert set(ev["kind"].tolist()) == {EventKind.REJECTED}
     assert set(ev["reason"].tolist()) == {Reason.UNKNOWN_INSTRUMENT}
-    assert b.process_into(cmds, rb, 1) == 0
+    assert nb == 0
 
 
 def test_an_invalid_command_kind_is_rejected_by_its_instruments_shard_only():
-    (a, ra), (b, rb) = _two_shards()
+    a, b = _two_shards()
     cmds = _stamped([new_order(1, "buy", 5, 100, order_id=1)])
     cmds["kind"] = 9
-    assert a.process_into(cmds, ra, 0) == 0
-    n = b.process_into(cmds, rb, 1)
+    na, n = _run((a, b), cmds)
+    assert na == 0
     assert n == 1 and int(b.events_buffer[0]["reason"]) == Reason.INVALID_COMMAND
 
 
 def test_a_mass_cancel_of_every_instrument_runs_on_every_shard():
-    (a, ra), (b, rb) = _two_shards()
+    a, b = _two_shards()
     cmds = _stamped([new_order(0, "buy", 5, 100, order_id=1, account=3),
                      new_order(1, "buy", 5, 100, order_id=2, account=3), mass_cancel(3)])
-    na = a.process_into(cmds, ra, 0)
-    nb = b.process_into(cmds, rb, 1)
+    na, nb = _run((a, b), cmds)
     assert [EventKind(int(k)).name for k in a.events_buffer[:na]["kind"]] == ["ACCEPTED", "CANCELLED"]
     assert [EventKind(int(k)).name for k in b.events_buffer[:nb]["kind"]] == ["ACCEPTED", "CANCELLED"]
     assert a.book_stats(0)["orders"] == b.book_stats(1)["orders"] == 0
@@ -114,7 +112,7 @@ def test_every_rule_through_the_exchange_matches_one_shard(shards):
 
 @pytest.mark.parametrize("shards", SHARDS)
 def test_growing_mid_batch_resumes_at_the_right_command(shards):
-    """Tiny pools and buffers: the kernel stops for growth inside the walk and resumes where it stopped."""
+    """Tiny pools and buffers: the kernel stops for growth inside its dealt list and resumes where it stopped."""
     cmds = order_flow(6000, n_instruments=5, seed=3)
     cmds[1000]["kind"], cmds[1000]["instrument"] = 4, -1
     outs = {}
