@@ -115,18 +115,14 @@ class ShardHalves:
     """The two shards' streams of ``shardex bench shards`` (1M commands, 64 instruments), run from fresh engines."""
 
     def __init__(self, commands: int = 1_000_000, n_instruments: int = 64, batch: int = 4096):
-        from shardex.engine.benchmarks import _fixed_clock, _split_streams, _warm
+        from shardex.engine.benchmarks import _fixed_clock, _split_streams, _warm, reference_run
         from shardex.engine.exchange import Exchange
-        from shardex.engine.loadgen import batches, instruments, order_flow
+        from shardex.engine.loadgen import instruments, order_flow
 
         cmds = order_flow(commands, n_instruments=n_instruments, seed=42)
         _warm(n_instruments)
         self.streams = _split_streams(cmds, n_instruments, 2, batch)
-        probe = Exchange(instruments(n_instruments), shards=2, clock=_fixed_clock)
-        for b in batches(cmds, batch):
-            probe.process(b)
-        capacity = max(sh.state.capacity for sh in probe.shards)
-        probe.close()
+        _, _, capacity = reference_run(cmds, n_instruments, 2, batch)
         self._new = lambda: Exchange(instruments(n_instruments), shards=2, clock=_fixed_clock,
                                      order_capacity=capacity, pretouch=True)
 

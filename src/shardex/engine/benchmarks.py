@@ -24,7 +24,7 @@ from shardex.engine.merge import partition
 from shardex.lowlevel import prefault
 from shardex.machine import line_round_trip_ns, placement
 
-__all__ = ["register", "bench_shards", "bench_pipeline", "bench_recovery"]
+__all__ = ["register", "bench_shards", "bench_pipeline", "bench_recovery", "reference_run"]
 
 
 def _fixed_clock() -> int:
@@ -48,6 +48,21 @@ def _events_digest(ex: Exchange, parts: list[np.ndarray]) -> str:
     for b in parts:
         h.update(ex.process(b).tobytes())
     return h.hexdigest()
+
+
+def reference_run(cmds: np.ndarray, n_instruments: int, shards: int, batch: int) -> tuple[str, str, int]:
+    """One untimed run of a stream: its events' SHA-256, the state hash, and the largest pool a shard reached.
+
+    The pool size is what a venue that sized its pools would start with
+    (``Exchange(order_capacity=..., pretouch=True)``), for timed runs that
+    measure matching rather than growth.
+    """
+    ex = Exchange(instruments(n_instruments), shards=shards, clock=_fixed_clock)
+    try:
+        digest = _events_digest(ex, batches(cmds, batch))
+        return digest, ex.state_hash(), max(sh.state.capacity for sh in ex.shards)
+    finally:
+        ex.close()
 
 
 def _split_streams(cmds: np.ndarray, n_instruments: int, shards: int, batch: int) -> list[list[np.ndarray]]:
@@ -128,11 +143,8 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
     streams = {s: _split_streams(cmds, n_instruments, s, batch) for s in shard_counts}
     engine = {}  # Exchange options per shard count
     for s in shard_counts:  # untimed: the event stream and the state hash of each configuration
-        ex = Exchange(instruments(n_instruments), shards=s, clock=_fixed_clock)
-        digests[s] = _events_digest(ex, batches(cmds, batch))
-        hashes[s] = ex.state_hash()
-        engine[s] = {"order_capacity": max(sh.state.capacity for sh in ex.shards), "pretouch": True} if pretouch else {}
-        ex.close()
+        digests[s], hashes[s], capacity = reference_run(cmds, n_instruments, s, batch)
+        engine[s] = {"order_capacity": capacity, "pretouch": True} if pretouch else {}
     for _ in range(repeat):
         trips.append(line_round_trip_ns())
         for s in shard_counts:
