@@ -200,6 +200,7 @@ class Crew:
     def __init__(self, threads: int, spin: float = 0.001, name: str = "shardex-crew") -> None:
         self._ch = _Channel(threads, _spins(spin))
         self._round = 0
+        self._done_slots = np.array([_done_slot(t) for t in range(threads)], dtype=np.int64)
         self._threads = [threading.Thread(target=self._ch.serve, args=(t,), name=f"{name}-{t + 1}", daemon=True)
                          for t in range(threads)]
         for th in self._threads:
@@ -245,8 +246,7 @@ class Crew:
         the threads have let it go; ``collect()`` then finds them done.
         """
         ch = self._ch
-        slots = np.array([_done_slot(t) for t in range(len(self._threads))], dtype=np.int64)
-        return ch.flags, slots, self._round, ch.spins
+        return ch.flags, self._done_slots, self._round, ch.spins
 
     def wake(self) -> None:
         """Get threads that sleep polling again, ahead of a round the caller is about to stage.
