@@ -184,6 +184,30 @@ class PyBookBuilder(ABC):
         """Both sides through ``_convert``; None when a value is bad (then reported, and the book discarded)."""
         return parse_or_report(self, where, lambda: (self._convert(bids, where), self._convert(asks, where)))
 
+    def _load_levels(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]], where: str) -> bool:
+        """A snapshot of (price, size) strings: fix the grid if none is held, convert, load; False if a value was bad."""
+        self._ensure_grid(bids + asks)
+        conv = self._convert_sides(bids, asks, where)
+        if conv is None:
+            return False
+        self._load(conv[0], conv[1], where)
+        return True
+
+    def _apply_levels(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]], where: str) -> bool:
+        """A delta of (price, size) strings (size 0 removes the level): convert, apply; False if a value was bad."""
+        conv = self._convert_sides(bids, asks, where)
+        if conv is None:
+            return False
+        self._apply(conv[0], conv[1])
+        return True
+
+    def _dropped_unsynced(self) -> bool:
+        """True, and the message counted ``dropped``, while the book waits for a snapshot to sync it."""
+        if self._synced:
+            return False
+        self.counts["dropped"] += 1
+        return True
+
     def _bad_input(self, where: str, exc: Exception) -> None:
         """A value finer than the held precision, or malformed: counted, reported, the book goes unsynced."""
         code = "unrepresentable" if isinstance(exc, OffGridError) else "malformed"

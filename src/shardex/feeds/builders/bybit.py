@@ -38,14 +38,10 @@ class BybitBook(PyBookBuilder):
         raw_b = [(x[0], x[1]) for x in d.get("b", [])]
         raw_a = [(x[0], x[1]) for x in d.get("a", [])]
         if typ == "snapshot":
-            self._ensure_grid(raw_b + raw_a)
-            conv = self._convert_sides(raw_b, raw_a, where)
-            if conv is None:
+            if not self._load_levels(raw_b, raw_a, where):
                 return
-            self._load(conv[0], conv[1], where)
         elif typ == "delta":
-            if not self._synced:
-                self.counts["dropped"] += 1
+            if self._dropped_unsynced():
                 return
             if self._u is not None and u != self._u + 1:
                 self._gap(where, f"u {u} != last u + 1 = {self._u + 1}")
@@ -53,10 +49,8 @@ class BybitBook(PyBookBuilder):
             if seq is not None and self._seq is not None and seq < self._seq:
                 self._gap(where, f"seq {seq} < last seq {self._seq}")
                 return
-            conv = self._convert_sides(raw_b, raw_a, where)
-            if conv is None:
+            if not self._apply_levels(raw_b, raw_a, where):
                 return
-            self._apply(conv[0], conv[1])
         else:
             self.counts["unknown"] += 1
             self._report(where, "unknown_message", f"type {typ!r}")

@@ -41,15 +41,10 @@ class DeribitBook(PyBookBuilder):
         bids = [(e[0], _s(e[1]), _s(e[2])) for e in d.get("bids", [])]
         asks = [(e[0], _s(e[1]), _s(e[2])) for e in d.get("asks", [])]
         if d.get("type") == "snapshot":
-            snap_b, snap_a = [(p, a) for _, p, a in bids], [(p, a) for _, p, a in asks]
-            self._ensure_grid(snap_b + snap_a)
-            conv = self._convert_sides(snap_b, snap_a, where)
-            if conv is None:
+            if not self._load_levels([(p, a) for _, p, a in bids], [(p, a) for _, p, a in asks], where):
                 return
-            self._load(conv[0], conv[1], where)
         else:
-            if not self._synced:
-                self.counts["dropped"] += 1
+            if self._dropped_unsynced():
                 return
             prev = d.get("prev_change_id")
             if prev != self._change:

@@ -60,22 +60,16 @@ class OkxBook(PyBookBuilder):
         raw_a = [(x[0], x[1]) for x in d.get("asks", [])]
         seq, prev = d.get("seqId"), d.get("prevSeqId")
         if action == "snapshot":
-            self._ensure_grid(raw_b + raw_a)
-            conv = self._convert_sides(raw_b, raw_a, where)
-            if conv is None:
+            if not self._load_levels(raw_b, raw_a, where):
                 return
-            self._load(conv[0], conv[1], where)
         else:
-            if not self._synced:
-                self.counts["dropped"] += 1
+            if self._dropped_unsynced():
                 return
             if prev is not None and self._seq is not None and prev != self._seq:
                 self._gap(where, f"prevSeqId {prev} != last seqId {self._seq}")
                 return
-            conv = self._convert_sides(raw_b, raw_a, where)
-            if conv is None:
+            if not self._apply_levels(raw_b, raw_a, where):
                 return
-            self._apply(conv[0], conv[1])
         self._seq = seq
         if d.get("checksum") not in (None, 0, "0"):  # OKX sends 0 once checksums are retired (June 2026)
             b, a = self.top_strings(25)

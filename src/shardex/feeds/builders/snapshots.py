@@ -38,11 +38,8 @@ class SnapshotBook(PyBookBuilder):
         self.counts["book_messages"] += 1
         if not self._grid_given:
             self.grid = None  # each snapshot shows its own decimals; keep the finest seen
-            self._ensure_grid(bids + asks)
-        conv = self._convert_sides(bids, asks, where)
-        if conv is None:
+        if not self._load_levels(bids, asks, where):
             return
-        self._load(conv[0], conv[1], where)
         self._after_message(where)
 
 
@@ -60,19 +57,13 @@ class TardisL2Book(PyBookBuilder):
         bids = [(p, q) for p, q in doc.get("bids", [])]
         asks = [(p, q) for p, q in doc.get("asks", [])]
         if doc.get("is_snapshot"):
-            if self.grid is None or not self._grid_given:
-                self.grid = None
-                self._ensure_grid(bids + asks)
-            conv = self._convert_sides(bids, asks, where)
-            if conv is None:
+            if not self._grid_given:
+                self.grid = None  # each snapshot group shows its own decimals
+            if not self._load_levels(bids, asks, where):
                 return
-            self._load(conv[0], conv[1], where)
         else:
-            if not self._synced:
-                self.counts["dropped"] += 1
+            if self._dropped_unsynced():
                 return
-            conv = self._convert_sides(bids, asks, where)
-            if conv is None:
+            if not self._apply_levels(bids, asks, where):
                 return
-            self._apply(conv[0], conv[1])
         self._after_message(where)
