@@ -1133,9 +1133,7 @@ def _process(st, book_of, inst_of_book, cmds, start, ev, n, marks, chunk, todo, 
         inst = c.instrument
         b = -1
         if 0 <= inst < nmap:
-            b = book_of[inst]
-        if b < 0:
-            b = -1
+            b = book_of[inst]  # NIL (-1) where this shard holds no such book
         kind = c.kind
         # Room for the worst case of this command, checked before it starts.
         if meta[M_FREE_ORDER] == NIL and meta[M_FRESH_ORDER] >= orders.shape[0]:
