@@ -52,6 +52,11 @@ def _post_then_await(flags, post, value, slot, want, wake, spins):
     return _await(flags, slot, want, wake, spins)
 
 
+# Slots of a crew's flags array: the round posted, one that stays 0 (on the same cache line),
+# whether the caller sleeps, then the round each thread finished, each on a line of its own.
+_GO, _ZERO, _CALLER_SLEEPS = 0, 1, 8
+
+
 @njit(cache=True, nogil=True)
 def await_all(flags, slots, want, spins):
     """Poll until ``flags[slot] >= want`` for every slot of ``slots``, each for at most ``spins`` polls; True if all were.
@@ -66,11 +71,6 @@ def await_all(flags, slots, want, spins):
 
 #: ``Crew.finish_line`` of a call that waits for no thread (``await_all`` returns at once).
 NO_WAIT = (np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, 0)
-
-
-# Slots of a crew's flags array: the round posted, one that stays 0 (on the same cache line),
-# whether the caller sleeps, then the round each thread finished, each on a line of its own.
-_GO, _ZERO, _CALLER_SLEEPS = 0, 1, 8
 
 
 #: Polls per pass of a thread waiting for a round already staged (the GIL is taken between passes).
