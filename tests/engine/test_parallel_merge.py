@@ -56,7 +56,8 @@ def test_a_shard_whose_events_outgrow_its_region_falls_back_to_the_k_way_merge()
     assert np.array_equal(outs[0][0], outs[1][0]) and outs[0][1] == outs[1][1]
 
 
-def test_a_shard_that_fails_mid_batch_does_not_leave_the_merge_waiting(monkeypatch):
+@pytest.mark.parametrize("bad", [0, 1])
+def test_a_shard_that_fails_mid_batch_does_not_leave_the_merge_waiting(monkeypatch, bad):
     cmds = order_flow(2000, n_instruments=N_INST, seed=3)
     with Exchange(instruments(N_INST), shards=2, clock=lambda: 1) as ex:
         ex.process(cmds[:1000].copy())
@@ -65,12 +66,12 @@ def test_a_shard_that_fails_mid_batch_does_not_leave_the_merge_waiting(monkeypat
         def failing(*args, **kwargs):
             raise MemoryError("no room for the order pool")
 
-        def fused(*args):  # shard 1 fails, shard 0 waits for its marks in the merge
-            if np.array_equal(args[3], ex.shards[1].state.handles()):  # shard 1's state table
+        def fused(*args):  # shard ``bad`` fails, the other waits for its marks in the merge
+            if np.array_equal(args[3], ex.shards[bad].state.handles()):  # that shard's state table
                 failing()
             return real(*args)
 
-        monkeypatch.setattr(ex.shards[1], "process_into", failing)  # the path with more shards than cores
+        monkeypatch.setattr(ex.shards[bad], "process_into", failing)  # the path with more shards than cores
         monkeypatch.setattr(exchange, "process_then_merge", fused)
         with pytest.raises(MemoryError, match="order pool"):
             ex.process(cmds[1000:].copy())
