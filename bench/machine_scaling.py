@@ -14,7 +14,12 @@ time; 2.0 means the second core came free):
 * ``dgemm``: 192x192 matrix products, BLAS held to one thread: arithmetic
   on data in a core's own caches;
 * ``walk-1mb`` / ``walk-8mb`` / ``walk-128mb``: random read-modify-write in
-  a private array of that size (a core's L2, the shared L3, memory);
+  a private array of that size (a core's L2, the shared L3, memory), each
+  address depending on the value read before (one access in flight);
+* ``scatter-64kb`` / ``scatter-1mb``: random read-modify-writes whose
+  addresses come from a generator, not from memory, so that many are in
+  flight at once: the settlement kernel's kind of work on accounts that
+  fit a core's caches;
 * ``round trip``: one 64-byte line passed back and forth between the two
   threads (``shardex.machine.line_round_trip_ns``), in ns: what every line
   one core writes and the other reads costs (the engine's dealt commands,
@@ -54,6 +59,8 @@ from shardex.machine import line_round_trip_ns  # noqa: E402
 
 WALK_SIZES = {"walk-1mb": 1 << 17, "walk-8mb": 1 << 20, "walk-128mb": 1 << 24}  # int64 elements
 WALK_STEPS = 4_000_000
+SCATTER_SIZES = {"scatter-64kb": 1 << 13, "scatter-1mb": 1 << 17}  # int64 elements
+SCATTER_STEPS = 8_000_000
 DGEMM_N = 192
 DGEMM_REPS = 400
 
@@ -71,6 +78,20 @@ def _walk(a, steps, seed):
         j = x & mask
         acc += a[j]
         a[j] = acc & 0xFF
+    return acc
+
+
+@njit(nogil=True, cache=False)
+def _scatter(a, steps, seed):
+    """``steps`` random read-modify-writes in ``a`` (size a power of two) at generated addresses, many in flight."""
+    x = seed
+    mask = a.size - 1
+    acc = 0
+    for _ in range(steps):
+        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+        j = (x >> 20) & mask
+        a[j] += 1
+        acc += a[(j * 7) & mask]
     return acc
 
 
@@ -169,11 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(1)
     mats = [(rng.random((DGEMM_N, DGEMM_N)), rng.random((DGEMM_N, DGEMM_N))) for _ in range(2)]
     arrays = {k: [np.zeros(n, np.int64) for _ in range(2)] for k, n in WALK_SIZES.items()}
+    scattered = {k: [np.zeros(n, np.int64) for _ in range(2)] for k, n in SCATTER_SIZES.items()}
     _walk(arrays["walk-1mb"][0], 10, 1)  # compile
+    _scatter(scattered["scatter-64kb"][0], 10, 1)
     _dgemm(*mats[0], 2)
     halves = None if args.no_shard else ShardHalves()
 
-    speedups: dict[str, list[float]] = {k: [] for k in ["dgemm", *WALK_SIZES]}
+    speedups: dict[str, list[float]] = {k: [] for k in ["dgemm", *WALK_SIZES, *SCATTER_SIZES]}
     shard: dict[str, list[float]] = {k: [] for k in ("none", "dgemm", "walk", "shard")}
     trips: list[float] = []
     for r in range(args.rounds):
@@ -183,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         for k, (a, b) in arrays.items():
             one = _together([lambda: _walk(a, WALK_STEPS, 1)])
             two = _together([lambda: _walk(a, WALK_STEPS, 1), lambda: _walk(b, WALK_STEPS, 2)])
+            speedups[k].append(2 * one / two)
+        for k, (a, b) in scattered.items():
+            one = _together([lambda: _scatter(a, SCATTER_STEPS, 1)])
+            two = _together([lambda: _scatter(a, SCATTER_STEPS, 1), lambda: _scatter(b, SCATTER_STEPS, 2)])
             speedups[k].append(2 * one / two)
         trips.append(line_round_trip_ns())
         if halves is not None:
