@@ -14,12 +14,13 @@ time; 2.0 means the second core came free):
 * ``dgemm``: 192x192 matrix products, BLAS held to one thread: arithmetic
   on data in a core's own caches;
 * ``walk-1mb`` / ``walk-8mb`` / ``walk-128mb``: random read-modify-write in
-  a private array of that size (a core's L2, the shared L3, memory), each
-  address depending on the value read before (one access in flight);
-* ``scatter-64kb`` / ``scatter-1mb``: random read-modify-writes whose
-  addresses come from a generator, not from memory, so that many are in
-  flight at once: the settlement kernel's kind of work on accounts that
-  fit a core's caches;
+  a private array of that size (a core's L2, the shared L3, memory): every
+  value read is added to a running sum that is written back, one chain of
+  adds through every step;
+* ``scatter-64kb`` / ``scatter-1mb``: random increments plus a second random
+  read per step, nothing chaining the steps but the address generator, so
+  the core keeps as many accesses in flight as it can: the settlement
+  kernel's kind of work on accounts that fit a core's caches;
 * ``round trip``: one 64-byte line passed back and forth between the two
   threads (``shardex.machine.line_round_trip_ns``), in ns: what every line
   one core writes and the other reads costs (the engine's dealt commands,
@@ -83,7 +84,7 @@ def _walk(a, steps, seed):
 
 @njit(nogil=True, cache=False)
 def _scatter(a, steps, seed):
-    """``steps`` random read-modify-writes in ``a`` (size a power of two) at generated addresses, many in flight."""
+    """``steps`` random increments and reads in ``a`` (size a power of two); no step waits for another's value."""
     x = seed
     mask = a.size - 1
     acc = 0
