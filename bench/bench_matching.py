@@ -79,6 +79,15 @@ def machine() -> dict[str, object]:
     }
 
 
+def sign_and_save(report: dict, path: Path | None) -> None:
+    """Print the line saying when and on what ``report`` (with a ``machine`` entry) was measured; write it to ``path``."""
+    m = report["machine"]
+    print(f"\n{m['date']}  {m['cores']} cores  {m['cpu']}")
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2))
+
+
 def _last_json(text: str) -> dict | None:
     for line in reversed(text.strip().splitlines()):
         line = line.strip()

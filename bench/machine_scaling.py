@@ -46,7 +46,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -55,7 +54,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-from bench_matching import machine  # noqa: E402
+from bench_matching import machine, sign_and_save  # noqa: E402
 from shardex.machine import line_round_trip_ns  # noqa: E402
 
 WALK_SIZES = {"walk-1mb": 1 << 17, "walk-8mb": 1 << 20, "walk-128mb": 1 << 24}  # int64 elements
@@ -241,11 +240,7 @@ def main(argv: list[str] | None = None) -> int:
               f" ({min(alone) * 1e3:.0f}-{max(alone) * 1e3:.0f})")
         for k, v in slow.items():
             print(f"  next to {k:<6} {statistics.median(v):.2f}x the time alone  ({min(v):.2f}-{max(v):.2f})")
-    m = report["machine"]
-    print(f"\n{m['date']}  {m['cores']} cores  {m['cpu']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+    sign_and_save(report, args.json)
     return 0
 
 

@@ -38,14 +38,13 @@ changed) and cost ~0.2 us per batch.  Never part of CI.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench_matching import machine
+from bench_matching import machine, sign_and_save
 from shardex.engine.benchmarks import _fixed_clock, _warm, reference_run
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
@@ -200,11 +199,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{m['design_ceiling']:.2f}x; splitting the books costs {m['split_cost']:.1%} of one shard's time, "
           f"the merge {m['merge_one_thread_s'] * 1e3:.1f} ms on one thread, the serial parts "
           f"{m['serial_s'] * 1e3:.1f} ms")
-    mc = report["machine"]
-    print(f"{mc['date']}  {mc['cores']} cores  {mc['cpu']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+    sign_and_save(report, args.json)
     return 0
 
 
