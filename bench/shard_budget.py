@@ -11,7 +11,10 @@ interleaved rounds on the same stream (1M commands over 64 instruments,
   (the batch dealt first, untimed, which brings it into the core's caches
   as the engine's deal does; no merge): the matching work two shards do, and so what
   splitting the books costs on its own; then, timed apart, the merge of
-  each batch's two event streams on one thread (``merge.merge_by_command``);
+  each batch's two event streams on one thread, as the engine merges them
+  (``merge.merge_chunks`` on the shards' published chunk marks, on seq for
+  a stamped batch; ``--walk``: by walking the commands, as for a replayed
+  one);
 * ``two shards``: ``Exchange.process`` on two shards, with a timer around
   the parts of each batch: the caller's serial part before the shards start
   (the deal, ``merge.deal``, and the Python around it), each thread's call
@@ -48,7 +51,9 @@ from bench_matching import machine, sign_and_save
 from shardex.engine.benchmarks import _fixed_clock, _warm, reference_run
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
-from shardex.engine.merge import deal, merge_by_command, regions
+from shardex.schema import EVENT_DTYPE
+from shardex.engine.exchange import MERGE_CHUNK
+from shardex.engine.merge import MC_BY_SEQ, MC_SIZE, deal, merge_chunks
 from shardex.lowlevel import prefault
 
 N_INSTRUMENTS = 64
@@ -112,6 +117,7 @@ class Timed:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds; medians are reported")
+    ap.add_argument("--walk", action="store_true", help="time the merge that walks the commands (a replayed batch)")
     ap.add_argument("--json", type=Path, default=None, help="write the report to this file")
     args = ap.parse_args(argv)
     if args.rounds < 1:
@@ -142,17 +148,23 @@ def main(argv: list[str] | None = None) -> int:
         s0, s1 = ex.shards
         match = merge = 0.0
         todo, counts = np.empty((2, BATCH), np.int64), np.zeros(2, np.int64)
+        width = -(-(-(-BATCH // MERGE_CHUNK) + 2) // 8) * 8  # a shard's row of chunk marks, as Exchange lays it out
+        marks = np.zeros(2 * width, np.int64)
+        ctl = np.zeros(MC_SIZE, np.int64)
         try:
             for b, d0, d1 in dealt:
                 deal(b, shard_of, todo, counts, 0, 0)  # untimed: the batch in this core's caches, as the engine's deal leaves it
+                ex._event_regions(len(b))
+                marks[::width] = 0
                 t0 = time.perf_counter()
-                n0 = s0.process_into(b, None, None, 0, d0)
-                n1 = s1.process_into(b, None, None, 0, d1)
+                n0 = s0.process_into(b, None, marks[:width], MERGE_CHUNK, d0)
+                n1 = s1.process_into(b, None, marks[width:], MERGE_CHUNK, d1)
                 t1 = time.perf_counter()
-                buffer, starts, counts = regions([s0.events_buffer[:n0], s1.events_buffer[:n1]])
-                t2 = time.perf_counter()
-                merge_by_command(b, shard_of, buffer, starts, counts)
-                match, merge = match + t1 - t0, merge + time.perf_counter() - t2
+                out = np.empty(n0 + n1, dtype=EVENT_DTYPE)
+                ctl[:] = 0
+                ctl[MC_BY_SEQ] = not args.walk
+                merge_chunks(b, shard_of, ex._ev_all, ex._ev_starts, marks, width, MERGE_CHUNK, ctl, out)
+                match, merge = match + t1 - t0, merge + time.perf_counter() - t1
         finally:
             ex.close()
         return match, merge

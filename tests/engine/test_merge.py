@@ -155,10 +155,10 @@ def _marks_as_published(cmds, shard_of, parts, chunk):
     return marks, width
 
 
-def _merge_in_chunks(cmds, shard_of, parts, chunk, threads=1, marks=None):
+def _merge_in_chunks(cmds, shard_of, parts, chunk, threads=1, marks=None, by_seq=False):
     from concurrent.futures import ThreadPoolExecutor
 
-    from shardex.engine.merge import MC_SIZE, merge_chunks
+    from shardex.engine.merge import MC_BY_SEQ, MC_SIZE, merge_chunks
 
     buffer, starts, counts = regions(parts)
     if marks is None:
@@ -166,6 +166,7 @@ def _merge_in_chunks(cmds, shard_of, parts, chunk, threads=1, marks=None):
     else:
         marks, width = marks
     ctl = np.zeros(MC_SIZE, dtype=np.int64)
+    ctl[MC_BY_SEQ] = by_seq
     out = np.zeros(int(counts.sum()), dtype=EVENT_DTYPE)
     args = (cmds, shard_of, buffer, starts, marks, width, chunk, ctl, out)
     with ThreadPoolExecutor(threads) as pool:
@@ -175,12 +176,13 @@ def _merge_in_chunks(cmds, shard_of, parts, chunk, threads=1, marks=None):
 
 
 @settings(max_examples=200, deadline=None)
-@given(consistent(), st.integers(1, 9), st.integers(1, 3))
-def test_merging_in_chunks_on_threads_equals_the_k_way_merge(case, chunk, threads):
+@given(consistent(), st.integers(1, 9), st.integers(1, 3), st.booleans())
+def test_merging_in_chunks_on_threads_equals_the_k_way_merge(case, chunk, threads, by_seq):
+    """By walking each chunk's commands or on seq (``MC_BY_SEQ``, for seqs that rise with the commands): one order."""
     from shardex.engine.merge import MC_ABORT, MC_BAD
 
     cmds, shard_of, parts = case
-    out, ctl = _merge_in_chunks(cmds, shard_of, parts, chunk, threads)
+    out, ctl = _merge_in_chunks(cmds, shard_of, parts, chunk, threads, by_seq=by_seq)
     assert ctl[MC_BAD] == 0 and ctl[MC_ABORT] == 0
     assert np.array_equal(out, merge_events(parts))
 

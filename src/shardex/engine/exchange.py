@@ -31,7 +31,8 @@ from shardex.engine.commands import batch as _batch
 from shardex.engine.commands import cancel as _cancel
 from shardex.engine.commands import mass_cancel as _mass_cancel
 from shardex.engine.commands import new_order
-from shardex.engine.merge import MC_ABORT, MC_BAD, MC_SIZE, deal, merge_chunks, merge_events, process_then_merge
+from shardex.engine.merge import (MC_ABORT, MC_BAD, MC_BY_SEQ, MC_SIZE, deal, merge_chunks, merge_events,
+                                  process_then_merge)
 from shardex.engine.sequencer import Sequencer
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
@@ -218,6 +219,10 @@ class Exchange:
         marks, width = self._chunk_marks(-(-len(cmds) // chunk))
         ctl = self._merge_ctl
         ctl[:] = 0
+        # Stamped here (process), the batch's seqs rise with its commands: the merge can order
+        # events on seq without reading the commands.  A replayed batch (apply) is walked, which
+        # checks that rule and falls back to merge_events where it is broken.
+        ctl[MC_BY_SEQ] = first_seq > 0
         out = np.empty(len(self._ev_all), dtype=EVENT_DTYPE)
         merge = (cmds, self._shard_of, self._ev_all, self._ev_starts, marks, width, chunk, ctl, out)
         together = crew is not None and crew.spinning
