@@ -27,6 +27,7 @@ from numba import njit
 from shardex.book.layout import ST_DONE
 from shardex.book.matching import process_commands_marked
 from shardex.crew import await_all
+from shardex.lowlevel import prefetch_read, prefetch_write
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE
 from shardex.sync import cpu_pause, cpu_yield, fetch_add, load_acquire, store_release, store_seq_cst
 
@@ -34,6 +35,11 @@ __all__ = ["MC_ABORT", "MC_BAD", "MC_BY_SEQ", "MC_SIZE", "deal", "merge_by_comma
            "partition", "process_then_merge", "regions"]
 
 _MASS_CANCEL = 4
+
+#: Commands ahead whose first cache line ``deal`` asks for while it reads the current one.  A
+#: batch arriving cold from memory (4,096 commands, 320 KB): 16.0 -> 12.2 us with 64 ahead,
+#: 13.4 us with 32, 12.4 us with 128 (one thread, medians over a million commands, 2026-11-23).
+DEAL_PREFETCH = 64
 
 
 @njit(cache=True, nogil=True)
@@ -57,6 +63,11 @@ def deal(cmds, shard_of, todo, counts, first_seq, ts):
     nmap = shard_of.shape[0]
     counts[:] = 0
     for i in range(n):
+        if i + DEAL_PREFETCH < n:
+            if first_seq > 0:
+                prefetch_write(cmds, i + DEAL_PREFETCH)
+            else:
+                prefetch_read(cmds, i + DEAL_PREFETCH)
         if first_seq > 0:
             cmds[i].seq = first_seq + i
             cmds[i].ts = ts
