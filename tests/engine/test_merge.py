@@ -178,7 +178,7 @@ def _merge_in_chunks(cmds, shard_of, parts, chunk, threads=1, marks=None, by_seq
 @settings(max_examples=200, deadline=None)
 @given(consistent(), st.integers(1, 9), st.integers(1, 3), st.booleans())
 def test_merging_in_chunks_on_threads_equals_the_k_way_merge(case, chunk, threads, by_seq):
-    """By walking each chunk's commands or on seq (``MC_BY_SEQ``, for seqs that rise with the commands): one order."""
+    """By walking each chunk's commands or on seq (``MC_BY_SEQ``, two shards, seqs rising with the commands): one order."""
     from shardex.engine.merge import MC_ABORT, MC_BAD
 
     cmds, shard_of, parts = case

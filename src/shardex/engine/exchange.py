@@ -219,8 +219,8 @@ class Exchange:
         marks, width = self._chunk_marks(-(-len(cmds) // chunk))
         ctl = self._merge_ctl
         ctl[:] = 0
-        # Stamped here (process), the batch's seqs rise with its commands: the merge can order
-        # events on seq without reading the commands.  A replayed batch (apply) is walked, which
+        # Stamped here (process), the batch's seqs rise with its commands: two shards' events can
+        # be merged on seq without reading the commands.  A replayed batch (apply) is walked, which
         # checks that rule and falls back to merge_events where it is broken.
         ctl[MC_BY_SEQ] = first_seq > 0
         out = np.empty(len(self._ev_all), dtype=EVENT_DTYPE)
