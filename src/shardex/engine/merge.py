@@ -13,7 +13,9 @@ are one run in its owner shard's stream, copied whole; only a mass cancel of
 every instrument gathers events from every shard, ordered by instrument.
 ``merge_chunks`` is the same walk cut into chunks of commands, which
 several threads share while the shards are still running (the engine's
-merge).  ``merge_events`` is the general k-way merge on (seq, instrument)
+merge); for two shards and a batch whose seqs rise with its commands (one
+``Exchange.process`` stamped) it merges each chunk on seq instead, without
+reading the commands.  ``merge_events`` is the general k-way merge on (seq, instrument)
 both fall back to (and must agree with).  All are kernels that release the
 GIL and copy whole records, which numpy's fancy indexing of structured
 arrays does slowly.
