@@ -49,12 +49,11 @@ import numpy as np
 
 from bench_matching import machine, sign_and_save
 from shardex.engine.benchmarks import _fixed_clock, _warm, reference_run
-from shardex.engine.exchange import Exchange
+from shardex.engine.exchange import MERGE_CHUNK, Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
-from shardex.schema import EVENT_DTYPE
-from shardex.engine.exchange import MERGE_CHUNK
-from shardex.engine.merge import MC_BY_SEQ, MC_SIZE, deal, merge_chunks
+from shardex.engine.merge import MC_BY_SEQ, deal, merge_chunks
 from shardex.lowlevel import prefault
+from shardex.schema import EVENT_DTYPE
 
 N_INSTRUMENTS = 64
 COMMANDS = 1_000_000
@@ -131,11 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     probe.sequencer.stamp(stamped)
     shard_of = probe._shard_of.copy()
     probe.close()
-    dealt = []
-    for b in batches(stamped, BATCH):
-        todo, counts = np.empty((2, len(b)), np.int64), np.zeros(2, np.int64)
-        deal(b, shard_of, todo, counts, 0, 0)
-        dealt.append((b, todo[0, :counts[0]].copy(), todo[1, :counts[1]].copy()))
+    stamped_batches = batches(stamped, BATCH)
 
     def engine(shards: int) -> Exchange:
         prefault(256)
@@ -148,17 +143,16 @@ def main(argv: list[str] | None = None) -> int:
         s0, s1 = ex.shards
         match = merge = 0.0
         todo, counts = np.empty((2, BATCH), np.int64), np.zeros(2, np.int64)
-        width = -(-(-(-BATCH // MERGE_CHUNK) + 2) // 8) * 8  # a shard's row of chunk marks, as Exchange lays it out
-        marks = np.zeros(2 * width, np.int64)
-        ctl = np.zeros(MC_SIZE, np.int64)
+        ctl = ex._merge_ctl
         try:
-            for b, d0, d1 in dealt:
-                deal(b, shard_of, todo, counts, 0, 0)  # untimed: the batch in this core's caches, as the engine's deal leaves it
-                ex._event_regions(len(b))
-                marks[::width] = 0
+            for b in stamped_batches:
+                # untimed: each shard's list, and the batch in this core's caches as the engine's deal leaves it
+                deal(b, shard_of, todo, counts, 0, 0)
+                ex._event_regions(len(b))  # the engine's layout: regions of one buffer, marks rows, merge slots
+                marks, width = ex._chunk_marks(-(-len(b) // MERGE_CHUNK))
                 t0 = time.perf_counter()
-                n0 = s0.process_into(b, None, marks[:width], MERGE_CHUNK, d0)
-                n1 = s1.process_into(b, None, marks[width:], MERGE_CHUNK, d1)
+                n0 = s0.process_into(b, None, marks[:width], MERGE_CHUNK, todo[0, :counts[0]])
+                n1 = s1.process_into(b, None, marks[width:2 * width], MERGE_CHUNK, todo[1, :counts[1]])
                 t1 = time.perf_counter()
                 out = np.empty(n0 + n1, dtype=EVENT_DTYPE)
                 ctl[:] = 0

@@ -15,8 +15,8 @@ every instrument gathers events from every shard, ordered by instrument.
 several threads share while the shards are still running (the engine's
 merge); for two shards and a batch whose seqs rise with its commands (one
 ``Exchange.process`` stamped) it merges each chunk on seq instead, without
-reading the commands.  ``merge_events`` is the general k-way merge on (seq, instrument)
-both fall back to (and must agree with).  All are kernels that release the
+reading the commands.  ``merge_events`` is the general k-way merge on
+(seq, instrument) both fall back to (and must agree with).  All are kernels that release the
 GIL and copy whole records, which numpy's fancy indexing of structured
 arrays does slowly.
 """
