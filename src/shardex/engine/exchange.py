@@ -55,6 +55,11 @@ _SPIN_SECONDS = 0.0005
 #: shard has passed.  Smaller chunks start the merge earlier and cost a wait and a claim each.
 MERGE_CHUNK = 512
 
+#: Batches of fewer commands than this run every shard on the calling thread, one after
+#: another.  Handing a round to the crew and collecting it costs ~10-20 us on the reference VM;
+#: below ~128 commands that is more than the second core saves (bench/small_batches.py).
+SERIAL_BELOW = 128
+
 
 class Trade(NamedTuple):
     """A trade in decimal units, as ``Exchange.trades`` reports it."""
@@ -193,7 +198,11 @@ class Exchange:
         return self._run_sharded(cmds, events, 0, 0)
 
     def _run_sharded(self, cmds: np.ndarray, events: bool, first_seq: int, ts: int) -> np.ndarray | None:
-        """``apply`` on several shards; stamps the batch from ``first_seq`` (and ``ts``) as it deals it when > 0."""
+        """``apply`` on several shards; stamps the batch from ``first_seq`` (and ``ts``) as it deals it when > 0.
+
+        A batch that is all one shard's runs on that shard alone; one of
+        fewer than ``SERIAL_BELOW`` commands runs every shard on this thread.
+        """
         # One pass lists each shard's commands (no copy of the batch per shard); each shard
         # leaves its events in its region of one buffer, and the merge copies them out command
         # by command.  The calling thread runs the first group of shards itself: one thread
@@ -201,13 +210,26 @@ class Exchange:
         if self._closed:
             raise RuntimeError("this Exchange is closed: its shard threads are stopped")
         shards, groups, crew = self.shards, self._groups, self._crew
-        views = self._event_regions(len(cmds))
         todo = self._deal(cmds, first_seq, ts)
+        busy = [s for s, t in enumerate(todo) if len(t)]
+        if len(busy) <= 1:
+            # Every command is one shard's (a single order, a burst on one instrument): that shard
+            # runs the batch as a lone engine would, with no hand-off and no merge.
+            sh = shards[busy[0] if busy else 0]
+            if events:
+                return sh.process(cmds)
+            self._event_regions(len(cmds))
+            sh.process_into(cmds)
+            return None
+        views = self._event_regions(len(cmds))
+        if crew is not None and len(cmds) < SERIAL_BELOW:
+            crew = None  # a hand-off to the crew and back costs a small batch more than it saves
         if not events:
             # The caller's first kernel starts the other threads' round as it starts (go): see Crew.
             go = crew.stage([(self._group_into, (g, cmds, todo)) for g in groups[1:]]) if crew else None
             try:
-                self._group_into(groups[0], cmds, todo, go)
+                for g in (groups if crew is None else groups[:1]):
+                    self._group_into(g, cmds, todo, go)
             finally:
                 if crew:
                     crew.collect()  # never leave a shard running past this call
@@ -225,14 +247,18 @@ class Exchange:
         ctl[MC_BY_SEQ] = first_seq > 0
         out = np.empty(len(self._ev_all), dtype=EVENT_DTYPE)
         merge = (cmds, self._shard_of, self._ev_all, self._ev_starts, marks, width, chunk, ctl, out)
-        together = crew is not None and crew.spinning
-        go = crew.stage([(self._group_then_merge, (g, cmds, todo, marks, width, merge, together))
-                         for g in groups[1:]]) if crew else None
-        try:
-            first = self._group_then_merge(groups[0], cmds, todo, marks, width, merge, together, go,
-                                           crew.finish_line() if together else NO_WAIT)
-        finally:
-            rest = crew.collect() if crew else []  # never leave a shard running past this call
+        if crew is None:
+            first, *rest = [self._group_then_merge(g, cmds, todo, marks, width, merge, False) for g in groups]
+            together = False
+        else:
+            together = crew.spinning
+            go = crew.stage([(self._group_then_merge, (g, cmds, todo, marks, width, merge, together))
+                             for g in groups[1:]])
+            try:
+                first = self._group_then_merge(groups[0], cmds, todo, marks, width, merge, together, go,
+                                               crew.finish_line() if together else NO_WAIT)
+            finally:
+                rest = crew.collect()  # never leave a shard running past this call
         if not together:
             merge_chunks(*merge)  # every mark is final: no waiting
         counts = [0] * len(shards)
