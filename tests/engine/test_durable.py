@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from shardex.engine.durable import DurableExchange, EngineHaltedError, EngineOpenError
+from shardex.engine.durable import JOURNAL_ALONGSIDE_FROM, DurableExchange, EngineHaltedError, EngineOpenError
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
 from shardex.engine.snapshotting import SnapshotLayoutError
@@ -40,18 +40,52 @@ def test_open_creates_journal_and_initial_snapshot(tmp_path):
         assert ex.log.next_seq == 1
 
 
-def test_batch_is_journaled_before_it_is_applied(tmp_path):
-    seen = []
-    with Exchange.open(tmp_path, instruments(2), fsync_policy="batch") as ex:
-        real_apply = ex.apply
+@pytest.mark.parametrize("size", [500, 2048])
+def test_a_batch_is_written_before_it_is_applied_and_acknowledged_only_once_durable(tmp_path, size):
+    """Small batches are fsynced before matching; large ones are matched while the journal thread fsyncs them."""
+    written, syncs = [], []
+    with Exchange.open(tmp_path, instruments(2), shards=2, fsync_policy="batch") as ex:
+        real_apply, real_append = ex.apply, ex.log.append
 
-        def spy(cmds):
-            seen.append(ex.log.durable_seq >= int(cmds["seq"][-1]))
+        def apply(cmds):
+            written.append(ex.log.next_seq > int(cmds["seq"][-1]))
             return real_apply(cmds)
 
-        ex.apply = spy
-        _fill(ex, 5000)
-    assert seen and all(seen)
+        def append(cmds, *, sync=True):
+            syncs.append(sync)
+            return real_append(cmds, sync=sync)
+
+        ex.apply, ex.log.append = apply, append
+        for b in batches(order_flow(10_000, n_instruments=2, seed=3), size):
+            ex.process(b)
+            assert ex.log.durable_seq >= int(b["seq"][-1])  # acknowledged: durable
+    assert written and all(written)
+    assert set(syncs) == ({True} if size < JOURNAL_ALONGSIDE_FROM else {False})
+
+
+def test_a_failed_fsync_beside_the_shards_halts_and_hands_out_no_events(tmp_path):
+    calls = {"n": 0}
+
+    def flaky_fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > 6:
+            raise OSError(errno.EIO, "Input/output error")
+        os.fdatasync(fd)
+
+    ex = Exchange.open(tmp_path, instruments(2), shards=2, journal_options={"fsync": flaky_fsync},
+                       snapshot_on_close=False)
+    acked, events = 0, []
+    with pytest.raises(EngineHaltedError, match="halted") as info:
+        for b in batches(order_flow(60_000, n_instruments=2), 2048):  # bounded: 30 batches
+            events.append(ex.process(b))
+            acked = int(b["seq"][-1])
+    assert info.value.reason == Reason.ENGINE_HALTED and ex.halted and acked > 0
+    assert int(events[-1]["seq"][-1]) <= acked  # nothing of the failed batch was handed out
+    with pytest.raises(EngineHaltedError, match="not durable"):
+        ex.snapshot()  # the books may hold the failed batch
+    ex.close()
+    with Exchange.open(tmp_path) as again:
+        assert again.log.next_seq - 1 >= acked
 
 
 @pytest.mark.parametrize("reopen_shards", [1, 2, 3, 4])

@@ -147,6 +147,30 @@ def test_interval_policy_syncs_in_background(tmp_path):
         assert j.durable_seq == 10 and len(calls) > n0
 
 
+@pytest.mark.parametrize("log_kind", ["journal", "memory"])
+def test_an_append_without_sync_is_readable_and_durable_after_the_next_sync(tmp_path, log_kind):
+    calls = []
+
+    def fsync(fd):
+        calls.append(fd)
+        os.fdatasync(fd)
+
+    log = Journal(tmp_path, fsync_policy="batch", fsync=fsync) if log_kind == "journal" else MemoryLog()
+    try:
+        fill(log, [4])
+        n0 = len(calls)
+        assert log.append(make_batch(5, 6), sync=False) == 10
+        assert check_batches(log.read(), 1) == 11  # written: readable at once
+        if log_kind == "journal":
+            assert len(calls) == n0 and log.durable_seq == 4  # not yet durable
+        log.sync()
+        assert log.durable_seq == 10
+        if log_kind == "journal":
+            assert len(calls) == n0 + 1
+    finally:
+        log.close()
+
+
 def test_off_policy_never_fsyncs_appends(tmp_path):
     calls = []
     with Journal(tmp_path, fsync_policy="off", fsync=calls.append, segment_bytes=SMALL) as j:

@@ -281,14 +281,16 @@ class Journal:
             "the journal refuses further appends (stop acknowledging commands)"
         )
 
-    def append(self, batch: np.ndarray) -> int:
+    def append(self, batch: np.ndarray, *, sync: bool = True) -> int:
         """Append ``batch`` as one record and return its last ``seq``.
 
         The batch must be a 1-d array of the journal's dtype whose ``seq``
         runs ``next_seq, next_seq + 1, ...`` without a gap (``SequenceError``
         otherwise).  With the ``batch`` policy the record is fsynced before
-        this returns (one fsync per batch: group commit).  A failed write or
-        fsync raises ``JournalFailedError`` now and on every later call.
+        this returns (one fsync per batch: group commit), unless ``sync`` is
+        False: then the caller's next ``sync()`` makes it durable, and the
+        caller must not acknowledge the batch before that returns.  A failed
+        write or fsync raises ``JournalFailedError`` now and on every later call.
 
         Runtime complexity: O(len(batch)) to check and checksum, one write,
         one fsync.
@@ -318,7 +320,7 @@ class Journal:
             self._write_all(active.path, offset, header, payload)
             active.add(offset, first, n, length)
             self._dirty = True
-            if self.policy.mode == "batch":
+            if sync and self.policy.mode == "batch":
                 self._sync_locked()
             return first + n - 1
 

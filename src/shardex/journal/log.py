@@ -45,8 +45,13 @@ class CommandLog(Protocol):
         """The highest sequence number known to be durable (``first_seq - 1`` if none)."""
         ...
 
-    def append(self, batch: np.ndarray) -> int:
-        """Append one batch as one record; return its last ``seq`` once durable per policy."""
+    def append(self, batch: np.ndarray, *, sync: bool = True) -> int:
+        """Append one batch as one record; return its last ``seq`` once durable per policy.
+
+        ``sync=False`` stores the batch but leaves making it durable to the
+        caller's next ``sync()``, which it must wait for before acknowledging
+        the batch (so that the wait can overlap other work).
+        """
         ...
 
     def read(self, from_seq: int | None = None) -> Iterator[np.ndarray]:

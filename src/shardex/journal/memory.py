@@ -44,8 +44,8 @@ class MemoryLog:
         """Everything appended counts as durable: there is nowhere else to put it."""
         return self._next_seq - 1
 
-    def append(self, batch: np.ndarray) -> int:
-        """Store a copy of ``batch``; return its last seq (``SequenceError`` on a gap)."""
+    def append(self, batch: np.ndarray, *, sync: bool = True) -> int:
+        """Store a copy of ``batch``; return its last seq (``SequenceError`` on a gap); ``sync`` changes nothing."""
         if self._closed:
             raise JournalError("memory log is closed")
         if batch.dtype != self.dtype or batch.ndim != 1:
