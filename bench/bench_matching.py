@@ -79,6 +79,17 @@ def machine() -> dict[str, object]:
     }
 
 
+def positive_ints(text: str) -> list[int]:
+    """An argparse ``type``: comma-separated integers, each at least 1 (``--sizes 1,16,4096``)."""
+    try:
+        values = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, not {text!r}") from None
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"every value must be at least 1, not {text!r}")
+    return values
+
+
 def sign_and_save(report: dict, path: Path | None) -> None:
     """Print the line saying when and on what ``report`` (with a ``machine`` entry) was measured; write it to ``path``."""
     m = report["machine"]

@@ -27,17 +27,13 @@ Never part of CI.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import tempfile
-import time
 from pathlib import Path
 
-from bench_matching import machine, sign_and_save
+from bench_matching import machine, positive_ints, sign_and_save
 import shardex.engine.durable as durable
-from shardex.engine.benchmarks import _warm
-from shardex.engine.exchange import Exchange
-from shardex.engine.loadgen import batches, instruments, order_flow
+from shardex.engine.benchmarks import _warm, durable_run
+from shardex.engine.loadgen import order_flow
 
 N_INSTRUMENTS = 64
 SHARDS = 2
@@ -47,43 +43,27 @@ MODES = ("alongside", "journal, then match", "pipeline")
 def _run(cmds, size: int, mode: str, directory: str | None, alongside_from: int) -> tuple[float, str]:
     """Seconds to take every batch through a fresh durable engine in ``mode``, and its state hash."""
     shipped = durable.JOURNAL_ALONGSIDE_FROM
-    root = Path(tempfile.mkdtemp(prefix="shardex-bench-durable-", dir=directory))
     try:
         durable.JOURNAL_ALONGSIDE_FROM = len(cmds) + 1 if mode == "journal, then match" else alongside_from
-        parts = batches(cmds, size)
-        with Exchange.open(root / "engine", instruments(N_INSTRUMENTS), shards=SHARDS, fsync_policy="batch",
-                           snapshot_every=0, snapshot_on_close=False) as ex:
-            t0 = time.perf_counter()
-            if mode == "pipeline":
-                with ex.pipeline(depth=4) as p:
-                    for _ in p.run(parts):
-                        pass
-            else:
-                for b in parts:
-                    ex.process(b)
-            dt = time.perf_counter() - t0
-            return dt, ex.state_hash()
+        return durable_run(cmds, size, staged=mode == "pipeline", n_instruments=N_INSTRUMENTS, shards=SHARDS,
+                           directory=directory)
     finally:
         durable.JOURNAL_ALONGSIDE_FROM = shipped
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
-    ap.add_argument("--sizes", default="256,1024,4096", help="batch sizes, comma-separated")
+    ap.add_argument("--sizes", type=positive_ints, default="256,1024,4096", help="batch sizes, comma-separated")
     ap.add_argument("--commands", type=int, default=500_000, help="commands per run")
     ap.add_argument("--alongside-from", type=int, default=durable.JOURNAL_ALONGSIDE_FROM,
                     help="the alongside mode's threshold (default: the shipped one), to find where it pays")
     ap.add_argument("--dir", default=None, help="where the journals go (default: the system's temporary directory)")
     ap.add_argument("--json", type=Path, default=None, help="write the report to this file")
     args = ap.parse_args(argv)
-    try:
-        sizes = [int(s) for s in args.sizes.split(",")]
-    except ValueError:
-        ap.error(f"--sizes must be comma-separated integers, not {args.sizes!r}")
-    if args.rounds < 1 or args.commands < 1 or min(sizes) < 1:
-        ap.error("--rounds, --commands and every size must be at least 1")
+    sizes = args.sizes
+    if args.rounds < 1 or args.commands < 1:
+        ap.error("--rounds and --commands must be at least 1")
 
     cmds = order_flow(args.commands, n_instruments=N_INSTRUMENTS, seed=42)
     _warm(N_INSTRUMENTS)

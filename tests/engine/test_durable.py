@@ -63,31 +63,6 @@ def test_a_batch_is_written_before_it_is_applied_and_acknowledged_only_once_dura
     assert set(syncs) == ({True} if size < JOURNAL_ALONGSIDE_FROM else {False})
 
 
-def test_a_failed_fsync_beside_the_shards_halts_and_hands_out_no_events(tmp_path):
-    calls = {"n": 0}
-
-    def flaky_fsync(fd):
-        calls["n"] += 1
-        if calls["n"] > 6:
-            raise OSError(errno.EIO, "Input/output error")
-        os.fdatasync(fd)
-
-    ex = Exchange.open(tmp_path, instruments(2), shards=2, journal_options={"fsync": flaky_fsync},
-                       snapshot_on_close=False)
-    acked, events = 0, []
-    with pytest.raises(EngineHaltedError, match="halted") as info:
-        for b in batches(order_flow(60_000, n_instruments=2), 2048):  # bounded: 30 batches
-            events.append(ex.process(b))
-            acked = int(b["seq"][-1])
-    assert info.value.reason == Reason.ENGINE_HALTED and ex.halted and acked > 0
-    assert int(events[-1]["seq"][-1]) <= acked  # nothing of the failed batch was handed out
-    with pytest.raises(EngineHaltedError, match="not durable"):
-        ex.snapshot()  # the books may hold the failed batch
-    ex.close()
-    with Exchange.open(tmp_path) as again:
-        assert again.log.next_seq - 1 >= acked
-
-
 @pytest.mark.parametrize("reopen_shards", [1, 2, 3, 4])
 def test_recovery_equals_live_for_any_shard_count(tmp_path, reopen_shards):
     tail = order_flow(3_000, n_instruments=N_INST, seed=4)
@@ -165,7 +140,8 @@ def test_on_demand_snapshot_and_retention(tmp_path):
         assert ex.log.first_seq <= ex.snapshots.list()[-1][0] + 1
 
 
-def test_failed_fsync_halts_the_engine(tmp_path):
+@pytest.mark.parametrize("shards, size", [(1, 500), (2, 2048)])  # fsync before the shards, and beside them
+def test_a_failed_fsync_halts_the_engine_and_hands_out_nothing_of_that_batch(tmp_path, shards, size):
     calls = {"n": 0}
 
     def flaky_fsync(fd):
@@ -174,16 +150,19 @@ def test_failed_fsync_halts_the_engine(tmp_path):
             raise OSError(errno.EIO, "Input/output error")
         os.fdatasync(fd)
 
-    ex = Exchange.open(tmp_path, instruments(2), journal_options={"fsync": flaky_fsync}, snapshot_on_close=False)
-    acked = 0
-    with pytest.raises(EngineHaltedError) as info:
-        for b in batches(order_flow(20_000, n_instruments=2), 500):  # bounded: 40 batches
-            ex.process(b)
+    ex = Exchange.open(tmp_path, instruments(2), shards=shards, journal_options={"fsync": flaky_fsync},
+                       snapshot_on_close=False)
+    acked, events = 0, []
+    with pytest.raises(EngineHaltedError, match="halted") as info:
+        for b in batches(order_flow(60_000, n_instruments=2), size):  # bounded: 30 or 120 batches
+            events.append(ex.process(b))
             acked = int(b["seq"][-1])
     assert info.value.reason == Reason.ENGINE_HALTED
-    assert ex.halted and acked > 0
+    assert ex.halted and acked > 0 and int(events[-1]["seq"][-1]) <= acked
     with pytest.raises(EngineHaltedError):
         ex.process(batches(order_flow(10, n_instruments=2, seed=5), 10)[0])
+    with pytest.raises(EngineHaltedError, match="not durable"):
+        ex.snapshot()  # the books may hold the failed batch
     ex.close()
     with Exchange.open(tmp_path) as again:
         assert again.log.next_seq - 1 >= acked

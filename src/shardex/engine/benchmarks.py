@@ -24,7 +24,7 @@ from shardex.engine.merge import partition
 from shardex.lowlevel import prefault
 from shardex.machine import line_round_trip_ns, placement
 
-__all__ = ["register", "bench_shards", "bench_pipeline", "bench_recovery", "reference_run"]
+__all__ = ["register", "bench_shards", "bench_pipeline", "bench_recovery", "reference_run", "durable_run"]
 
 
 def _fixed_clock() -> int:
@@ -197,6 +197,32 @@ def _by_placement(trips: list, base: list[float], seconds: list[float], base_cei
             for where, rs in sorted(groups.items())}
 
 
+def durable_run(cmds: np.ndarray, batch: int, *, staged: bool, n_instruments: int, shards: int,
+                fsync_policy: str = "batch", depth: int = 4, directory: str | None = None) -> tuple[float, str]:
+    """Seconds to take ``cmds`` through a fresh durable engine in batches of ``batch``, and its state hash.
+
+    ``staged``: through the pipeline (``ex.pipeline(depth=depth)``); otherwise a
+    loop of ``process``.  The engine's directory is made under ``directory``
+    (default: the system's temporary directory) and removed afterwards.
+    """
+    root = Path(tempfile.mkdtemp(prefix="shardex-bench-durable-", dir=directory))
+    try:
+        parts = batches(cmds, batch)
+        with Exchange.open(root / "engine", instruments(n_instruments), shards=shards, fsync_policy=fsync_policy,
+                           snapshot_every=0, snapshot_on_close=False) as ex:
+            t0 = time.perf_counter()
+            if staged:
+                with ex.pipeline(depth=depth) as p:
+                    for _events in p.run(parts):
+                        pass
+            else:
+                for b in parts:
+                    ex.process(b)
+            return time.perf_counter() - t0, ex.state_hash()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def bench_pipeline(n_instruments: int = 64, shards: int = 2, commands: int = 1_000_000, batch: int = 4096,
                    fsync_policy: str = "batch", depth: int = 4, repeat: int = 3, directory: str | None = None,
                    seed: int = 42) -> dict:
@@ -205,25 +231,11 @@ def bench_pipeline(n_instruments: int = 64, shards: int = 2, commands: int = 1_0
     _warm(n_instruments)
     piped, serial, hashes = [], [], set()
     for _ in range(repeat):
-        for mode in ("pipeline", "serial"):
-            root = Path(tempfile.mkdtemp(prefix="shardex-bench-pipeline-", dir=directory))
-            try:
-                parts = batches(cmds, batch)
-                with Exchange.open(root / "engine", instruments(n_instruments), shards=shards,
-                                   fsync_policy=fsync_policy, snapshot_every=0, snapshot_on_close=False) as ex:
-                    t0 = time.perf_counter()
-                    if mode == "pipeline":
-                        with ex.pipeline(depth=depth) as p:
-                            for _events in p.run(parts):
-                                pass
-                    else:
-                        for b in parts:
-                            ex.process(b)
-                    dt = time.perf_counter() - t0
-                    hashes.add(ex.state_hash())
-                (piped if mode == "pipeline" else serial).append(dt)
-            finally:
-                shutil.rmtree(root, ignore_errors=True)
+        for staged in (True, False):
+            dt, h = durable_run(cmds, batch, staged=staged, n_instruments=n_instruments, shards=shards,
+                                fsync_policy=fsync_policy, depth=depth, directory=directory)
+            hashes.add(h)
+            (piped if staged else serial).append(dt)
     med = statistics.median(piped)
     return {"benchmark": "pipeline", "commands": commands, "commands_per_second": round(commands / med),
             "fsync_policy": fsync_policy, "batch": batch, "shards": shards, "instruments": n_instruments,
