@@ -245,8 +245,32 @@ def test_public_names():
         [
             "JOURNAL_DIRNAME", "SNAPSHOT_DIRNAME", "CommandLog", "FsyncPolicy", "Journal", "JournalCorruptError",
             "JournalFailedError", "JournalLockedError", "MemoryLog", "Recovery", "SequenceError", "Snapshot",
-            "SnapshotError", "SnapshotStore", "TornTail", "VerifyReport", "recover", "verify_journal",
+            "SnapshotError", "SnapshotStore", "SyncBeside", "TornTail", "VerifyReport", "recover", "verify_journal",
         ]
     )
     for name in pkg.__all__:
         assert getattr(pkg, name).__doc__ if callable(getattr(pkg, name)) else True
+
+
+def test_sync_beside_returns_the_work_once_synced_and_raises_either_side_s_error():
+    import doctest
+    import threading
+
+    import shardex.journal.beside as mod
+    from shardex.journal import SyncBeside
+
+    assert doctest.testmod(mod).failed == 0
+    synced = threading.Event()
+
+    def slow_sync():
+        time.sleep(0.05)
+        synced.set()
+
+    with SyncBeside() as beside:
+        assert beside.run(slow_sync, sum, [1, 2]) == 3 and synced.is_set()  # the result waits for the sync
+        with pytest.raises(OSError, match="EIO"):
+            beside.run(lambda: (_ for _ in ()).throw(OSError("EIO")), sum, [1])
+        synced.clear()
+        with pytest.raises(ZeroDivisionError):
+            beside.run(slow_sync, lambda: 1 // 0)
+        assert synced.is_set()  # the work's error is raised only once the sync is done

@@ -156,3 +156,64 @@ def test_new_order_is_not_applied_when_the_journal_refuses_it(tmp_path):
         with pytest.raises(Exception):
             rx.process(batch([new_order(0, "buy", 1, MARK, order_id=1, account=1)]))
         assert rx.state_hash() == before
+
+
+def _big_batches() -> list[np.ndarray]:
+    """The history joined into batches large enough to be applied while their fsync runs."""
+    hist = _history(n=64)
+    return [hist[0]] + [np.concatenate(hist[k:k + 20]) for k in range(1, len(hist), 20)]
+
+
+def test_large_batches_are_applied_while_their_fsync_runs_with_the_same_events_and_state(tmp_path):
+    from shardex.engine.durable import JOURNAL_ALONGSIDE_FROM
+
+    big = _big_batches()
+    assert max(len(b) for b in big) >= JOURNAL_ALONGSIDE_FROM
+    ref = RiskExchange([PERP, FUT], 10, **_options())
+    want = [ref.process(b.copy()) for b in big]
+    syncs = []
+    with open_risk(tmp_path, [PERP, FUT], 10, snapshot_every=0, snapshot_on_close=False, **_options()) as rx:
+        append = rx.log.append
+
+        def spy(cmds, *, sync=True):
+            syncs.append(sync)
+            return append(cmds, sync=sync)
+
+        rx.log.append = spy
+        got = []
+        for b in big:
+            got.append(rx.process(b.copy()))
+            assert rx.log.durable_seq == rx.exchange.sequencer.next_seq - 1  # handed out: durable
+        live = rx.state_hash()
+    assert True in syncs and False in syncs  # both paths ran
+    assert all(np.array_equal(g, w) for g, w in zip(got, want)) and live == ref.state_hash()
+    with open_risk(tmp_path, [PERP, FUT], 10, **_options()) as again:
+        assert again.state_hash() == live
+
+
+def test_a_failed_fsync_beside_apply_hands_out_nothing_and_takes_no_snapshot(tmp_path):
+    import errno
+
+    from shardex.journal import JournalFailedError
+
+    big = _big_batches()
+    rx = open_risk(tmp_path, [PERP, FUT], 10, snapshot_every=0, **_options())
+    calls = {"n": 0}
+
+    def flaky_fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(errno.EIO, "Input/output error")
+        os.fdatasync(fd)
+
+    rx.log._fsync = flaky_fsync
+    rx.process(big[0].copy())  # a small batch: fsynced before it is applied
+    with pytest.raises(JournalFailedError, match="fsync failed"):
+        rx.process(big[1].copy())  # fsynced beside apply: the fsync fails
+    with pytest.raises(JournalFailedError, match="not durable"):
+        rx.snapshot()
+    with pytest.raises(JournalFailedError):
+        rx.process(big[2].copy())
+    rx.close()  # takes no snapshot of a state that may hold the failed batch
+    with open_risk(tmp_path, [PERP, FUT], 10, snapshot_on_close=False, **_options()) as again:
+        assert again.recovered_commands >= len(big[0])

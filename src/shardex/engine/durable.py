@@ -45,7 +45,7 @@ from shardex.engine.snapshotting import (
 from shardex.errors import JournalError, ShardexError
 from shardex.instruments import Instrument
 from shardex.journal import (
-    JOURNAL_DIRNAME, SNAPSHOT_DIRNAME, FsyncPolicy, Journal, SnapshotStore, recover,
+    JOURNAL_DIRNAME, SNAPSHOT_DIRNAME, FsyncPolicy, Journal, SnapshotStore, SyncBeside, recover,
 )
 from shardex.schema import Reason
 
@@ -124,7 +124,7 @@ class DurableExchange(Exchange):
         self._mutex = threading.RLock()  # one batch at a time: stamp, append, apply are one ordered step
         self._since_snapshot = 0
         self._snap_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardex-snapshot")
-        self._journal_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardex-journal")
+        self._beside = SyncBeside()
         # Only a journal that fsyncs every batch gains from fsyncing beside the shards (process).
         self._sync_each_batch = getattr(getattr(log_, "policy", None), "mode", None) == "batch"
         self._snap_future: Future | None = None
@@ -193,14 +193,8 @@ class DurableExchange(Exchange):
         is why a halted engine takes no snapshot.
         """
         self.journal_batch(cmds, sync=False)
-        pending = self._journal_pool.submit(self._sync_journal, cmds)
-        try:
-            events = self.apply(cmds)
-        except BaseException:
-            pending.exception()  # never leave the journal thread on this batch past the call
-            raise
-        pending.result()  # EngineHaltedError if the batch did not become durable
-        return events
+        # EngineHaltedError (from _sync_journal) where the batch did not become durable
+        return self._beside.run(lambda: self._sync_journal(cmds), self.apply, cmds)
 
     def journal_batch(self, cmds: np.ndarray, *, sync: bool = True) -> int:
         """Append a stamped batch to the journal; halt and raise ``EngineHaltedError`` on failure.
@@ -330,7 +324,7 @@ class DurableExchange(Exchange):
                     log.warning("snapshot at close failed (recovery will replay the journal): %s", exc)
         finally:
             self._snap_pool.shutdown(wait=True)
-            self._journal_pool.shutdown(wait=True)
+            self._beside.close()
             self.log.close()
             super().close()
 

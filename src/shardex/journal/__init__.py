@@ -4,6 +4,7 @@ The engine uses four names: ``Journal`` (the local ``CommandLog``),
 ``SnapshotStore``, ``recover`` and the errors; see docs/journal.md.
 """
 
+from shardex.journal.beside import SyncBeside
 from shardex.journal.errors import (
     JournalCorruptError,
     JournalFailedError,
@@ -35,6 +36,7 @@ __all__ = [
     "Snapshot",
     "SnapshotError",
     "SnapshotStore",
+    "SyncBeside",
     "TornTail",
     "VerifyReport",
     "recover",
