@@ -17,3 +17,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared market data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def failing_fsync():
+    """A factory: ``failing_fsync(after)`` is an fsync that works ``after`` times, then fails with EIO."""
+    import errno
+
+    def make(after: int):
+        calls = {"n": 0}
+
+        def fsync(fd: int) -> None:
+            calls["n"] += 1
+            if calls["n"] > after:
+                raise OSError(errno.EIO, "Input/output error")
+            os.fdatasync(fd)
+
+        return fsync
+
+    return make

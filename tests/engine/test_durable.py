@@ -141,16 +141,8 @@ def test_on_demand_snapshot_and_retention(tmp_path):
 
 
 @pytest.mark.parametrize("shards, size", [(1, 500), (2, 2048)])  # fsync before the shards, and beside them
-def test_a_failed_fsync_halts_the_engine_and_hands_out_nothing_of_that_batch(tmp_path, shards, size):
-    calls = {"n": 0}
-
-    def flaky_fsync(fd):
-        calls["n"] += 1
-        if calls["n"] > 6:
-            raise OSError(errno.EIO, "Input/output error")
-        os.fdatasync(fd)
-
-    ex = Exchange.open(tmp_path, instruments(2), shards=shards, journal_options={"fsync": flaky_fsync},
+def test_a_failed_fsync_halts_the_engine_and_hands_out_nothing_of_that_batch(tmp_path, shards, size, failing_fsync):
+    ex = Exchange.open(tmp_path, instruments(2), shards=shards, journal_options={"fsync": failing_fsync(6)},
                        snapshot_on_close=False)
     acked, events = 0, []
     with pytest.raises(EngineHaltedError, match="halted") as info:

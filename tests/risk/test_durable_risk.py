@@ -191,22 +191,12 @@ def test_large_batches_are_applied_while_their_fsync_runs_with_the_same_events_a
         assert again.state_hash() == live
 
 
-def test_a_failed_fsync_beside_apply_hands_out_nothing_and_takes_no_snapshot(tmp_path):
-    import errno
-
+def test_a_failed_fsync_beside_apply_hands_out_nothing_and_takes_no_snapshot(tmp_path, failing_fsync):
     from shardex.journal import JournalFailedError
 
     big = _big_batches()
     rx = open_risk(tmp_path, [PERP, FUT], 10, snapshot_every=0, **_options())
-    calls = {"n": 0}
-
-    def flaky_fsync(fd):
-        calls["n"] += 1
-        if calls["n"] > 1:
-            raise OSError(errno.EIO, "Input/output error")
-        os.fdatasync(fd)
-
-    rx.log._fsync = flaky_fsync
+    rx.log._fsync = failing_fsync(1)
     rx.process(big[0].copy())  # a small batch: fsynced before it is applied
     with pytest.raises(JournalFailedError, match="fsync failed"):
         rx.process(big[1].copy())  # fsynced beside apply: the fsync fails
