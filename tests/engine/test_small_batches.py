@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import shardex.engine.exchange as exchange
 from shardex.engine.commands import batch, mass_cancel, new_order
@@ -86,3 +88,26 @@ def test_replay_without_events_takes_the_same_paths_to_the_same_state():
                     for part in batches(b, size):
                         two.apply(part.copy(), events=False)
                 assert two.state_hash() == one.state_hash()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(1, 300), min_size=1, max_size=12))
+def test_any_split_into_batches_gives_one_shards_events_on_2_and_4_shards(seed, sizes):
+    """Random batch sizes mix the three paths (one shard's batch, a small one on the caller, the crew)."""
+    from .flows import exchange, random_flow
+
+    cmds = random_flow(seed, 1200)
+    cuts = np.cumsum(sizes)
+    cuts = cuts[cuts < len(cmds)]
+    cmds[int(seed % 1000) + 50]["instrument"] = -1  # a mass cancel of every instrument somewhere
+    cmds[int(seed % 1000) + 50]["kind"] = 4
+    got = []
+    for shards in (1, 2, 4):
+        ex = exchange(5, shards)
+        try:
+            events = [ex.process(part.copy()) for part in np.split(cmds, cuts)]
+            got.append((np.concatenate(events), ex.state_hash()))
+        finally:
+            ex.close()
+    for events, h in got[1:]:
+        assert np.array_equal(events, got[0][0]) and h == got[0][1]
