@@ -68,18 +68,15 @@ def _run(cmds, size: int, mode: str, directory: str | None, alongside_from: int 
 
 def _run_risk(cmds, size: int, directory: str | None) -> tuple[float, str]:
     """``_run`` for a durable ``RiskExchange`` (``open_risk``): perpetuals, every account funded first (untimed)."""
-    from shardex.engine.commands import batch
-    from shardex.risk import deposit
-    from shardex.risk.bench import FUNDING_USDT, _perps
+    from shardex.risk.bench import bench_venue
 
     n_acc = int(cmds["account"].max()) + 1
+    perps, options, funding = bench_venue(N_INSTRUMENTS, n_acc)
     root = Path(tempfile.mkdtemp(prefix="shardex-bench-durable-risk-", dir=directory))
     try:
-        with risk_durable.open_risk(root / "engine", _perps(N_INSTRUMENTS), n_acc, clock=lambda: 1,
-                                    marks=[100_000 + 1_000 * i for i in range(N_INSTRUMENTS)],
-                                    taker_fee_bps=5, maker_fee_bps=-1, order_capacity=1 << 16,
-                                    snapshot_every=0, snapshot_on_close=False) as rx:
-            rx.process(batch([deposit(a, 0, FUNDING_USDT * 10**6) for a in range(n_acc)]))
+        with risk_durable.open_risk(root / "engine", perps, n_acc, clock=lambda: 1, snapshot_every=0,
+                                    snapshot_on_close=False, **options) as rx:
+            rx.process(funding.copy())
             t0 = time.perf_counter()
             for b in batches(cmds, size):
                 rx.process(b)

@@ -39,6 +39,22 @@ def _perps(n: int) -> list[Instrument]:
             for i in range(n)]
 
 
+def bench_venue(n_instruments: int, n_accounts: int) -> tuple[list[Instrument], dict, np.ndarray]:
+    """The benchmarks' risk venue: its perpetuals, ``RiskExchange`` options, and the batch that funds every account.
+
+    Marks at 1,000 USDT plus 10 USDT per instrument id, taker fee 5 bp,
+    maker rebate 1 bp, order pools of 65,536 rows, ``FUNDING_USDT`` per
+    account: shared by ``bench_risk`` and ``bench/durable_process.py``.
+    """
+    from shardex.engine.commands import batch
+    from shardex.risk import deposit
+
+    options = dict(marks=[100_000 + 1_000 * i for i in range(n_instruments)], taker_fee_bps=5, maker_fee_bps=-1,
+                   order_capacity=1 << 16)
+    funding = batch([deposit(a, 0, FUNDING_USDT * 10**6) for a in range(n_accounts)])
+    return _perps(n_instruments), options, funding
+
+
 def load_workload(path: Path | None, commands: int, instruments: int) -> tuple[np.ndarray, str]:
     """The benchmark commands and a description of where they came from."""
     path = DEFAULT_WORKLOAD if path is None else Path(path)
@@ -59,26 +75,24 @@ def load_workload(path: Path | None, commands: int, instruments: int) -> tuple[n
 def bench_risk(commands: int = 1_000_000, batch: int = 4096, repeat: int = 3, threads: int | None = None,
                workload: Path | None = None, instruments: int = 8) -> dict:
     """Commands/s with risk on (``RiskExchange``) and off (``Exchange``), medians of ``repeat`` runs."""
-    from shardex.risk import RiskExchange, deposit
-    from shardex.engine.commands import batch as _batch
+    from shardex.risk import RiskExchange
 
     cmds, source = load_workload(workload, commands, instruments)
     n_inst = int(cmds["instrument"].max()) + 1
     n_acc = int(cmds["account"].max()) + 1
-    marks = [100_000 + 1_000 * i for i in range(n_inst)]
+    perps, options, funding = bench_venue(n_inst, n_acc)
     parts = [cmds[k : k + batch] for k in range(0, len(cmds), batch)]
 
     def fresh_risk() -> RiskExchange:
-        rx = RiskExchange(_perps(n_inst), n_acc, marks=marks, threads=threads, clock=lambda: 1,
-                          taker_fee_bps=5, maker_fee_bps=-1, order_capacity=1 << 16)
-        rx.process(_batch([deposit(a, 0, FUNDING_USDT * 10**6) for a in range(n_acc)]))
+        rx = RiskExchange(perps, n_acc, threads=threads, clock=lambda: 1, **options)
+        rx.process(funding.copy())
         return rx
 
     # compile every kernel on a small slice first (numba compiles cold in a fresh process)
     t0 = time.perf_counter()
     warm = fresh_risk()
     warm.process(cmds[:2000].copy())
-    Exchange(_perps(n_inst), clock=lambda: 1).process(cmds[:2000].copy())
+    Exchange(perps, clock=lambda: 1).process(cmds[:2000].copy())
     warm_s = time.perf_counter() - t0
     risk_s, plain_s, stats = [], [], {}
     for _ in range(repeat):
@@ -92,7 +106,7 @@ def bench_risk(commands: int = 1_000_000, batch: int = 4096, repeat: int = 3, th
         risk_s.append(time.perf_counter() - t0)
         rx.ledger.check()
         stats = {"rejects": rejects, "trades": trades, "settle_modes": dict(rx.settle_modes)}
-        ex = Exchange(_perps(n_inst), clock=lambda: 1, order_capacity=1 << 16)
+        ex = Exchange(perps, clock=lambda: 1, order_capacity=1 << 16)
         t0 = time.perf_counter()
         for b in parts:
             ex.process(b.copy())
