@@ -248,7 +248,7 @@ class Exchange:
         out = np.empty(len(self._ev_all), dtype=EVENT_DTYPE)
         merge = (cmds, self._shard_of, self._ev_all, self._ev_starts, marks, width, chunk, ctl, out)
         if crew is None:
-            first, *rest = [self._group_then_merge(g, cmds, todo, marks, width, merge, False) for g in groups]
+            per_group = [self._group_then_merge(g, cmds, todo, marks, width, merge, False) for g in groups]
             together = False
         else:
             together = crew.spinning
@@ -259,10 +259,11 @@ class Exchange:
                                                crew.finish_line() if together else NO_WAIT)
             finally:
                 rest = crew.collect()  # never leave a shard running past this call
+            per_group = [first, *rest]
         if not together:
             merge_chunks(*merge)  # every mark is final: no waiting
         counts = [0] * len(shards)
-        for group, ns in zip(groups, [first, *rest]):
+        for group, ns in zip(groups, per_group):
             for s, n in zip(group, ns):
                 counts[s] = n
         if ctl[MC_ABORT] or ctl[MC_BAD] or not all(sh.events_buffer is v for sh, v in zip(shards, views)):
