@@ -118,7 +118,7 @@ HANDLE_WIDTH = 3
 
 def _view_codegen(ndim):
     def codegen(context, builder, signature, args):
-        tabty, kty = signature.args
+        tabty, kty = signature.args[:2]
         retty = signature.return_type
         tab = context.make_array(tabty)(context, builder, args[0])
         k = context.cast(builder, args[1], kty, types.intp)
@@ -176,15 +176,28 @@ def view1d(typingctx, table, k):
     return types.Array(types.int64, 1, "C")(table, k), _view_codegen(1)
 
 
-def handles(arrays) -> np.ndarray:
-    """The handle table of int64 C-contiguous arrays (1-D or 2-D): pointer, rows, columns each.
+@intrinsic
+def view_like(typingctx, table, k, like):
+    """Borrowed 1-D array of handle ``k`` of ``table``, of ``like``'s dtype (``like`` itself is not read).
+
+    For a table of record arrays (``handles(arrays, dtype)``): a kernel
+    handed a list of batches as one table reads each in place, where a typed
+    list would cost a conversion per call and compiling its methods per process.
+    """
+    if not (isinstance(table, types.Array) and isinstance(k, types.Integer) and isinstance(like, types.Array)):
+        return None
+    return types.Array(like.dtype, 1, "C")(table, k, like), _view_codegen(1)
+
+
+def handles(arrays, dtype=np.int64) -> np.ndarray:
+    """The handle table of C-contiguous arrays of ``dtype`` (1-D or 2-D): pointer, rows, columns each.
 
     The arrays must stay alive, unmoved, while a kernel uses the table.
     """
     table = np.zeros(HANDLE_WIDTH * len(arrays), dtype=np.int64)
     for k, a in enumerate(arrays):
-        if a.dtype != np.int64 or not a.flags.c_contiguous or a.ndim not in (1, 2):
-            raise TypeError(f"handle {k}: expected a C-contiguous int64 1-D or 2-D array")
+        if a.dtype != dtype or not a.flags.c_contiguous or a.ndim not in (1, 2):
+            raise TypeError(f"handle {k}: expected a C-contiguous 1-D or 2-D array of the table's dtype")
         table[HANDLE_WIDTH * k] = a.ctypes.data
         table[HANDLE_WIDTH * k + 1] = a.shape[0]
         table[HANDLE_WIDTH * k + 2] = a.shape[1] if a.ndim == 2 else 1

@@ -36,21 +36,33 @@ def _warm(n_instruments: int) -> None:
     for shards in (1, 2):
         ex = Exchange(instruments(min(n_instruments, 4)), shards=shards, clock=_fixed_clock)
         ex.process(order_flow(2000, n_instruments=min(n_instruments, 4), seed=1))
+        ex.process_many(batches(order_flow(2000, n_instruments=min(n_instruments, 4), seed=3), 500))
         cmds = ex.sequencer.stamp(order_flow(2000, n_instruments=min(n_instruments, 4), seed=2))
         ex.shards[0].process_into(cmds)  # the ceiling runs' kernel (bench_shards)
         ex.close()
 
 
-def _events_digest(ex: Exchange, parts: list[np.ndarray]) -> str:
+def _events_digest(ex: Exchange, parts: list[np.ndarray], window: int = 0) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    for b in parts:
-        h.update(ex.process(b).tobytes())
+    for events in _feed(ex, parts, window):
+        h.update(events.tobytes())
     return h.hexdigest()
 
 
-def reference_run(cmds: np.ndarray, n_instruments: int, shards: int, batch: int) -> tuple[str, str, int]:
+def _feed(ex: Exchange, parts: list[np.ndarray], window: int):
+    """Run ``parts`` through ``ex``, ``window`` batches per ``process_many`` (0: ``process`` on each); the events."""
+    if not window:
+        for b in parts:
+            yield ex.process(b)
+        return
+    for i in range(0, len(parts), window):
+        yield from ex.process_many(parts[i:i + window])
+
+
+def reference_run(cmds: np.ndarray, n_instruments: int, shards: int, batch: int,
+                  window: int = 0) -> tuple[str, str, int]:
     """One untimed run of a stream: its events' SHA-256, the state hash, and the largest pool a shard reached.
 
     The pool size is what a venue that sized its pools would start with
@@ -59,7 +71,7 @@ def reference_run(cmds: np.ndarray, n_instruments: int, shards: int, batch: int)
     """
     ex = Exchange(instruments(n_instruments), shards=shards, clock=_fixed_clock)
     try:
-        digest = _events_digest(ex, batches(cmds, batch))
+        digest = _events_digest(ex, batches(cmds, batch), window)
         return digest, ex.state_hash(), max(sh.state.capacity for sh in ex.shards)
     finally:
         ex.close()
@@ -103,8 +115,12 @@ def _ceiling_seconds(n_instruments: int, streams: list[list[np.ndarray]], **engi
 
 def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2, 4), commands: int = 1_000_000,
                  batch: int = 4096, repeat: int = 3, seed: int = 42, prefault_mb: int = 256,
-                 pretouch: bool = True) -> dict:
-    """Matching throughput of ``Exchange.process`` per shard count on one stream; output checked identical.
+                 pretouch: bool = True, window: int = 16) -> dict:
+    """Matching throughput of ``Exchange.process_many`` per shard count on one stream; output checked identical.
+
+    The stream is fed ``window`` batches per ``process_many`` call, as a
+    sequencer hands the engine what has queued up (0: ``process`` batch by
+    batch, every batch a barrier for the shards).
 
     Runs are interleaved (1, 2, 4, 1, 2, 4, ...) so that the machine's noise
     hits every shard count alike.  Each timed run is followed by a ceiling
@@ -143,7 +159,7 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
     streams = {s: _split_streams(cmds, n_instruments, s, batch) for s in shard_counts}
     engine = {}  # Exchange options per shard count
     for s in shard_counts:  # untimed: the event stream and the state hash of each configuration
-        digests[s], hashes[s], capacity = reference_run(cmds, n_instruments, s, batch)
+        digests[s], hashes[s], capacity = reference_run(cmds, n_instruments, s, batch, window)
         engine[s] = {"order_capacity": capacity, "pretouch": True} if pretouch else {}
     for _ in range(repeat):
         trips.append(line_round_trip_ns())
@@ -151,10 +167,9 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
             parts = batches(cmds, batch)
             prefault(prefault_mb)
             ex = Exchange(instruments(n_instruments), shards=s, clock=_fixed_clock, **engine[s])
-            process = ex.process
             t0 = time.perf_counter()
-            for b in parts:
-                process(b)
+            for _ in _feed(ex, parts, window):
+                pass
             seconds[s].append(time.perf_counter() - t0)
             ex.close()
             prefault(prefault_mb)
@@ -178,7 +193,7 @@ def bench_shards(n_instruments: int = 64, shard_counts: tuple[int, ...] = (1, 2,
                                                    ceiling[shard_counts[0]], ceiling[s])})
     identical = len(set(digests.values())) == 1 and len(set(hashes.values())) == 1
     trips.append(line_round_trip_ns())
-    return {"benchmark": "shards", "instruments": n_instruments, "batch": batch, "repeat": repeat,
+    return {"benchmark": "shards", "instruments": n_instruments, "batch": batch, "window": window, "repeat": repeat,
             "pretouch": pretouch, "identical_output": identical, "runs": runs,
             "line_round_trip_ns": [round(t, 1) for t in trips if t is not None]}
 
@@ -314,13 +329,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                         help="MB touched and freed before each run, untimed (0: off)"),
         cold: bool = typer.Option(False, "--cold", help="engines at the default pool size, growing and mapping "
                                   "pages as they go (default: pools sized and mapped before the clock)"),
+        window: int = typer.Option(16, min=0, help="batches per Exchange.process_many call "
+                                   "(0: Exchange.process on each batch)"),
     ) -> None:
         """Matching throughput for each shard count on one multi-instrument stream (identical output checked)."""
         try:
             counts = tuple(int(x) for x in shards.split(","))
         except ValueError:
             raise typer.BadParameter(f"--shards must be comma-separated integers, got {shards!r}") from None
-        r = bench_shards(instruments_, counts, commands, batch, repeat, prefault_mb=prefault_mb, pretouch=not cold)
+        r = bench_shards(instruments_, counts, commands, batch, repeat, prefault_mb=prefault_mb, pretouch=not cold,
+                         window=window)
         _print(r, as_json, [f"{x['shards']} shards: {x['commands_per_second']:,} commands/s (x{x['speedup']}; "
                             f"ceiling x{x['ceiling']}; {x['share_of_ceiling']:.0%} of it)"
                             + (_placement_text(x) if i else "") for i, x in enumerate(r["runs"])]

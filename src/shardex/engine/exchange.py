@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import time
 from decimal import Decimal
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from shardex.book.layout import ST_DONE
+from shardex.book.layout import NIL, ST_DONE, ST_GROW_EVENTS
 from shardex.book.shard import MatchingShard, events_room
 from shardex.crew import NO_WAIT, STARTED, Crew
 from shardex.engine.commands import amend as _amend
@@ -34,9 +34,11 @@ from shardex.engine.commands import new_order
 from shardex.engine.merge import (MC_ABORT, MC_BAD, MC_BY_SEQ, MC_SIZE, deal, merge_chunks, merge_events,
                                   process_then_merge)
 from shardex.engine.sequencer import Sequencer
+from shardex.engine.stream import (P_BATCH, P_SHARD, P_STATUS, P_WIDTH, SC_GROW_OUT, SC_MERGED, SC_SIZE, SC_STOP,
+                                   run_group)
 from shardex.errors import OrderRejected, UnknownInstrumentError
 from shardex.instruments import Instrument
-from shardex.lowlevel import aligned
+from shardex.lowlevel import aligned, handles
 from shardex.lowlevel import pretouch as touch_pages
 from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE, EventKind, OrderType, reason_message
 from shardex.sync import usable_cores
@@ -59,6 +61,10 @@ MERGE_CHUNK = 512
 #: another.  Handing a round to the crew and collecting it costs ~10-20 us on the reference VM;
 #: below ~128 commands that is more than the second core saves (bench/small_batches.py).
 SERIAL_BELOW = 128
+
+#: Event slots per shard of ``process_many``'s ring: how many batches a shard thread may run
+#: ahead of the slowest (less one), to ride out one batch that takes a shard longer than usual.
+STREAM_RING = 3
 
 
 class Trade(NamedTuple):
@@ -134,6 +140,11 @@ class Exchange:
         # Each shard's commands of a batch by position (merge.deal): a row per shard, grown with the batch.
         self._todo = aligned((shards, 0), np.int64, 0)
         self._todo_counts = np.zeros(shards, dtype=np.int64)
+        # process_many's rings (stream.run_group): each shard's event slots, the deal's lists and counts.
+        self._ring_ev = np.empty(0, dtype=EVENT_DTYPE)
+        self._ring_slot = 0
+        self._ring_todo = aligned((STREAM_RING, shards, 0), np.int64, 0)
+        self._ring_counts = aligned((STREAM_RING, shards), np.int64, 0)
         for ins in sorted(instruments, key=lambda i: i.id):
             self.add_instrument(ins)
 
@@ -196,6 +207,112 @@ class Exchange:
                 return None
             return self.shards[0].process(cmds)
         return self._run_sharded(cmds, events, 0, 0)
+
+    def process_many(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Sequence and run many batches; each one's events, as ``[process(b) for b in batches]`` returns them.
+
+        On several shards the threads stream through the list instead of
+        meeting at the end of every batch: each matches its shards' part of
+        batch after batch, up to ``STREAM_RING - 1`` batches ahead of the
+        slowest, and a batch's events are merged as soon as every shard has
+        passed it, by whichever thread gets there (``engine.stream``).  The
+        events, stamps and state are those of ``process`` batch by batch.
+        """
+        batches = [self._as_commands(b) for b in batches]
+        if self._closed:
+            raise RuntimeError("this Exchange is closed: its shard threads are stopped")
+        if len(self.shards) == 1 or self._crew is None or not self._crew.spinning or len(batches) < 2:
+            return [self.process(b) for b in batches]
+        self._oids_current = False
+        return self._stream(batches)
+
+    def _stream(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """``process_many`` on the shard threads (``stream.run_group``), growing what they ask for between rounds."""
+        shards, groups, w = self.shards, self._groups, len(batches)
+        stamps = [self.sequencer.reserve(len(b)) for b in batches]
+        seqs = np.array([first for first, _ in stamps], dtype=np.int64)
+        tss = np.array([ts for _, ts in stamps], dtype=np.int64)
+        longest = max(len(b) for b in batches)
+        if longest > self._ring_todo.shape[2]:
+            self._ring_todo = aligned((STREAM_RING, len(shards), -(-longest // 8) * 8), np.int64, 0)
+        self._ring_events(events_room(longest))
+        table = handles(batches, COMMAND_DTYPE)
+        dclaim = np.zeros(w, dtype=np.int64)
+        dealt = np.zeros(w, dtype=np.int64)
+        nev = np.zeros((w, len(shards)), dtype=np.int64)
+        ctl = aligned(SC_SIZE, np.int64, 0)
+        done = aligned(8 * len(groups), np.int64, 0)
+        pos = np.zeros((len(groups), P_WIDTH), dtype=np.int64)
+        # every batch's events in one array: room for what process would give each batch, grown if need be
+        out = np.empty(sum(events_room(len(b)) for b in batches), dtype=EVENT_DTYPE)
+        offs = np.zeros(w + 1, dtype=np.int64)
+        no_marks = np.zeros(1, dtype=np.int64)
+        while True:
+            calls = []
+            for t, group in enumerate(groups):
+                tables, book_ofs, inst_of_books, nbooks = self._group_tables(group)
+                args = (t, len(groups), np.array(group, dtype=np.int64), tables, book_ofs, inst_of_books, nbooks,
+                        w, table, batches[0], seqs, tss, self._shard_of, self._ring_todo, self._ring_counts,
+                        dclaim, dealt, self._ring_ev, self._ring_slot, nev, ctl, done, out, offs, pos, no_marks)
+                calls.append((self._run_group, (ctl, args)))
+            self._crew.run(calls)
+            if not ctl[SC_STOP]:
+                break
+            # a shard or the output must grow: nothing runs now; grow it, and let every thread go on
+            # from where it stopped
+            if ctl[SC_GROW_OUT]:
+                grown = np.empty(max(2 * len(out), int(ctl[SC_GROW_OUT])), dtype=EVENT_DTYPE)
+                used = int(offs[ctl[SC_MERGED]])
+                grown[:used] = out[:used]
+                out = grown
+                ctl[SC_GROW_OUT] = 0
+            for t, group in enumerate(groups):
+                status = int(pos[t, P_STATUS])
+                if status == ST_GROW_EVENTS:
+                    self._ring_events(2 * self._ring_slot)
+                elif status != ST_DONE:
+                    sh = shards[group[int(pos[t, P_SHARD])]]
+                    sh.state.ensure(status)
+                    if sh.pretouch:
+                        sh.state.pretouch()
+            ctl[SC_STOP] = 0
+        if ctl[SC_MERGED] != w or not all(pos[:, P_BATCH] == w):  # pragma: no cover - a bug in run_group
+            raise RuntimeError(f"process_many: {int(ctl[SC_MERGED])} of {w} batches merged")
+        out.resize(int(offs[w]), refcheck=False)  # out is ours alone: nothing refers to it yet
+        return [out[a:b] for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
+
+    @staticmethod
+    def _run_group(ctl: np.ndarray, args: tuple) -> int:
+        """One thread's call of ``stream.run_group``; should it fail, the other threads are told to stop."""
+        try:
+            return run_group(*args)
+        except BaseException:
+            ctl[SC_STOP] = 1
+            raise
+
+    def _group_tables(self, group: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A thread's shards' handle tables and book maps, one row each (``book_of`` rows padded with NIL)."""
+        shards = [self.shards[s] for s in group]
+        tables = np.stack([sh.state.handles() for sh in shards])
+        book_ofs = np.full((len(shards), max(len(sh.book_of) for sh in shards)), NIL, dtype=np.int64)
+        inst_of_books = np.zeros((len(shards), max(len(sh.inst_of_book) for sh in shards)), dtype=np.int64)
+        for i, sh in enumerate(shards):
+            book_ofs[i, :len(sh.book_of)] = sh.book_of
+            inst_of_books[i, :len(sh.inst_of_book)] = sh.inst_of_book
+        return tables, book_ofs, inst_of_books, np.array([len(sh.inst_of_book) for sh in shards], dtype=np.int64)
+
+    def _ring_events(self, slot: int) -> None:
+        """Give every shard's ring slots room for ``slot`` events, keeping what they hold."""
+        if slot <= self._ring_slot:
+            return
+        slot = -(-slot // 1024) * 1024
+        old, old_slot = self._ring_ev, self._ring_slot
+        ev = np.empty(len(self.shards) * STREAM_RING * slot, dtype=EVENT_DTYPE)
+        if self.pretouch:
+            touch_pages(ev)
+        for j in range(len(old) // old_slot if old_slot else 0):
+            ev[j * slot:j * slot + old_slot] = old[j * old_slot:(j + 1) * old_slot]
+        self._ring_ev, self._ring_slot = ev, slot
 
     def _run_sharded(self, cmds: np.ndarray, events: bool, first_seq: int, ts: int) -> np.ndarray | None:
         """``apply`` on several shards; stamps the batch from ``first_seq`` (and ``ts``) as it deals it when > 0.

@@ -1,0 +1,251 @@
+"""Many batches through several shards at once, with no barrier per batch (``Exchange.process_many``).
+
+``Exchange.process`` hands a batch to every shard and waits for the slowest
+before it takes the next: each batch ends in a barrier, where the faster
+shard idles and both read lines the other core just wrote.  ``run_group``
+is what each shard thread runs instead, in one compiled call, for a whole
+list of batches:
+
+* a batch is dealt (``merge.deal``: stamped and listed per shard) by the
+  first thread to need it, one batch ahead of that thread's own matching,
+  so that the commands are still warm when the other shard reads them;
+* each thread matches its shards' part of batch after batch into a ring
+  of ``ring`` event slots per shard, running up to ``ring - 1`` batches
+  ahead of the slowest thread;
+* a batch is merged, in batch order, by whichever thread finds every thread
+  past it (``_try_merge``, a try-lock): usually the one that finished it
+  last, while the other goes on with the next batch.  Its events go to
+  their place in one array for the whole list.
+
+Nothing here changes an outcome: each shard runs the same kernel over the
+same commands as under ``process``, and the merge orders events on (seq,
+instrument) exactly as ``merge.merge_events`` does.
+
+A shard that must grow (its pool, index or ladder, or its event slot), or
+a merge that finds the output array full, stops
+its thread mid-batch and sets ``SC_STOP``; every other thread stops at its
+next batch boundary or wait.  The caller grows what was asked, with no
+kernel running, and calls every thread again: each resumes where ``pos``
+says it stopped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from shardex.book.layout import ST_DONE
+from shardex.book.matching import process_commands_marked
+from shardex.engine.merge import _merge_two_on_seq, deal
+from shardex.lowlevel import view_like
+from shardex.sync import cpu_pause, cpu_yield, fetch_add, load_acquire, store_release, store_seq_cst
+
+__all__ = ["P_BATCH", "P_EVENTS", "P_SHARD", "P_START", "P_STATUS", "SC_MERGED", "SC_SIZE", "SC_STOP",
+           "merge_on_seq", "run_group"]
+
+# Slots of the control array, each on a cache line of its own.
+SC_STOP = 0  # set by a thread whose shard must grow: every thread returns at its next boundary or wait
+SC_MERGED = 8  # batches merged so far (in order)
+SC_LOCK = 16  # the merge's try-lock
+SC_GROW_OUT = 24  # set by the merger: the rows ``out`` needs for the next batch (it stopped the threads)
+SC_SIZE = 32
+
+# Columns of ``pos``, one row per thread: where it stopped (or starts).
+P_BATCH = 0  # the batch it is on
+P_SHARD = 1  # the index in its group of the shard it is on
+P_START = 2  # that shard's next command (a position in the batch)
+P_EVENTS = 3  # that shard's events of the batch so far
+P_STATUS = 4  # the kernel status that stopped it (ST_DONE: it stopped at a boundary, or finished)
+P_WIDTH = 8
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pause(spins):
+    """One poll of a spin-wait: the CPU's pause hint, and every 16th time ``sched_yield``."""
+    if spins & 15 == 15:
+        cpu_yield()  # should the thread we wait for share our core
+    else:
+        cpu_pause()
+    return spins + 1
+
+
+@njit(cache=True, nogil=True)
+def _min_done(done, threads):
+    """Batches every thread has finished: the least of the threads' counts (``done[8 * t]``)."""
+    m = load_acquire(done, 0)
+    for t in range(1, threads):
+        d = load_acquire(done, 8 * t)
+        if d < m:
+            m = d
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _try_deal(k, w, batches, like, seqs, tss, shard_of, todo, counts, dclaim, dealt, done, threads):
+    """Deal batch ``k`` unless it is dealt, someone is dealing it, or its ring slot is still read.
+
+    The slot's previous batch (``k - ring``) is read by every thread as it
+    matches it, so the slot is free once every thread has finished that batch.
+    """
+    if k >= w or load_acquire(dealt, k) != 0:
+        return
+    ring = todo.shape[0]
+    if _min_done(done, threads) < k - ring + 1:
+        return
+    if fetch_add(dclaim, k, 1) != 0:
+        return
+    r = k % ring
+    deal(view_like(batches, k, like), shard_of, todo[r], counts[r], seqs[k], tss[k])
+    store_release(dealt, k, 1)
+
+
+@njit(cache=True, nogil=True)
+def merge_on_seq(buf, heads, ends, out, j):
+    """Several shards' streams ``buf[heads[s]:ends[s]]``, each in (seq, instrument) order, merged into ``out[j:]``.
+
+    ``merge.merge_events``' order: on (seq, instrument), ties to the lower
+    shard.  ``heads`` is advanced; returns the row after the last written.
+    For two streams ``merge._merge_two_on_seq`` does the same faster.
+    """
+    k = heads.shape[0]
+    while True:
+        best = -1
+        bseq = 0
+        binst = 0
+        for s in range(k):
+            h = heads[s]
+            if h < ends[s]:
+                seq = buf[h].seq
+                inst = buf[h].instrument
+                if best < 0 or seq < bseq or (seq == bseq and inst < binst):
+                    best = s
+                    bseq = seq
+                    binst = inst
+        if best < 0:
+            return j
+        out[j] = buf[heads[best]]
+        heads[best] += 1
+        j += 1
+
+
+@njit(cache=True, nogil=True)
+def _try_merge(w, ev, slot, ring, nev, ctl, done, threads, out, offs, heads, ends):
+    """Merge, in batch order, every batch every thread has finished, unless another thread is merging.
+
+    Batch ``m``'s events go to ``out[offs[m]:offs[m + 1]]``.  A thread that
+    finds the lock taken leaves: the holder looks again once it has let the
+    lock go, so a batch finished meanwhile is not left behind.  Where ``out``
+    is too short for the next batch, sets ``SC_GROW_OUT`` and ``SC_STOP``.
+    """
+    k = nev.shape[1]
+    while True:
+        m = load_acquire(ctl, SC_MERGED)
+        upto = min(_min_done(done, threads), w)
+        if m >= upto:
+            return
+        if fetch_add(ctl, SC_LOCK, 1) != 0:
+            return
+        m = load_acquire(ctl, SC_MERGED)
+        upto = min(_min_done(done, threads), w)
+        while m < upto:
+            r = m % ring
+            total = 0
+            for s in range(k):
+                heads[s] = (s * ring + r) * slot
+                ends[s] = heads[s] + nev[m, s]
+                total += nev[m, s]
+            j = offs[m]
+            if j + total > out.shape[0]:
+                ctl[SC_GROW_OUT] = j + total
+                store_seq_cst(ctl, SC_STOP, 1)
+                break
+            if k == 2:
+                _merge_two_on_seq(ev, heads, ends, out, j)
+            else:
+                merge_on_seq(ev, heads, ends, out, j)
+            offs[m + 1] = j + total
+            m += 1
+            store_release(ctl, SC_MERGED, m)
+        store_seq_cst(ctl, SC_LOCK, 0)
+        if load_acquire(ctl, SC_STOP) != 0:
+            return
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _stop(pos, t, k, gi, start, n, status):
+    """Record in ``pos[t]`` where thread ``t`` stopped; ``status``."""
+    pos[t, P_BATCH] = k
+    pos[t, P_SHARD] = gi
+    pos[t, P_START] = start
+    pos[t, P_EVENTS] = n
+    pos[t, P_STATUS] = status
+    return status
+
+
+@njit(cache=True, nogil=True)
+def run_group(t, threads, group, tables, book_ofs, inst_of_books, nbooks, w, batches, like, seqs, tss, shard_of,
+              todo, counts, dclaim, dealt, ev, slot, nev, ctl, done, out, offs, pos, no_marks):
+    """Thread ``t``'s whole part of a list of batches: deal, match its shards' commands, merge.
+
+    ``group``: the shards this thread runs, one after another within each
+    batch; ``tables[i]``, ``book_ofs[i]`` and ``inst_of_books[i, :nbooks[i]]``
+    are shard ``group[i]``'s handle table and book maps (``book_ofs`` rows
+    padded with NIL).  Batch ``k`` of ``w``, handle ``k`` of the table
+    ``batches`` (``lowlevel.handles``; ``like``: an array of its dtype), is stamped from ``seqs[k]`` and
+    ``tss[k]`` as it is dealt; ``todo`` and ``counts`` are the deal's ring
+    (``todo[k % ring]``), ``dclaim`` and ``dealt`` its claims and flags per
+    batch.  Shard ``s``'s events of batch ``k`` go to
+    ``ev[(s * ring + k % ring) * slot:][:slot]``, their count to
+    ``nev[k, s]``; ``done[8 * t]`` counts the batches thread ``t`` has
+    finished, ``out[offs[k]:offs[k + 1]]`` receives batch ``k``'s merged
+    events (``offs[0]``: where the first goes).  Starts, and
+    stops, where ``pos[t]`` says (``P_*``).  Returns the status of the
+    shard that stopped it, ``ST_DONE`` if none did.
+    """
+    ring = todo.shape[0]
+    heads = np.empty(todo.shape[1], np.int64)
+    ends = np.empty(todo.shape[1], np.int64)
+    k, gi, start, n = pos[t, P_BATCH], pos[t, P_SHARD], pos[t, P_START], pos[t, P_EVENTS]
+    spins = 0
+    while k < w:
+        # the batch dealt, by this thread if no other has taken it
+        while load_acquire(dealt, k) == 0:
+            _try_deal(k, w, batches, like, seqs, tss, shard_of, todo, counts, dclaim, dealt, done, threads)
+            if load_acquire(dealt, k) != 0:
+                break
+            if load_acquire(ctl, SC_STOP) != 0:
+                return _stop(pos, t, k, gi, start, n, ST_DONE)
+            spins = _pause(spins)
+        # and the next one, so that the thread behind finds it dealt while it is warm
+        _try_deal(k + 1, w, batches, like, seqs, tss, shard_of, todo, counts, dclaim, dealt, done, threads)
+        # this batch's event slots are free once the batch that used them before is merged
+        while load_acquire(ctl, SC_MERGED) < k - ring + 1:
+            _try_merge(w, ev, slot, ring, nev, ctl, done, threads, out, offs, heads, ends)
+            if load_acquire(ctl, SC_MERGED) >= k - ring + 1:
+                break
+            if load_acquire(ctl, SC_STOP) != 0:
+                return _stop(pos, t, k, gi, start, n, ST_DONE)
+            spins = _pause(spins)
+        r = k % ring
+        cmds = view_like(batches, k, like)
+        for i in range(gi, group.shape[0]):
+            s = group[i]
+            lo = (s * ring + r) * slot
+            status, start, n = process_commands_marked(tables[i], book_ofs[i], inst_of_books[i, :nbooks[i]], cmds,
+                                                       start, ev[lo:lo + slot], n, no_marks, 0,
+                                                       todo[r, s, :counts[r, s]], True)
+            if status != ST_DONE:
+                store_seq_cst(ctl, SC_STOP, 1)
+                return _stop(pos, t, k, i, start, n, status)
+            nev[k, s] = n
+            start = 0
+            n = 0
+        gi = 0
+        k += 1
+        store_seq_cst(done, 8 * t, k)
+        _try_merge(w, ev, slot, ring, nev, ctl, done, threads, out, offs, heads, ends)
+        if load_acquire(ctl, SC_STOP) != 0:
+            break
+    # resumed after the last batch: merge what the other threads finished meanwhile
+    _try_merge(w, ev, slot, ring, nev, ctl, done, threads, out, offs, heads, ends)
+    return _stop(pos, t, k, 0, 0, 0, ST_DONE)
