@@ -150,6 +150,7 @@ class _Channel:
                 self.outcomes[t] = (None, fn(*args))
             except BaseException as exc:  # handed to the caller, which raises it
                 self.outcomes[t] = (exc, None)
+            fn = args = None  # hold nothing of the round past it (its arrays: Exchange._output)
             # Publish outside the GIL: a caller that sees it never finds this thread holding the GIL.
             got = _post_then_await(flags, done, r, _GO, r + 1, _CALLER_SLEEPS, spins)
             seen = got == 1

@@ -114,6 +114,33 @@ def test_events_that_outgrow_their_slot_and_the_output_array_are_kept():
         _assert_same(one, (events, stamped, ex.state_hash()))
 
 
+def test_one_shard_matches_a_sweep_that_outgrows_the_lists_array():
+    resting = batch([new_order(0, "sell", 1, 100 + i % 50, order_id=i + 1, account=1) for i in range(3000)])
+    sweep = batch([new_order(0, "buy", 3000, 0, order_id=1, account=9, type="market", tif="ioc")])
+    parts = [resting[:10], resting[10:], sweep, resting[:0]]
+    one = _one_by_one(parts, instruments(1))
+    many = _streamed(parts, instruments(1), 1)
+    assert (many[0][2]["kind"] == 3).sum() == 3000
+    _assert_same(one, many)
+
+
+@pytest.mark.parametrize("shards", (1, 2))
+def test_events_held_by_the_caller_are_never_written_over(shards):
+    """The list's array is written again only once no view of it is held."""
+    parts = batches(order_flow(8000, n_instruments=N_INST, seed=35), 1000)
+    with Exchange(instruments(N_INST), shards=shards, clock=lambda: 5) as ex:
+        held = ex.process_many([p.copy() for p in parts[:4]])
+        kept = [e.copy() for e in held]
+        base = held[0].base
+        again = ex.process_many([p.copy() for p in parts[4:6]])
+        assert again[0].base is not base
+        for a, b in zip(held, kept):
+            assert np.array_equal(a, b)
+        second = id(again[0].base)  # an id, not a reference: a reference would hold the array
+        del held, again, a, b, base
+        assert id(ex.process_many([p.copy() for p in parts[6:]])[0].base) == second  # nothing held: the same array
+
+
 @pytest.mark.parametrize("shards", (2, 4))
 def test_unlisted_instruments_empty_batches_and_mass_cancels_of_everything(shards):
     flow = random_flow(5, 3000)

@@ -112,6 +112,14 @@ class MatchingShard:
         ev.resize(n, refcheck=False)  # ev is ours alone: nothing else refers to it yet
         return ev
 
+    def process_onto(self, cmds: np.ndarray, ev: np.ndarray) -> tuple[int, np.ndarray]:
+        """Run a batch writing its events into the caller's ``ev``; ``(n, buffer)``.
+
+        The buffer is ``ev`` unless the events outgrew it: then it is a
+        larger array holding all ``n`` of them.
+        """
+        return self._run(cmds, ev)
+
     def process_into(self, cmds: np.ndarray, go: tuple[np.ndarray, int, int] | None = None,
                      marks: np.ndarray | None = None, chunk: int = 0, todo: np.ndarray | None = None) -> int:
         """Run a batch and leave its events in ``self.events_buffer[:n]``; return n.

@@ -12,10 +12,11 @@ list of batches:
 * each thread matches its shards' part of batch after batch into a ring
   of ``ring`` event slots per shard, running up to ``ring - 1`` batches
   ahead of the slowest thread;
-* a batch is merged, in batch order, by whichever thread finds every thread
-  past it (``_try_merge``, a try-lock): usually the one that finished it
-  last, while the other goes on with the next batch.  Its events go to
-  their place in one array for the whole list.
+* a batch is merged, in batch order, by a thread that finds every thread
+  past it (``_try_merge``, a try-lock): the thread ahead, in its wait
+  for the slowest, or the last to finish it where none is ahead
+  (``_other_ahead``).  Its events go to their place in one array for the
+  whole list.
 
 Nothing here changes an outcome: each shard runs the same kernel over the
 same commands as under ``process``, and the merge orders events on (seq,
@@ -78,6 +79,23 @@ def _min_done(done, threads):
         if d < m:
             m = d
     return m
+
+
+@njit(cache=True, nogil=True)
+def _other_ahead(done, threads, t, k, w):
+    """Whether a thread other than ``t`` has finished more than ``k`` batches and is still going.
+
+    That thread will merge what ``t`` has just finished, on its way or in
+    its next wait, while ``t`` goes on matching: merging falls to the
+    thread with time to spare, not to the one every other waits for (on a
+    virtual machine one CPU is at times markedly slower than the other).
+    """
+    for u in range(threads):
+        if u != t:
+            d = load_acquire(done, 8 * u)
+            if k < d < w:
+                return True
+    return False
 
 
 @njit(cache=True, nogil=True)
@@ -243,7 +261,8 @@ def run_group(t, threads, group, tables, book_ofs, inst_of_books, nbooks, w, bat
         gi = 0
         k += 1
         store_seq_cst(done, 8 * t, k)
-        _try_merge(w, ev, slot, ring, nev, ctl, done, threads, out, offs, heads, ends)
+        if not _other_ahead(done, threads, t, k, w):
+            _try_merge(w, ev, slot, ring, nev, ctl, done, threads, out, offs, heads, ends)
         if load_acquire(ctl, SC_STOP) != 0:
             break
     # resumed after the last batch: merge what the other threads finished meanwhile
