@@ -162,6 +162,20 @@ def test_any_stream_of_batches_gives_one_shards_events(seed, sizes, chunk, shard
     _assert_same(one, _streamed(parts, mixed_instruments(5), shards, chunk, order_capacity=64))
 
 
+def test_the_same_array_twice_is_stamped_and_matched_twice_as_process_would():
+    flow = order_flow(3000, n_instruments=N_INST, seed=36)
+    same = flow[:1000].copy()
+    parts = [flow[1000:2000].copy(), same, same, flow[2000:].copy()]
+    with Exchange(instruments(N_INST), shards=1, clock=lambda: 5) as one:
+        expected = [one.process(p.copy()) for p in parts]
+    with Exchange(instruments(N_INST), shards=2, clock=lambda: 5) as two:
+        got = two.process_many(parts)
+        assert two.state_hash() == one.state_hash()
+    for a, b in zip(expected, got):
+        assert np.array_equal(a, b)
+    assert same["seq"][0] == 2001  # the second time's stamps
+
+
 def test_process_many_refuses_what_process_refuses():
     good = order_flow(100, n_instruments=2, seed=1)
     with Exchange(instruments(2), shards=2) as ex:

@@ -68,6 +68,12 @@ SERIAL_BELOW = 128
 STREAM_RING = 3
 
 
+def _overlapping(arrays: list[np.ndarray]) -> bool:
+    """Whether any two of the (C-contiguous) arrays share a byte."""
+    spans = sorted((a.ctypes.data, a.ctypes.data + a.nbytes) for a in arrays if a.nbytes)
+    return any(start < end for (_, end), (start, _) in zip(spans, spans[1:]))
+
+
 def _references(a: np.ndarray) -> int:
     """``sys.getrefcount`` of ``a``, from one place, so that it compares with ``_ONLY_AN_ATTRIBUTE``."""
     return sys.getrefcount(a)
@@ -252,7 +258,9 @@ class Exchange:
             return []
         if len(self.shards) == 1:
             return self._one_after_another(batches)
-        if self._crew is None or not self._crew.spinning or len(batches) < 2:
+        if self._crew is None or not self._crew.spinning or len(batches) < 2 or _overlapping(batches):
+            # one batch, no thread to stream on, or batches that share memory (the same array twice:
+            # stamping the second while a shard reads the first would change what the first says)
             return [self.process(b) for b in batches]
         return self._stream(batches)
 
