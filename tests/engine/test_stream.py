@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import shardex.engine.exchange as exchange
 from shardex.engine.commands import batch, mass_cancel, new_order
+from shardex.engine.durable import EngineHaltedError
 from shardex.engine.exchange import Exchange
 from shardex.engine.loadgen import batches, instruments, order_flow
 from shardex.sync import usable_cores
@@ -195,3 +196,37 @@ def test_one_shard_and_a_single_batch_run_as_process(monkeypatch):
         with Exchange(instruments(N_INST), shards=shards, clock=lambda: 5) as ex:
             assert len(ex.process_many([p.copy() for p in parts])) == len(parts)
     assert not calls
+
+
+@pytest.mark.parametrize("shards", (1, 2))
+@pytest.mark.parametrize("size", (300, 2048))  # a list of fewer, and of more, commands than JOURNAL_ALONGSIDE_FROM
+def test_a_durable_engine_journals_a_whole_list_before_handing_out_its_events(tmp_path, shards, size):
+    flow = order_flow(12_000, n_instruments=N_INST, seed=37)
+    parts = batches(flow, size)
+    one = _one_by_one(parts, instruments(N_INST))
+    stamped = [p.copy() for p in parts]
+    with Exchange.open(tmp_path, instruments(N_INST), shards=shards, clock=lambda: 5, snapshot_on_close=False,
+                       snapshot_every=5000) as ex:
+        events = ex.process_many(stamped[:1]) + ex.process_many(stamped[1:3]) + ex.process_many(stamped[3:])
+        assert ex.durable_seq == 12_000
+        _assert_same(one, (events, stamped, ex.state_hash()))
+    with Exchange.open(tmp_path, shards=3) as again:  # replayed from the journal (and any snapshot)
+        assert again.state_hash() == one[2]
+
+
+@pytest.mark.parametrize("size", (300, 2048))
+def test_a_failed_fsync_hands_out_nothing_of_the_list(tmp_path, size, failing_fsync):
+    parts = batches(order_flow(12_000, n_instruments=N_INST, seed=38), size)
+    ex = Exchange.open(tmp_path, instruments(N_INST), shards=2, journal_options={"fsync": failing_fsync(3)},
+                       snapshot_on_close=False)
+    acked, handed = 0, []
+    with pytest.raises(EngineHaltedError, match="halted"):
+        for i in range(0, len(parts), 2):  # bounded: at most 20 lists
+            handed += ex.process_many(parts[i:i + 2])
+            acked = int(parts[i + 1]["seq"][-1])
+    assert ex.halted and acked > 0 and int(handed[-1]["seq"][-1]) <= acked
+    with pytest.raises(EngineHaltedError):
+        ex.process_many(parts[:1])
+    ex.close()
+    with Exchange.open(tmp_path) as again:
+        assert again.log.next_seq - 1 >= acked

@@ -34,7 +34,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -182,6 +182,40 @@ class DurableExchange(Exchange):
             self.applied(cmds)
         return events
 
+    def process_many(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Stamp and journal every batch of the list, then match them all (``Exchange.process_many``); their events.
+
+        The list is one group commit: under the ``batch`` policy its batches
+        are written, then fsynced once, and from ``JOURNAL_ALONGSIDE_FROM``
+        commands on matched while that fsync runs.  Nothing is handed out
+        before the fsync has returned; if it fails, the engine halts and
+        hands out nothing of the list.  A periodic snapshot is considered
+        once the whole list is matched.
+        """
+        batches = [self._as_commands(b) for b in batches]
+        with self._mutex:
+            self._check_accepting()
+            for b in batches:
+                self.sequencer.stamp(b)
+            stamped = [b for b in batches if len(b)]
+            if not stamped:
+                return self._many(batches, stamp=False)
+            total = sum(len(b) for b in stamped)
+            if self._sync_each_batch:
+                for b in stamped:
+                    self.journal_batch(b, sync=False)
+                if total >= JOURNAL_ALONGSIDE_FROM:
+                    events = self._beside.run(lambda: self._sync_journal(stamped[-1]), self._many, batches, False)
+                else:
+                    self._sync_journal(stamped[-1])
+                    events = self._many(batches, stamp=False)
+            else:
+                for b in stamped:
+                    self.journal_batch(b)
+                events = self._many(batches, stamp=False)
+            self.applied(stamped[-1], commands=total)
+        return events
+
     def _apply_while_syncing(self, cmds: np.ndarray) -> np.ndarray:
         """Write a stamped batch to the journal, then match it while the journal thread fsyncs it.
 
@@ -228,8 +262,11 @@ class DurableExchange(Exchange):
             self._halted = exc
             log.error("engine at %s halted: %s", self.path, exc)
 
-    def applied(self, cmds: np.ndarray) -> None:
+    def applied(self, cmds: np.ndarray, commands: int | None = None) -> None:
         """Note a batch just applied; start a periodic snapshot when ``snapshot_every`` is reached.
+
+        ``commands``: the commands applied since the last call, where that is
+        more than ``cmds`` (the last batch of a list, ``process_many``).
 
         Called from the thread that runs the matching (between batches), the
         only moment the books may be copied.  In a pipeline the sequencer runs
@@ -239,7 +276,7 @@ class DurableExchange(Exchange):
             return
         self._applied_seq = int(cmds["seq"][-1])
         self._applied_ts = int(cmds["ts"][-1])
-        self._since_snapshot += len(cmds)
+        self._since_snapshot += len(cmds) if commands is None else commands
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
             if self._snap_future is not None and not self._snap_future.done():
                 return  # the previous one is still being written; try after the next batch

@@ -250,19 +250,23 @@ class Exchange:
         reference VM): a caller that publishes the events and lets them go
         (bench shards) keeps writing to the same warm pages.
         """
-        batches = [self._as_commands(b) for b in batches]
+        return self._many([self._as_commands(b) for b in batches], stamp=True)
+
+    def _many(self, batches: list[np.ndarray], stamp: bool) -> list[np.ndarray]:
+        """``process_many`` (``stamp``), or the same on batches already stamped (a durable engine's, journaled)."""
         if self._closed:
             raise RuntimeError("this Exchange is closed: its shard threads are stopped")
         self._oids_current = False
         if not batches:
             return []
         if len(self.shards) == 1:
-            return self._one_after_another(batches)
+            return self._one_after_another(batches, stamp)
         if self._crew is None or not self._crew.spinning or len(batches) < 2 or _overlapping(batches):
             # one batch, no thread to stream on, or batches that share memory (the same array twice:
             # stamping the second while a shard reads the first would change what the first says)
-            return [self.process(b) for b in batches]
-        return self._stream(batches)
+            one = Exchange.process if stamp else Exchange.apply
+            return [one(self, b) for b in batches]
+        return self._stream(batches, stamp)
 
     def _output(self, rows: int) -> np.ndarray:
         """An array for a list's events: ``process_many``'s last one if no view of it is held and it is large enough."""
@@ -279,14 +283,15 @@ class Exchange:
         """Each batch's events: ``out[offs[k]:offs[k + 1]]``."""
         return [out[a:b] for a, b in zip(offs[:-1], offs[1:])]
 
-    def _one_after_another(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """``process_many`` on one shard: each batch stamped and matched straight into the list's array."""
+    def _one_after_another(self, batches: list[np.ndarray], stamp: bool) -> list[np.ndarray]:
+        """``_many`` on one shard: each batch stamped (``stamp``) and matched straight into the list's array."""
         sh = self.shards[0]
         room = [events_room(len(b)) for b in batches]
         out = self._output(sum(room))
         offs = [0]
         for k, cmds in enumerate(batches):
-            self.sequencer.stamp(cmds)
+            if stamp:
+                self.sequencer.stamp(cmds)
             j = offs[-1]
             n, ev = sh.process_onto(cmds, out[j:])
             if ev.base is not out:  # the events outgrew the array: a larger one, the rest of the list's room with it
@@ -297,12 +302,14 @@ class Exchange:
             offs.append(j + n)
         return self._views(out, offs)
 
-    def _stream(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """``process_many`` on the shard threads (``stream.run_group``), growing what they ask for between rounds."""
+    def _stream(self, batches: list[np.ndarray], stamp: bool) -> list[np.ndarray]:
+        """``_many`` on the shard threads (``stream.run_group``), growing what they ask for between rounds."""
         shards, groups, w = self.shards, self._groups, len(batches)
-        stamps = [self.sequencer.reserve(len(b)) for b in batches]
-        seqs = np.array([first for first, _ in stamps], dtype=np.int64)
-        tss = np.array([ts for _, ts in stamps], dtype=np.int64)
+        seqs = np.zeros(w, dtype=np.int64)  # 0: the deal leaves a batch's stamps as they are
+        tss = np.zeros(w, dtype=np.int64)
+        if stamp:
+            for k, b in enumerate(batches):
+                seqs[k], tss[k] = self.sequencer.reserve(len(b))
         longest = max(len(b) for b in batches)
         if longest > self._ring_todo.shape[2]:
             self._ring_todo = aligned((STREAM_RING, len(shards), -(-longest // 8) * 8), np.int64, 0)
