@@ -63,9 +63,10 @@ MERGE_CHUNK = 512
 #: below ~128 commands that is more than the second core saves (bench/small_batches.py).
 SERIAL_BELOW = 128
 
-#: Event slots per shard of ``process_many``'s ring: how many batches a shard thread may run
-#: ahead of the slowest (less one), to ride out one batch that takes a shard longer than usual.
-STREAM_RING = 3
+#: Event slots per shard of ``process_many``'s ring: a shard thread may run this many batches
+#: less one ahead of the slowest.  Two slots keep a shard's events in its core's cache; bench
+#: shards gave 2 slots 1.77x and 1.80x, 3 slots 1.74x and 1.72x, interleaved (2026-11-24).
+STREAM_RING = 2
 
 
 def _overlapping(arrays: list[np.ndarray]) -> bool:
@@ -164,11 +165,12 @@ class Exchange:
         # Each shard's commands of a batch by position (merge.deal): a row per shard, grown with the batch.
         self._todo = aligned((shards, 0), np.int64, 0)
         self._todo_counts = np.zeros(shards, dtype=np.int64)
-        # process_many's rings (stream.run_group): each shard's event slots, the deal's lists and counts.
+        # process_many's buffers (stream.run_group): each shard's ring of event slots, its copy of its commands.
         self._ring_ev = np.empty(0, dtype=EVENT_DTYPE)
         self._ring_slot = 0
-        self._ring_todo = aligned((STREAM_RING, shards, 0), np.int64, 0)
-        self._ring_counts = aligned((STREAM_RING, shards), np.int64, 0)
+        self._ring = 0
+        self._own_cmds = np.empty(0, dtype=COMMAND_DTYPE)
+        self._own_width = 0
         self._spare_out: np.ndarray | None = None  # process_many's last output array (_output)
         for ins in sorted(instruments, key=lambda i: i.id):
             self.add_instrument(ins)
@@ -305,18 +307,20 @@ class Exchange:
     def _stream(self, batches: list[np.ndarray], stamp: bool) -> list[np.ndarray]:
         """``_many`` on the shard threads (``stream.run_group``), growing what they ask for between rounds."""
         shards, groups, w = self.shards, self._groups, len(batches)
-        seqs = np.zeros(w, dtype=np.int64)  # 0: the deal leaves a batch's stamps as they are
+        seqs = np.zeros(w, dtype=np.int64)  # 0: a batch's stamps are left as they are
         tss = np.zeros(w, dtype=np.int64)
         if stamp:
             for k, b in enumerate(batches):
                 seqs[k], tss[k] = self.sequencer.reserve(len(b))
         longest = max(len(b) for b in batches)
-        if longest > self._ring_todo.shape[2]:
-            self._ring_todo = aligned((STREAM_RING, len(shards), -(-longest // 8) * 8), np.int64, 0)
-        self._ring_events(events_room(longest))
+        if longest > self._own_width:
+            self._own_width = -(-longest // 8) * 8  # whole cache lines per shard (80-byte commands)
+            self._own_cmds = np.empty(len(shards) * self._own_width, dtype=COMMAND_DTYPE)
+            if self.pretouch:
+                touch_pages(self._own_cmds)
+        ring = STREAM_RING
+        self._ring_events(events_room(longest), ring)
         table = handles(batches, COMMAND_DTYPE)
-        dclaim = np.zeros(w, dtype=np.int64)
-        dealt = np.zeros(w, dtype=np.int64)
         nev = np.zeros((w, len(shards)), dtype=np.int64)
         ctl = aligned(SC_SIZE, np.int64, 0)
         done = aligned(8 * len(groups), np.int64, 0)
@@ -325,13 +329,14 @@ class Exchange:
         out = self._output(sum(events_room(len(b)) for b in batches))
         offs = np.zeros(w + 1, dtype=np.int64)
         no_marks = np.zeros(1, dtype=np.int64)
+        no_todo = np.zeros(0, dtype=np.int64)
         while True:
             calls = []
             for t, group in enumerate(groups):
                 tables, book_ofs, inst_of_books, nbooks = self._group_tables(group)
                 args = (t, len(groups), np.array(group, dtype=np.int64), tables, book_ofs, inst_of_books, nbooks,
-                        w, table, batches[0], seqs, tss, self._shard_of, self._ring_todo, self._ring_counts,
-                        dclaim, dealt, self._ring_ev, self._ring_slot, nev, ctl, done, out, offs, pos, no_marks)
+                        w, table, batches[0], seqs, tss, self._shard_of, self._own_cmds, self._own_width,
+                        self._ring_ev, self._ring_slot, ring, nev, ctl, done, out, offs, pos, no_marks, no_todo)
                 calls.append((self._run_group, (ctl, args)))
             self._crew.run(calls)
             if not ctl[SC_STOP]:
@@ -347,7 +352,7 @@ class Exchange:
             for t, group in enumerate(groups):
                 status = int(pos[t, P_STATUS])
                 if status == ST_GROW_EVENTS:
-                    self._ring_events(2 * self._ring_slot)
+                    self._ring_events(2 * self._ring_slot, ring)
                 elif status != ST_DONE:
                     sh = shards[group[int(pos[t, P_SHARD])]]
                     sh.state.ensure(status)
@@ -378,18 +383,19 @@ class Exchange:
             inst_of_books[i, :len(sh.inst_of_book)] = sh.inst_of_book
         return tables, book_ofs, inst_of_books, np.array([len(sh.inst_of_book) for sh in shards], dtype=np.int64)
 
-    def _ring_events(self, slot: int) -> None:
-        """Give every shard's ring slots room for ``slot`` events, keeping what they hold."""
-        if slot <= self._ring_slot:
+    def _ring_events(self, slot: int, ring: int) -> None:
+        """Give every shard ``ring`` slots of room for ``slot`` events each, keeping what they hold (same ``ring``)."""
+        if slot <= self._ring_slot and ring == self._ring:
             return
-        slot = -(-slot // 1024) * 1024
+        slot = -(-max(slot, self._ring_slot) // 1024) * 1024
         old, old_slot = self._ring_ev, self._ring_slot
-        ev = np.empty(len(self.shards) * STREAM_RING * slot, dtype=EVENT_DTYPE)
+        ev = np.empty(len(self.shards) * ring * slot, dtype=EVENT_DTYPE)
         if self.pretouch:
             touch_pages(ev)
-        for j in range(len(old) // old_slot if old_slot else 0):
-            ev[j * slot:j * slot + old_slot] = old[j * old_slot:(j + 1) * old_slot]
-        self._ring_ev, self._ring_slot = ev, slot
+        if ring == self._ring:  # grown mid-list: the slots hold events not merged yet
+            for j in range(len(old) // old_slot if old_slot else 0):
+                ev[j * slot:j * slot + old_slot] = old[j * old_slot:(j + 1) * old_slot]
+        self._ring_ev, self._ring_slot, self._ring = ev, slot, ring
 
     def _run_sharded(self, cmds: np.ndarray, events: bool, first_seq: int, ts: int) -> np.ndarray | None:
         """``apply`` on several shards; stamps the batch from ``first_seq`` (and ``ts``) as it deals it when > 0.
