@@ -217,11 +217,13 @@ def _by_placement(trips: list, base: list[float], seconds: list[float], base_cei
 
 
 def durable_run(cmds: np.ndarray, batch: int, *, staged: bool, n_instruments: int, shards: int,
-                fsync_policy: str = "batch", depth: int = 4, directory: str | None = None) -> tuple[float, str]:
+                fsync_policy: str = "batch", depth: int = 4, directory: str | None = None,
+                many: int = 0) -> tuple[float, str]:
     """Seconds to take ``cmds`` through a fresh durable engine in batches of ``batch``, and its state hash.
 
-    ``staged``: through the pipeline (``ex.pipeline(depth=depth)``); otherwise a
-    loop of ``process``.  The engine's directory is made under ``directory``
+    ``staged``: through the pipeline (``ex.pipeline(depth=depth)``); ``many``
+    > 0: ``process_many`` on that many batches at a time (one fsync per
+    list); otherwise a loop of ``process``.  The engine's directory is made under ``directory``
     (default: the system's temporary directory) and removed afterwards.
     """
     root = Path(tempfile.mkdtemp(prefix="shardex-bench-durable-", dir=directory))
@@ -234,6 +236,9 @@ def durable_run(cmds: np.ndarray, batch: int, *, staged: bool, n_instruments: in
                 with ex.pipeline(depth=depth) as p:
                     for _events in p.run(parts):
                         pass
+            elif many:
+                for i in range(0, len(parts), many):
+                    ex.process_many(parts[i:i + many])
             else:
                 for b in parts:
                     ex.process(b)
