@@ -1,11 +1,14 @@
 """Crash safety, tested for real: SIGKILL a writer under load, recover, compare with an in-memory replay.
 
 ``soak(iterations)`` starts a writer process (``python -m
-shardex.engine.crash_soak DIR SEED BASE``) on one engine directory again and
-again.  The writer opens ``Exchange.open(DIR)``, warms its kernels, prints
+shardex.engine.crash_soak DIR SEED BASE MANY``) on one engine directory again
+and again.  The writer opens ``Exchange.open(DIR)``, warms its kernels, prints
 ``ready <next_seq>``, then processes a deterministic stream of batches of
 random size, printing each batch's last seq only after ``process`` returned
-(the acknowledgement).  The parent kills it with SIGKILL at a random moment,
+(the acknowledgement).  Every other writer hands the batches over
+``WRITER_MANY`` at a time through ``process_many`` (one group commit per
+list, the list streamed through the shards while it is fsynced) and prints
+the list's last seq once it returned.  The parent kills it with SIGKILL at a random moment,
 reopens the directory (recovery), and checks:
 
 * every acknowledged command is recovered (``lost`` counts those that are not);
@@ -39,6 +42,8 @@ __all__ = ["SoakReport", "soak", "writer_batches"]
 N_INSTRUMENTS = 16
 #: Commands a writer may send in one life; bounds the run if no kill comes.
 WRITER_COMMANDS = 400_000
+#: Batches per ``process_many`` call of every other writer.
+WRITER_MANY = 4
 _READY_TIMEOUT_S = 300.0  # a cold numba compile on a loaded machine can take a minute or more
 
 
@@ -71,17 +76,23 @@ def writer_batches(seed: int, base_order_id: int) -> list[np.ndarray]:
     return [part.copy() for part in np.split(cmds, cuts)]
 
 
-def _writer(path: str, seed: int, base_order_id: int) -> None:
+def _writer(path: str, seed: int, base_order_id: int, many: int = 0) -> None:
     # Compile (or load from the on-disk cache) before the clock of the kill
     # starts, so that kills land under load rather than in the compiler.
-    warm = Exchange(instruments(2), shards=1)
-    warm.process(order_flow(200, n_instruments=2, seed=0))
-    warm.close()
+    for shards in (1, 2):
+        with Exchange(instruments(2), shards=shards) as warm:
+            warm.process(order_flow(200, n_instruments=2, seed=0))
+            warm.process_many([order_flow(200, n_instruments=2, seed=s) for s in (1, 2)])
+    parts = writer_batches(seed, base_order_id)
+    lists = [parts[i:i + many] for i in range(0, len(parts), many)] if many else [[b] for b in parts]
     with Exchange.open(path, instruments(N_INSTRUMENTS), shards=2, snapshot_every=50_000) as ex:
         print("ready", ex.sequencer.next_seq, flush=True)
-        for b in writer_batches(seed, base_order_id):  # bounded: WRITER_COMMANDS in all
-            ex.process(b)
-            print(int(b["seq"][-1]), flush=True)  # only after process returned: acknowledged
+        for bs in lists:  # bounded: WRITER_COMMANDS in all
+            if many:
+                ex.process_many(bs)
+            else:
+                ex.process(bs[0])
+            print(int(bs[-1]["seq"][-1]), flush=True)  # only after it returned: acknowledged
 
 
 def soak(iterations: int, *, directory: str | os.PathLike[str] | None = None, seed: int | None = None,
@@ -111,8 +122,9 @@ def soak(iterations: int, *, directory: str | os.PathLike[str] | None = None, se
 def _one_kill(path: Path, seed: int, it: int, rng: random.Random, kill_after_s: tuple[float, float],
               ref: Exchange, report: SoakReport) -> None:
     base_oid = (it + 1) * 10**7
-    proc = subprocess.Popen([sys.executable, "-m", "shardex.engine.crash_soak", str(path), str(seed), str(base_oid)],
-                            stdout=subprocess.PIPE, text=True)
+    many = WRITER_MANY if it % 2 else 0
+    proc = subprocess.Popen([sys.executable, "-m", "shardex.engine.crash_soak", str(path), str(seed), str(base_oid),
+                             str(many)], stdout=subprocess.PIPE, text=True)
     try:
         ready = _read_ready(proc)
         time.sleep(rng.uniform(*kill_after_s))
@@ -143,7 +155,7 @@ def _one_kill(path: Path, seed: int, it: int, rng: random.Random, kill_after_s: 
     report.durable_unacknowledged += max(recovered_last - last_acked, 0)
     mismatch = ref_last != recovered_last or ref.state_hash() != got
     report.hash_mismatches += int(mismatch)
-    report.kills.append({"iteration": it, "start_seq": start, "last_acknowledged": last_acked,
+    report.kills.append({"iteration": it, "process_many": many, "start_seq": start, "last_acknowledged": last_acked,
                          "recovered_to": recovered_last, "hash_matches": not mismatch})
 
 
@@ -162,4 +174,4 @@ def _read_ready(proc: subprocess.Popen) -> list[str]:
 
 
 if __name__ == "__main__":
-    _writer(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    _writer(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 0)
