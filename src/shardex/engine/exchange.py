@@ -239,11 +239,13 @@ class Exchange:
         """Sequence and run many batches; each one's events, as ``[process(b) for b in batches]`` returns them.
 
         On several shards the threads stream through the list instead of
-        meeting at the end of every batch: each matches its shards' part of
-        batch after batch, up to ``STREAM_RING - 1`` batches ahead of the
-        slowest, and a batch's events are merged as soon as every shard has
-        passed it, by whichever thread gets there (``engine.stream``).  The
-        events, stamps and state are those of ``process`` batch by batch.
+        meeting at the end of every batch: each copies its shards' commands
+        out of batch after batch and matches them, up to ``STREAM_RING - 1``
+        batches ahead of the slowest, and a batch's events are merged once
+        every shard has passed it, by the thread ahead where one is
+        (``engine.stream``).  The events, stamps and state are those of
+        ``process`` batch by batch; batches that share memory run batch by
+        batch.
 
         The events of the whole list are views into one array.  Once none of
         them is referred to any more, the next call writes into that array

@@ -13,8 +13,9 @@ list of batches:
   lines are shared rather than handed from core to core, and each kernel
   reads its own commands contiguous and warm: matching over a shard's
   positions in the shared batch (``merge.deal``, as ``process`` does) took
-  11-21 % longer per thread (87-91 against 75-81 ms per million commands,
-  2026-11-23), the copy and a contiguous run 8-11 % longer;
+  87-91 ms per million commands and thread, against 75-81 ms for streams
+  split beforehand; copying, then matching the copy, took 82-84 ms
+  (2026-11-23, two threads, the same books);
 * a batch is merged, in batch order, by a thread that finds every thread
   past it (``_try_merge``, a try-lock): the thread ahead, in its wait
   for the slowest, or the last to finish it where none is ahead
@@ -26,9 +27,9 @@ same commands as under ``process``, and the merge orders events on (seq,
 instrument) exactly as ``merge.merge_events`` does.
 
 A shard that must grow (its pool, index or ladder, or its event slot), or
-a merge that finds the output array full, stops
-its thread mid-batch and sets ``SC_STOP``; every other thread stops at its
-next batch boundary or wait.  The caller grows what was asked, with no
+a merge that finds the output array full, stops its thread (mid-batch)
+and sets ``SC_STOP``; every other thread stops at its next batch boundary
+or wait.  The caller grows what was asked, with no
 kernel running, and calls every thread again: each resumes where ``pos``
 says it stopped.
 """
