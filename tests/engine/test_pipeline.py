@@ -144,3 +144,66 @@ def test_failed_fsync_in_the_journal_stage_halts(tmp_path):
             list(p.run(_stream()))
     assert ex.halted
     ex.close()
+
+
+def _held_risk(go: threading.Event):
+    """A risk stage that holds every batch until ``go``, so that batches queue up for matching behind it."""
+
+    class Held:
+        def check(self, commands):
+            go.wait(60)
+            return commands
+
+    return Held()
+
+
+def test_the_matching_stage_takes_every_queued_batch_through_the_shards_at_once():
+    serial = Exchange(instruments(N_INST), shards=2, clock=lambda: 7)
+    want = [serial.process(b) for b in _stream()]
+    ex = Exchange(instruments(N_INST), shards=2, clock=lambda: 7)
+    lots = []
+    many = ex._many
+
+    def recorded(cmds, stamp):
+        if not lots:
+            time.sleep(0.2)  # the first lot takes its time: the next batches queue up behind it
+        lots.append(len(cmds))
+        return many(cmds, stamp)
+
+    ex._many = recorded
+    with Pipeline(ex, depth=8) as p:
+        got = list(p.run(_stream()))
+    assert sum(lots) == len(want) and max(lots) > 1
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)
+    assert ex.state_hash() == serial.state_hash()
+
+
+def test_a_failing_lot_in_matching_fails_its_first_batch_and_halts_the_rest():
+    ex = Exchange(instruments(N_INST), shards=2, clock=lambda: 1)
+    many = ex._many
+
+    def failing(cmds, stamp):
+        if int(cmds[-1]["seq"][-1]) > 1024:  # any lot past the first two batches
+            raise ValueError("matching exploded")
+        return many(cmds, stamp)
+
+    ex._many = failing
+    go = threading.Event()
+    go.set()
+    p = Pipeline(ex, risk=_held_risk(go), depth=8)
+    parts = batches(order_flow(8 * 512, n_instruments=N_INST), 512)
+    first = [p.submit(b) for b in parts[:2]]
+    assert all(len(f.result(timeout=60)) for f in first)
+    go.clear()
+    futures = [p.submit(b) for b in parts[2:]]
+    go.set()
+    results = []
+    for f in futures:
+        try:
+            results.append(type(f.result(timeout=60)).__name__)
+        except BaseException as exc:  # noqa: BLE001
+            results.append(type(exc).__name__)
+    assert results[0] == "ValueError"
+    assert set(results[1:]) == {"EngineHaltedError"}
+    p.close()

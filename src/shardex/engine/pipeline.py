@@ -5,9 +5,11 @@ bounded queue, so while batch k is being matched batch k+1 is being fsynced
 and batch k-1 settled and published.  Every stage is one thread taking its
 queue in FIFO order, so batches leave every stage in the order they entered
 it: stages overlap in time but never reorder, and the event stream is the
-one ``process`` would give batch after batch.  Within a batch, shards run in
-parallel and their events are merged into (seq, instrument) order by the
-matching stage (``Exchange.apply``).
+one ``process`` would give batch after batch.  The matching stage takes
+every batch queued for it at once through the shards
+(``Exchange.process_many``'s stream, on batches already stamped), so that
+the shards run through them without meeting at the end of each; the
+events of each batch are merged into (seq, instrument) order.
 
 Durability is kept: the journal stage comes before every other stage, so a
 batch is matched only once it is durable, and its future resolves (the
@@ -144,7 +146,8 @@ class Pipeline:
         self._threads = []
         for k, (name, fn) in enumerate(stages):
             out = self._queues[k + 1] if k + 1 < len(stages) else None
-            t = threading.Thread(target=self._loop, args=(fn, self._queues[k], out), name=f"shardex-{name}", daemon=True)
+            loop = self._match_loop if name == "matching" else self._loop
+            t = threading.Thread(target=loop, args=(fn, self._queues[k], out), name=f"shardex-{name}", daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -155,10 +158,14 @@ class Pipeline:
     def _risk(self, t: _Ticket) -> None:
         t.commands = self.risk.check(t.commands)
 
-    def _match(self, t: _Ticket) -> None:
-        t.events = self.exchange.apply(t.commands)
+    def _match(self, tickets: list[_Ticket]) -> None:
+        events = self.exchange._many([t.commands for t in tickets], stamp=False)
+        for t, e in zip(tickets, events):
+            t.events = e
         if self._durable:
-            self.exchange.applied(t.commands)
+            done = [t.commands for t in tickets if len(t.commands)]
+            if done:  # one note for the lot: a periodic snapshot is taken with all of them matched
+                self.exchange.applied(done[-1], commands=sum(len(c) for c in done))
 
     def _settle(self, t: _Ticket) -> None:
         t.events = self.settlement.settle(t.commands, t.events)
@@ -166,6 +173,45 @@ class Pipeline:
     def _publish(self, t: _Ticket) -> None:
         if self.publish is not None:
             self.publish(t.events)
+
+    def _match_loop(self, fn: Callable[[list[_Ticket]], None], inq: queue.Queue, outq: queue.Queue) -> None:
+        """The matching stage: every ticket queued at once through ``fn``; passed on in the same order.
+
+        Tickets run together up to the first that carries an error or comes
+        at or after a failed one; should the lot fail, the first ticket gets
+        the error and the others ``EngineHaltedError``, as later batches do.
+        """
+        while True:  # ends at _STOP, which close() always sends, last
+            lot = [inq.get()]
+            while lot[-1] is not _STOP:
+                try:
+                    lot.append(inq.get_nowait())
+                except queue.Empty:
+                    break
+            stop = lot[-1] is _STOP
+            tickets = lot[:-1] if stop else lot
+            ready = []
+            for t in tickets:
+                if t.error is not None or (self._fail_index is not None and t.index >= self._fail_index):
+                    break
+                ready.append(t)
+            if ready:
+                try:
+                    fn(ready)
+                except BaseException as exc:  # noqa: BLE001 - any stage failure halts the pipeline
+                    with self._fail_lock:
+                        if self._fail_index is None or ready[0].index < self._fail_index:
+                            self._failure, self._fail_index = exc, ready[0].index
+                    ready[0].error = exc
+            failed = bool(ready) and ready[0].error is not None
+            for t in tickets[1:] if failed else tickets[len(ready):]:
+                if t.error is None:
+                    t.error = EngineHaltedError(f"pipeline halted by an earlier failure: {self._failure!r}")
+            for t in tickets:
+                outq.put(t)
+            if stop:
+                outq.put(_STOP)
+                return
 
     def _loop(self, fn: Callable[[_Ticket], None], inq: queue.Queue, outq: queue.Queue | None) -> None:
         """One stage: take tickets in order until the stop marker; pass them on in the same order."""
