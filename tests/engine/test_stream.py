@@ -214,6 +214,20 @@ def test_a_durable_engine_journals_a_whole_list_before_handing_out_its_events(tm
         assert again.state_hash() == one[2]
 
 
+def test_a_durable_engine_journals_the_same_array_twice_as_two_batches(tmp_path):
+    flow = order_flow(3000, n_instruments=N_INST, seed=39)
+    same = flow[:1000].copy()
+    with Exchange(instruments(N_INST), shards=1, clock=lambda: 5) as one:
+        expected = [one.process(p.copy()) for p in (flow[1000:], same, same)]
+    with Exchange.open(tmp_path, instruments(N_INST), shards=2, clock=lambda: 5, snapshot_on_close=False) as ex:
+        got = ex.process_many([flow[1000:].copy(), same, same])
+        assert ex.durable_seq == 4000
+    for a, b in zip(expected, got):
+        assert np.array_equal(a, b)
+    with Exchange.open(tmp_path, shards=1) as again:  # the journal holds seqs 1..4000 once each
+        assert again.state_hash() == one.state_hash()
+
+
 @pytest.mark.parametrize("size", (300, 2048))
 def test_a_failed_fsync_hands_out_nothing_of_the_list(tmp_path, size, failing_fsync):
     parts = batches(order_flow(12_000, n_instruments=N_INST, seed=38), size)

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from shardex.engine.exchange import Exchange
+from shardex.engine.exchange import Exchange, _overlapping
 from shardex.engine.snapshotting import (
     SnapshotLayoutError, capture, detached_hash, restore, snapshot_listing,
 )
@@ -193,6 +193,10 @@ class DurableExchange(Exchange):
         once the whole list is matched.
         """
         batches = [self._as_commands(b) for b in batches]
+        if _overlapping(batches):
+            # the same array twice: stamping the second before the first is journaled would journal
+            # the second's stamps twice; batch by batch, each is journaled as it was stamped
+            return [self.process(b) for b in batches]
         with self._mutex:
             self._check_accepting()
             for b in batches:
