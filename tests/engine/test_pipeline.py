@@ -16,6 +16,17 @@ from shardex.engine.pipeline import Pipeline
 N_INST = 8
 
 
+def _outcomes(futures) -> list[str]:
+    """Each future's result type name, or the name of the exception it raised."""
+    results = []
+    for f in futures:
+        try:
+            results.append(type(f.result(timeout=60)).__name__)
+        except BaseException as exc:  # noqa: BLE001
+            results.append(type(exc).__name__)
+    return results
+
+
 def _stream(count=30_000, seed=5):
     return batches(order_flow(count, n_instruments=N_INST, seed=seed), 1024)
 
@@ -112,12 +123,7 @@ def test_a_failing_stage_halts_the_pipeline_in_order():
     p = Pipeline(ex, risk=Boom(), depth=8)
     futures = [p.submit(b) for b in batches(order_flow(6 * 512, n_instruments=N_INST), 512)]
     go.set()
-    results = []
-    for f in futures:
-        try:
-            results.append(type(f.result(timeout=60)).__name__)
-        except BaseException as exc:  # noqa: BLE001
-            results.append(type(exc).__name__)
+    results = _outcomes(futures)
     assert results[:2] == ["ndarray", "ndarray"]
     assert results[2] == "ValueError"
     assert set(results[3:]) == {"EngineHaltedError"}
@@ -198,12 +204,7 @@ def test_a_failing_lot_in_matching_fails_its_first_batch_and_halts_the_rest():
     go.clear()
     futures = [p.submit(b) for b in parts[2:]]
     go.set()
-    results = []
-    for f in futures:
-        try:
-            results.append(type(f.result(timeout=60)).__name__)
-        except BaseException as exc:  # noqa: BLE001
-            results.append(type(exc).__name__)
+    results = _outcomes(futures)
     assert results[0] == "ValueError"
     assert set(results[1:]) == {"EngineHaltedError"}
     p.close()
