@@ -174,11 +174,7 @@ class DurableExchange(Exchange):
         with self._mutex:
             self._check_accepting()
             self.sequencer.stamp(cmds)
-            if self._sync_each_batch and len(cmds) >= JOURNAL_ALONGSIDE_FROM:
-                events = self._apply_while_syncing(cmds)
-            else:
-                self.journal_batch(cmds)
-                events = self.apply(cmds)
+            events = self._journaled([cmds], self.apply, cmds)
             self.applied(cmds)
         return events
 
@@ -204,35 +200,33 @@ class DurableExchange(Exchange):
             stamped = [b for b in batches if len(b)]
             if not stamped:
                 return self._many(batches, stamp=False)
-            total = sum(len(b) for b in stamped)
-            if self._sync_each_batch:
-                for b in stamped:
-                    self.journal_batch(b, sync=False)
-                if total >= JOURNAL_ALONGSIDE_FROM:
-                    events = self._beside.run(lambda: self._sync_journal(stamped[-1]), self._many, batches, False)
-                else:
-                    self._sync_journal(stamped[-1])
-                    events = self._many(batches, stamp=False)
-            else:
-                for b in stamped:
-                    self.journal_batch(b)
-                events = self._many(batches, stamp=False)
-            self.applied(stamped[-1], commands=total)
+            events = self._journaled(stamped, self._many, batches, False)
+            self.applied(stamped[-1], commands=sum(len(b) for b in stamped))
         return events
 
-    def _apply_while_syncing(self, cmds: np.ndarray) -> np.ndarray:
-        """Write a stamped batch to the journal, then match it while the journal thread fsyncs it.
+    def _journaled(self, stamped: list[np.ndarray], work: Callable[..., Any], *args: Any) -> Any:
+        """Journal the stamped batches and run ``work(*args)`` (their matching); its result once they are durable.
 
-        Returns the events once the batch is durable.  The checksum and the
-        write run here, before the shards start; the fsync, which only waits
-        on the disk, runs beside them.  The kernels only read the commands.
-        Should the fsync fail, the engine halts and the events are never
-        handed out: the books then hold a batch that is not durable, which
-        is why a halted engine takes no snapshot.
+        Under the ``batch`` policy the batches are written, then fsynced
+        once (the last append's fsync covers them all); from
+        ``JOURNAL_ALONGSIDE_FROM`` commands on, the work runs while that
+        fsync does.  The checksum and the write run here, before
+        the shards start; the fsync, which only waits on the disk, runs
+        beside them.  The kernels only read the commands.  Should the fsync
+        fail, the engine halts and the result is never handed out: the books
+        then hold batches that are not durable, which is why a halted engine
+        takes no snapshot.  Under the other policies each batch is appended
+        as its policy says, then the work runs.
         """
-        self.journal_batch(cmds, sync=False)
-        # EngineHaltedError (from _sync_journal) where the batch did not become durable
-        return self._beside.run(lambda: self._sync_journal(cmds), self.apply, cmds)
+        *rest, last = stamped
+        for b in rest:  # one fsync for them all: the last append's, or the one beside the work
+            self.journal_batch(b, sync=False)
+        if self._sync_each_batch and sum(len(b) for b in stamped) >= JOURNAL_ALONGSIDE_FROM:
+            self.journal_batch(last, sync=False)
+            # EngineHaltedError (from _sync_journal) where the batches did not become durable
+            return self._beside.run(lambda: self._sync_journal(last), work, *args)
+        self.journal_batch(last)  # durable as the policy says (under batch, with everything before it)
+        return work(*args)
 
     def journal_batch(self, cmds: np.ndarray, *, sync: bool = True) -> int:
         """Append a stamped batch to the journal; halt and raise ``EngineHaltedError`` on failure.
