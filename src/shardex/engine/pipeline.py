@@ -128,7 +128,7 @@ class Pipeline:
         self._durable = isinstance(exchange, DurableExchange)
         if self._durable:
             exchange._check_accepting()
-        stages: list[tuple[str, Callable[[_Ticket], None]]] = []
+        stages: list[tuple[str, Callable]] = []
         if self._durable:
             stages.append(("journal", self._journal))
         stages += [("risk", self._risk), ("matching", self._match), ("settlement", self._settle),
@@ -146,8 +146,9 @@ class Pipeline:
         self._threads = []
         for k, (name, fn) in enumerate(stages):
             out = self._queues[k + 1] if k + 1 < len(stages) else None
-            loop = self._match_loop if name == "matching" else self._loop
-            t = threading.Thread(target=loop, args=(fn, self._queues[k], out), name=f"shardex-{name}", daemon=True)
+            lots = name == "matching"  # every batch queued at once through the shards; the others one by one
+            t = threading.Thread(target=self._loop, args=(fn, self._queues[k], out, lots), name=f"shardex-{name}",
+                                 daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -174,16 +175,19 @@ class Pipeline:
         if self.publish is not None:
             self.publish(t.events)
 
-    def _match_loop(self, fn: Callable[[list[_Ticket]], None], inq: queue.Queue, outq: queue.Queue) -> None:
-        """The matching stage: every ticket queued at once through ``fn``; passed on in the same order.
+    def _loop(self, fn: Callable, inq: queue.Queue, outq: queue.Queue | None, lots: bool) -> None:
+        """One stage: take tickets in order until the stop marker; pass them on in the same order.
 
-        Tickets run together up to the first that carries an error or comes
-        at or after a failed one; should the lot fail, the first ticket gets
-        the error and the others ``EngineHaltedError``, as later batches do.
+        ``lots``: ``fn`` takes a list of every ticket queued (the matching
+        stage); otherwise ``fn`` takes one ticket at a time.  Tickets run up
+        to the first that carries an error or comes at or after a failed
+        one: batches ahead of a failed one finish normally.  Should ``fn``
+        fail, the first ticket it was given carries the error and every
+        later one ``EngineHaltedError``, to their futures, in order.
         """
         while True:  # ends at _STOP, which close() always sends, last
             lot = [inq.get()]
-            while lot[-1] is not _STOP:
+            while lots and lot[-1] is not _STOP:
                 try:
                     lot.append(inq.get_nowait())
                 except queue.Empty:
@@ -197,7 +201,10 @@ class Pipeline:
                 ready.append(t)
             if ready:
                 try:
-                    fn(ready)
+                    if lots:
+                        fn(ready)
+                    else:
+                        fn(ready[0])
                 except BaseException as exc:  # noqa: BLE001 - any stage failure halts the pipeline
                     with self._fail_lock:
                         if self._fail_index is None or ready[0].index < self._fail_index:
@@ -208,37 +215,16 @@ class Pipeline:
                 if t.error is None:
                     t.error = EngineHaltedError(f"pipeline halted by an earlier failure: {self._failure!r}")
             for t in tickets:
-                outq.put(t)
+                if outq is not None:
+                    outq.put(t)
+                elif t.error is not None:
+                    t.future.set_exception(t.error)
+                else:
+                    t.future.set_result(t.events)
             if stop:
-                outq.put(_STOP)
-                return
-
-    def _loop(self, fn: Callable[[_Ticket], None], inq: queue.Queue, outq: queue.Queue | None) -> None:
-        """One stage: take tickets in order until the stop marker; pass them on in the same order."""
-        while True:  # ends at _STOP, which close() always sends
-            t = inq.get()
-            if t is _STOP:
                 if outq is not None:
                     outq.put(_STOP)
                 return
-            # Batches ahead of a failed one finish normally; the failed one and
-            # every later one carry an error to their futures, in order.
-            if t.error is None and (self._fail_index is None or t.index < self._fail_index):
-                try:
-                    fn(t)
-                except BaseException as exc:  # noqa: BLE001 - any stage failure halts the pipeline
-                    with self._fail_lock:
-                        if self._fail_index is None or t.index < self._fail_index:
-                            self._failure, self._fail_index = exc, t.index
-                    t.error = exc
-            elif t.error is None:
-                t.error = EngineHaltedError(f"pipeline halted by an earlier failure: {self._failure!r}")
-            if outq is not None:
-                outq.put(t)
-            elif t.error is not None:
-                t.future.set_exception(t.error)
-            else:
-                t.future.set_result(t.events)
 
     # -- API -------------------------------------------------------------------
     @property
