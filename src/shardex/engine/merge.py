@@ -16,7 +16,9 @@ several threads share while the shards are still running (the engine's
 merge); for two shards and a batch whose seqs rise with its commands (one
 ``Exchange.process`` stamped) it merges each chunk on seq instead, without
 reading the commands.  ``merge_events`` is the general k-way merge on
-(seq, instrument) both fall back to (and must agree with).  All are kernels that release the
+(seq, instrument) both fall back to (and must agree with);
+``merge_on_seq`` is that merge over streams in one buffer, for any number
+of shards (``Exchange.process_many``).  All are kernels that release the
 GIL and copy whole records, which numpy's fancy indexing of structured
 arrays does slowly.
 """
@@ -34,7 +36,7 @@ from shardex.schema import COMMAND_DTYPE, EVENT_DTYPE
 from shardex.sync import cpu_pause, cpu_yield, fetch_add, load_acquire, store_release, store_seq_cst
 
 __all__ = ["MC_ABORT", "MC_BAD", "MC_BY_SEQ", "MC_SIZE", "deal", "merge_by_command", "merge_chunks", "merge_events",
-           "partition", "process_then_merge", "regions"]
+           "merge_on_seq", "partition", "process_then_merge", "regions"]
 
 _MASS_CANCEL = 4
 
@@ -268,6 +270,38 @@ def _merge_two_on_seq(buf, heads, ends, out, j):
         b += 1
         j += 1
     return j
+
+
+@njit(cache=True, nogil=True)
+def merge_on_seq(buf, heads, ends, out, j):
+    """Several shards' streams ``buf[heads[s]:ends[s]]``, each in (seq, instrument) order, merged into ``out[j:]``.
+
+    ``merge_events``' order: on (seq, instrument), ties to the lower shard.
+    ``heads`` may be advanced; returns the row after the last written.  Two
+    streams take ``_merge_two_on_seq``'s loop, which compares two heads
+    instead of searching them.
+    """
+    k = heads.shape[0]
+    if k == 2:
+        return _merge_two_on_seq(buf, heads, ends, out, j)
+    while True:
+        best = -1
+        bseq = 0
+        binst = 0
+        for s in range(k):
+            h = heads[s]
+            if h < ends[s]:
+                seq = buf[h].seq
+                inst = buf[h].instrument
+                if best < 0 or seq < bseq or (seq == bseq and inst < binst):
+                    best = s
+                    bseq = seq
+                    binst = inst
+        if best < 0:
+            return j
+        out[j] = buf[heads[best]]
+        heads[best] += 1
+        j += 1
 
 
 @njit(cache=True, nogil=True)

@@ -41,12 +41,12 @@ from numba import njit
 
 from shardex.book.layout import ST_DONE
 from shardex.book.matching import process_commands_marked
-from shardex.engine.merge import _merge_two_on_seq
+from shardex.engine.merge import merge_on_seq
 from shardex.lowlevel import view_like
 from shardex.sync import cpu_pause, cpu_yield, fetch_add, load_acquire, store_release, store_seq_cst
 
 __all__ = ["P_BATCH", "P_EVENTS", "P_SHARD", "P_START", "P_STATUS", "SC_MERGED", "SC_SIZE", "SC_STOP",
-           "merge_on_seq", "own_commands", "run_group"]
+           "own_commands", "run_group"]
 
 # Slots of the control array, each on a cache line of its own.
 SC_STOP = 0  # set by a thread whose shard must grow: every thread returns at its next boundary or wait
@@ -143,35 +143,6 @@ def _stamp(cmds, first_seq, ts):
 
 
 @njit(cache=True, nogil=True)
-def merge_on_seq(buf, heads, ends, out, j):
-    """Several shards' streams ``buf[heads[s]:ends[s]]``, each in (seq, instrument) order, merged into ``out[j:]``.
-
-    ``merge.merge_events``' order: on (seq, instrument), ties to the lower
-    shard.  ``heads`` is advanced; returns the row after the last written.
-    For two streams ``merge._merge_two_on_seq`` does the same faster.
-    """
-    k = heads.shape[0]
-    while True:
-        best = -1
-        bseq = 0
-        binst = 0
-        for s in range(k):
-            h = heads[s]
-            if h < ends[s]:
-                seq = buf[h].seq
-                inst = buf[h].instrument
-                if best < 0 or seq < bseq or (seq == bseq and inst < binst):
-                    best = s
-                    bseq = seq
-                    binst = inst
-        if best < 0:
-            return j
-        out[j] = buf[heads[best]]
-        heads[best] += 1
-        j += 1
-
-
-@njit(cache=True, nogil=True)
 def _try_merge(w, batches, like, seqs, tss, ev, slot, ring, nev, ctl, done, threads, out, offs, heads, ends):
     """Merge, in batch order, every batch every thread has finished, unless another thread is merging.
 
@@ -203,10 +174,7 @@ def _try_merge(w, batches, like, seqs, tss, ev, slot, ring, nev, ctl, done, thre
                 ctl[SC_GROW_OUT] = j + total
                 store_seq_cst(ctl, SC_STOP, 1)
                 break
-            if k == 2:
-                _merge_two_on_seq(ev, heads, ends, out, j)
-            else:
-                merge_on_seq(ev, heads, ends, out, j)
+            merge_on_seq(ev, heads, ends, out, j)
             offs[m + 1] = j + total
             if seqs[m] > 0:
                 _stamp(view_like(batches, m, like), seqs[m], tss[m])
