@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+import types
 from decimal import Decimal
 from typing import Callable, Iterable, NamedTuple, Sequence
 
@@ -80,14 +81,9 @@ def _references(a: np.ndarray) -> int:
     return sys.getrefcount(a)
 
 
-class _Holder:
-    spare: np.ndarray
-
-
-_probe = _Holder()
-_probe.spare = np.empty(0)
 #: ``_references(holder.attribute)`` of an array nothing else refers to (no view of it is held): what
 #: the attribute, the call and ``getrefcount`` hold, measured rather than assumed for the interpreter.
+_probe = types.SimpleNamespace(spare=np.empty(0))  # named: a temporary holder would be gone before the count
 _ONLY_AN_ATTRIBUTE = _references(_probe.spare)
 del _probe
 
@@ -268,6 +264,7 @@ class Exchange:
         if self._crew is None or not self._crew.spinning or len(batches) < 2 or _overlapping(batches):
             # one batch, no thread to stream on, or batches that share memory (the same array twice:
             # stamping the second while a shard reads the first would change what the first says)
+            # Exchange's own, not an override's: a durable engine has journaled these batches already
             one = Exchange.process if stamp else Exchange.apply
             return [one(self, b) for b in batches]
         return self._stream(batches, stamp)
